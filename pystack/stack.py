@@ -1,0 +1,210 @@
+"""The stack: one host's protocol state, driven by ``poll(now)``.
+
+``Stack.poll(now)`` is the only thing that moves packets and fires timers: it drains the link
+(bounded per call), delivers looped-back packets, runs timers, then hands queued frames to the
+link. ``next_deadline()`` says when ``poll`` must run next (``now`` itself when work is queued).
+Nothing here blocks, sleeps, reads a clock or starts a thread: the runner (``runner.py``) or a test
+with a ``ManualClock`` drives it. Two stacks can live in one process.
+Entry points: ``StackConfig``, ``Stack``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pystack.clock import Clock, SystemClock
+from pystack.ip.arp import ARPSettings
+from pystack.ip.fragments import ReassemblySettings
+from pystack.ip.icmp import EchoReply, ICMPSettings
+from pystack.ip.interface import InterfaceSettings, IPv4Layer
+from pystack.link.base import Link, LinkKind
+from pystack.stats import Statistics
+from pystack.wire.addresses import ip_from_str, ip_to_str, mac_from_str, mac_to_str, parse_cidr
+from pystack.wire.summary import summarize_ethernet, summarize_ipv4
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything a host needs to know about itself. Addresses are text, checked here."""
+
+    address: str = "10.0.0.2/24"
+    gateway: str | None = None
+    mac: str | None = None  # Ethernet links only; default: a locally administered one from the rng
+    mtu: int | None = None  # default: the link's
+    default_ttl: int = 64
+    static_arp: tuple[tuple[str, str], ...] = ()
+    receive_budget: int = 256  # frames taken from the link per poll
+    loopback_budget: int = 256  # looped-back packets delivered per poll
+    arp: ARPSettings = field(default_factory=ARPSettings)
+    reassembly: ReassemblySettings = field(default_factory=ReassemblySettings)
+    icmp: ICMPSettings = field(default_factory=ICMPSettings)
+    gratuitous_arp: bool = True
+
+
+def _random_mac(rng: random.Random) -> bytes:
+    first = (rng.randrange(256) & 0xFC) | 0x02  # unicast, locally administered
+    return bytes([first] + [rng.randrange(256) for _ in range(5)])
+
+
+class Stack:
+    def __init__(
+        self,
+        config: StackConfig,
+        link: Link,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.link = link
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.rng = rng if rng is not None else random.Random()
+        self._statistics = Statistics()
+        address, prefix = parse_cidr(config.address)
+        gateway = ip_from_str(config.gateway) if config.gateway else None
+        mac = mac_from_str(config.mac) if config.mac else _random_mac(self.rng)
+        mtu = config.mtu if config.mtu is not None else link.mtu
+        if not 68 <= mtu <= 65535:  # RFC 791: every host must handle 68
+            raise ValueError(f"MTU {mtu} outside 68..65535")
+        if not 1 <= config.default_ttl <= 255:
+            raise ValueError(f"TTL {config.default_ttl} outside 1..255")
+        settings = InterfaceSettings(
+            address,
+            prefix,
+            gateway,
+            mac,
+            mtu,
+            link.kind,
+            config.default_ttl,
+            arp=config.arp,
+            reassembly=config.reassembly,
+            icmp=config.icmp,
+        )
+        self.ip = IPv4Layer(settings, self._statistics, self.rng)
+        for ip_text, mac_text in config.static_arp:
+            self.ip.arp.add_static(ip_from_str(ip_text), mac_from_str(mac_text))
+        self._started = False
+        self._last_now = 0.0
+        self._trace: Callable[[str], None] | None = None
+        self._link_poll = getattr(link, "poll", None)
+
+    # ---------------------------------------------------------------------------------------
+    @property
+    def address(self) -> int:
+        return self.ip.address
+
+    @property
+    def mac(self) -> bytes:
+        return self.ip.settings.mac
+
+    def describe(self) -> str:
+        kind = "tap" if self.link.kind is LinkKind.ETHERNET else "tun"
+        mac = f" mac {mac_to_str(self.mac)}" if self.link.kind is LinkKind.ETHERNET else ""
+        return (
+            f"{ip_to_str(self.address)}/{self.ip.settings.prefix_length} on {kind} "
+            f"mtu {self.ip.mtu}{mac}"
+        )
+
+    def set_trace(self, sink: Callable[[str], None] | None, label: str = "") -> None:
+        """Send one line per packet in and out, and per drop with its reason, to ``sink``."""
+        self._trace = sink
+        if sink is None:
+            self.ip.trace = None
+            return
+        prefix = f"{label} " if label else ""
+
+        def trace(direction: str, data: bytes, ethernet: bool, note: str) -> None:
+            line = summarize_ethernet(data) if ethernet else summarize_ipv4(data)
+            arrow = {"in": "<", "out": ">", "drop": "x"}[direction]
+            extra = f"  [{note}]" if note else ""
+            sink(f"{prefix}{arrow} {line}{extra}")
+
+        self.ip.trace = trace
+
+    # ---------------------------------------------------------------------------------------
+    def start(self, now: float) -> None:
+        """Once, at the first poll: announce ourselves on Ethernet (gratuitous ARP)."""
+        self._started = True
+        if self.link.kind is LinkKind.ETHERNET and self.config.gratuitous_arp:
+            self.ip.arp.announce(now)
+
+    def poll(self, now: float) -> int:
+        """Move packets and fire timers due at ``now``; returns the number of frames handled."""
+        if not self._started:
+            self.start(now)
+        self._last_now = now
+        ip = self.ip
+        frames = self.link.receive(now, self.config.receive_budget)
+        for frame in frames:
+            ip.process_frame(frame, now)
+        handled = len(frames)
+        if ip.loopback:
+            handled += ip.process_loopback(now, self.config.loopback_budget)
+        ip.run_timers(now)
+        self.flush(now)
+        return handled
+
+    def flush(self, now: float) -> None:
+        """Hand every queued frame to the link."""
+        outbox = self.ip.outbox
+        if outbox:
+            send = self.link.send
+            for frame in outbox:
+                send(frame, now)
+            outbox.clear()
+        if self._link_poll is not None:
+            self._link_poll(now)
+
+    def next_deadline(self) -> float | None:
+        """When ``poll`` must run next; None when only new input can create work."""
+        if self.ip.outbox or self.ip.loopback or not self._started:
+            return self._last_now  # already due
+        deadlines = [
+            d for d in (self.ip.next_deadline(), self.link.next_deadline()) if d is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    # ---------------------------------------------------------------------------------------
+    def ping(
+        self,
+        destination: str | int,
+        identifier: int,
+        sequence: int,
+        data: bytes = b"",
+        now: float | None = None,
+    ) -> bool:
+        """Queue an ICMP echo request; replies appear in ``echo_replies``."""
+        dst = ip_from_str(destination) if isinstance(destination, str) else destination
+        when = self.clock.now() if now is None else now
+        return self.ip.icmp.ping(dst, identifier, sequence, data, when)
+
+    @property
+    def echo_replies(self) -> list[EchoReply]:
+        return list(self.ip.icmp.echo_replies)
+
+    def take_echo_replies(self) -> list[EchoReply]:
+        replies = list(self.ip.icmp.echo_replies)
+        self.ip.icmp.echo_replies.clear()
+        return replies
+
+    def statistics(self) -> dict[str, dict[str, int]]:
+        snapshot = self._statistics.snapshot()
+        link = self.link.statistics
+        snapshot["link"] = {
+            "frames_sent": link.frames_sent,
+            "bytes_sent": link.bytes_sent,
+            "frames_received": link.frames_received,
+            "bytes_received": link.bytes_received,
+            "send_errors": link.send_errors,
+            "receive_overflows": link.receive_overflows,
+        }
+        return snapshot
+
+    @property
+    def counters(self) -> Statistics:
+        """The live counters (tests assert on ``counters.drops[DropReason.X]``)."""
+        return self._statistics
+
+    def close(self) -> None:
+        self.link.close()

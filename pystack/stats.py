@@ -1,0 +1,103 @@
+"""Counters, and a named reason for every dropped packet.
+
+Every place that discards a packet calls ``Statistics.drop(DropReason.X)``. Malformed packets are
+also counted by their codec reason (``"ipv4.bad_checksum"``...), so a fuzzer can see exactly which
+check fired. ``Statistics.snapshot()`` is what ``Stack.statistics()`` returns.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+
+
+class DropReason(enum.Enum):
+    # link and Ethernet
+    ETHERNET_MALFORMED = "malformed Ethernet frame"
+    ETHERNET_NOT_FOR_US = "Ethernet destination is not ours"
+    ETHERNET_OWN_SOURCE = "frame carries our own MAC as source"
+    ETHERTYPE_UNSUPPORTED = "EtherType not handled (IPv6, VLAN, ...)"
+    FRAME_TOO_LARGE = "frame larger than the link MTU"
+    # ARP
+    ARP_MALFORMED = "malformed ARP packet"
+    ARP_PENDING_OVERFLOW = "too many packets waiting for one ARP resolution"
+    ARP_RESOLUTION_FAILED = "no ARP reply after all retries"
+    ARP_CACHE_FULL = "ARP cache full of pending entries"
+    ARP_BAD_SENDER = "ARP sender address is broadcast, multicast or ours"
+    # IPv4
+    IPV4_MALFORMED = "malformed IPv4 header"
+    IPV4_BAD_CHECKSUM = "IPv4 header checksum mismatch"
+    IPV4_NOT_FOR_US = "IPv4 destination is not one of our addresses"
+    IPV4_MARTIAN_SOURCE = "IPv4 source is impossible (multicast, broadcast, loopback or ours)"
+    IPV4_MARTIAN_DESTINATION = "loopback destination arrived on an external link"
+    IPV4_NO_ROUTE = "no route to the destination"
+    IPV4_FRAGMENTATION_NEEDED = "packet exceeds the MTU and has DF set"
+    IPV4_LOOPBACK_OVERFLOW = "loopback queue full"
+    PROTOCOL_UNREACHABLE = "no handler for the IP protocol"
+    # reassembly
+    FRAGMENT_TIMEOUT = "reassembly timed out"
+    FRAGMENT_OVERLAP = "overlapping fragments (the whole datagram is discarded)"
+    FRAGMENT_DUPLICATE = "exact duplicate fragment"
+    FRAGMENT_INCONSISTENT = "fragment beyond or contradicting the datagram's end"
+    FRAGMENT_MEMORY_LIMIT = "reassembly memory bound reached"
+    FRAGMENT_TOO_MANY = "too many fragments for one datagram"
+    FRAGMENT_TOO_LARGE = "reassembled datagram exceeds 65535 bytes"
+    # ICMP
+    ICMP_MALFORMED = "malformed ICMP message"
+    ICMP_BAD_CHECKSUM = "ICMP checksum mismatch"
+    ICMP_BROADCAST_ECHO = "echo request to a broadcast or multicast address (ignored)"
+    ICMP_UNHANDLED = "ICMP type pystack does not act on"
+    ICMP_ERROR_RATE_LIMITED = "ICMP error not sent: rate limit"
+    ICMP_ECHO_REPLY_UNCLAIMED = "echo reply nobody waits for (queue full)"
+
+
+_MALFORMED_BY_LAYER = {
+    "ethernet": DropReason.ETHERNET_MALFORMED,
+    "arp": DropReason.ARP_MALFORMED,
+    "ipv4": DropReason.IPV4_MALFORMED,
+    "icmp": DropReason.ICMP_MALFORMED,
+}
+_SPECIFIC = {
+    "ipv4.bad_checksum": DropReason.IPV4_BAD_CHECKSUM,
+    "icmp.bad_checksum": DropReason.ICMP_BAD_CHECKSUM,
+}
+
+
+def drop_reason_for(malformed_reason: str) -> DropReason:
+    """The drop reason for a codec's ``MalformedPacket.reason``."""
+    specific = _SPECIFIC.get(malformed_reason)
+    if specific is not None:
+        return specific
+    return _MALFORMED_BY_LAYER.get(malformed_reason.split(".", 1)[0], DropReason.IPV4_MALFORMED)
+
+
+class Statistics:
+    """All counters of one stack. Plain dicts: incrementing is the hot path."""
+
+    __slots__ = ("counters", "drops", "malformed")
+
+    def __init__(self) -> None:
+        self.counters: defaultdict[str, int] = defaultdict(int)
+        self.drops: defaultdict[DropReason, int] = defaultdict(int)
+        self.malformed: defaultdict[str, int] = defaultdict(int)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] += amount
+
+    def drop(self, reason: DropReason) -> None:
+        self.drops[reason] += 1
+
+    def drop_malformed(self, reason: str) -> DropReason:
+        self.malformed[reason] += 1
+        drop = drop_reason_for(reason)
+        self.drops[drop] += 1
+        return drop
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        return {
+            "counters": dict(sorted(self.counters.items())),
+            "drops": {
+                reason.name: n for reason, n in sorted(self.drops.items(), key=lambda i: i[0].name)
+            },
+            "malformed": dict(sorted(self.malformed.items())),
+        }
