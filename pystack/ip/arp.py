@@ -143,7 +143,8 @@ class ARPCache:
             address, None, NeighbourState.INCOMPLETE, now + self.settings.retry_interval
         )
         self._table[address] = neighbour
-        self._next_deadline = min(self._next_deadline, neighbour.deadline)
+        if incomplete:  # a learned entry gets its real deadline from _learn
+            self._next_deadline = min(self._next_deadline, neighbour.deadline)
         return neighbour
 
     def _incomplete_count(self) -> int:

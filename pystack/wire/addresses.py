@@ -6,6 +6,7 @@ is 6 ``bytes``. These helpers convert at the edges (configuration, traces, the s
 
 from __future__ import annotations
 
+import string
 import struct
 
 from pystack.wire.errors import MalformedPacket
@@ -15,12 +16,19 @@ ZERO_MAC = b"\x00" * 6
 LIMITED_BROADCAST = 0xFFFFFFFF
 
 _ip_struct = struct.Struct("!I")
+_DECIMAL = frozenset(string.digits)
+_HEXADECIMAL = frozenset(string.hexdigits)
+
+
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts other scripts' digits and superscripts)."""
+    return bool(text) and _DECIMAL.issuperset(text)
 
 
 def ip_from_str(text: str) -> int:
     """Dotted quad (four decimal parts 0-255) to int; ``ValueError`` on anything else."""
     parts = text.split(".") if isinstance(text, str) else []
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+    if len(parts) != 4 or not all(_is_decimal(p) and len(p) <= 3 and int(p) <= 255 for p in parts):
         raise ValueError(f"not an IPv4 address: {text!r}")
     a, b, c, d = (int(p) for p in parts)
     return a << 24 | b << 16 | c << 8 | d
@@ -43,8 +51,8 @@ def ip_from_bytes(data: bytes) -> int:
 
 def parse_cidr(text: str) -> tuple[int, int]:
     """``"10.0.0.2/24"`` to ``(address, prefix_length)``; ``ValueError`` on bad input."""
-    address, _, prefix = text.partition("/")
-    length = 32 if not prefix else int(prefix) if prefix.isdigit() else -1
+    address, slash, prefix = text.partition("/")
+    length = 32 if not slash else int(prefix) if _is_decimal(prefix) else -1
     if not 0 <= length <= 32:
         raise ValueError(f"bad prefix length in {text!r}")
     return ip_from_str(address), length
@@ -60,12 +68,10 @@ def mac_to_str(mac: bytes) -> str:
 
 def mac_from_str(text: str) -> bytes:
     parts = text.split(":")
-    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+    # int(p, 16) alone would also accept " f", "+f" and "-0".
+    if len(parts) != 6 or not all(len(p) == 2 and _HEXADECIMAL.issuperset(p) for p in parts):
         raise ValueError(f"not a MAC address: {text!r}")
-    try:
-        return bytes(int(p, 16) for p in parts)
-    except ValueError:
-        raise ValueError(f"not a MAC address: {text!r}") from None
+    return bytes(int(p, 16) for p in parts)
 
 
 def is_multicast(address: int) -> bool:

@@ -38,6 +38,9 @@ class ARPPacket(NamedTuple):
         return cls(op, smac, sip, tmac, tip)
 
     def build(self) -> bytes:
+        # struct's "6s" would silently pad or cut a MAC of the wrong length.
+        if len(self.sender_mac) != 6 or len(self.target_mac) != 6:
+            raise ValueError("MAC addresses are 6 bytes")
         return _packet.pack(
             1,
             0x0800,

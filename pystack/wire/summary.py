@@ -35,18 +35,23 @@ def summarize_packet(packet: IPv4Packet) -> str:
         )
         if packet.fragment_offset:
             return f"{head}proto {packet.protocol}{frag}, length {len(packet.payload)}"
+    # A first fragment carries the transport header but not all the bytes its checksum covers.
+    whole = not packet.more_fragments
     try:
-        if packet.protocol == PROTO_ICMP and not packet.more_fragments:
-            return head + ICMPv4Message.parse(packet.payload).summary() + frag
-        if packet.protocol == PROTO_UDP and not packet.more_fragments:
+        if packet.protocol == PROTO_ICMP:
+            return (
+                head + ICMPv4Message.parse(packet.payload, verify_checksum=whole).summary() + frag
+            )
+        if packet.protocol == PROTO_UDP and whole:
             udp = UDPDatagram.parse(packet.payload, packet.src, packet.dst)
             return f"IP {src}.{udp.src_port} > {dst}.{udp.dst_port}: UDP, length {len(udp.payload)}{frag}"
-        if packet.protocol == PROTO_TCP and not packet.more_fragments:
-            tcp = TCPSegment.parse(packet.payload, packet.src, packet.dst)
+        if packet.protocol == PROTO_TCP:
+            tcp = TCPSegment.parse(packet.payload, packet.src, packet.dst, verify_checksum=whole)
             line = tcp.summary().split(": ", 1)[1]
             return f"IP {src}.{tcp.src_port} > {dst}.{tcp.dst_port}: {line}{frag}"
     except MalformedPacket as error:
-        return f"{head}malformed ({error.reason}), length {packet.total_length}"
+        if whole:
+            return f"{head}malformed ({error.reason}), length {packet.total_length}"
     return packet.summary() + frag
 
 

@@ -1,0 +1,162 @@
+"""A pystack host on a real TUN/TAP device, its namespace, and the thread that drives it.
+
+``KernelHost`` does the whole bring-up that ``pystack up`` (and later ``pystack run --link
+tun``) needs, and undoes it on ``close()`` whatever happened: create or attach the namespace,
+create the device with its MTU, move it into the namespace and give the kernel side the peer
+address, stack the optional pcap tap and impairment link on top, build the ``Stack`` and start a
+``StackThread``. Partial bring-ups are rolled back before the error propagates.
+Must not: configure anything in the namespace this process runs in.
+Entry points: ``HostOptions``, ``KernelHost``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pystack import netns
+from pystack.link.base import Link
+from pystack.link.impair import ImpairmentConfig, ImpairmentLink
+from pystack.link.pcap import PcapLink
+from pystack.link.tuntap import TapLink, TunLink
+from pystack.runner import StackThread
+from pystack.stack import Stack, StackConfig
+from pystack.wire.addresses import ip_from_str, parse_cidr
+
+
+class HostError(Exception):
+    """A bring-up problem, with a one-line message for people."""
+
+
+@dataclass
+class HostOptions:
+    link: str = "tun"  # "tun" or "tap"
+    netns: str | None = None  # namespace to create (or reuse) and put the device in
+    device: str | None = None  # attach to this existing device instead of creating one
+    address: str = "10.0.0.2/24"
+    peer: str = "10.0.0.1"
+    mtu: int = 1500
+    impair: str | None = None
+    seed: int | None = None
+    pcap: str | None = None
+    trace: Callable[[str], None] | None = None
+    configure_existing_namespace: bool = True  # give the peer address in a reused namespace
+    stack_config: StackConfig | None = None  # base settings; address, gateway and mtu are set here
+
+    def validate(self) -> ImpairmentConfig | None:
+        if self.link not in ("tun", "tap"):
+            raise HostError(f"--link must be tun or tap, not {self.link!r}")
+        if self.netns is None and self.device is None:
+            raise HostError(
+                "give --netns NAME (pystack never configures this namespace) or --device NAME"
+            )
+        try:
+            address, prefix = parse_cidr(self.address)
+            peer = ip_from_str(self.peer)
+        except ValueError as error:
+            raise HostError(str(error)) from None
+        if address == peer:
+            raise HostError("--addr and --peer must differ")
+        if not 68 <= self.mtu <= 65535:
+            raise HostError(f"--mtu must be 68..65535, not {self.mtu}")
+        if prefix > 30 and self.link == "tap":
+            raise HostError("a TAP link needs a prefix of /30 or shorter to reach its peer")
+        if self.impair:
+            try:
+                config = ImpairmentConfig.parse(self.impair)
+            except ValueError as error:
+                raise HostError(f"--impair: {error}") from None
+            if self.seed is not None and "seed=" not in self.impair:
+                config = ImpairmentConfig(config.inbound, config.outbound, self.seed)
+            return config
+        return None
+
+
+class KernelHost:
+    def __init__(self, options: HostOptions) -> None:
+        self.options = options
+        self.namespace: netns.Namespace | None = None
+        self.device: TunLink | TapLink | None = None
+        self.link: Link | None = None
+        self.stack: Stack | None = None
+        self.thread: StackThread | None = None
+
+    def __enter__(self) -> KernelHost:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        options = self.options
+        impairment = options.validate()
+        reason = netns.require_root()
+        if reason is not None:
+            raise HostError(reason)
+        try:
+            self._bring_up(impairment)
+        except BaseException:
+            self.close()
+            raise
+
+    def _bring_up(self, impairment: ImpairmentConfig | None) -> None:
+        options = self.options
+        link_class = TunLink if options.link == "tun" else TapLink
+        if options.device is not None:
+            self.device = link_class(options.device, attach_existing=True)
+        else:
+            assert options.netns is not None
+            if netns.namespace_exists(options.netns):
+                self.namespace = netns.Namespace.attach(options.netns)
+            else:
+                self.namespace = netns.Namespace.create(options.netns)
+            self.device = link_class("pst%d", mtu=options.mtu)
+            netns.move_device(self.namespace, self.device.name)
+            if self.namespace.created or options.configure_existing_namespace:
+                prefix = parse_cidr(options.address)[1]
+                netns.configure_peer(
+                    self.namespace,
+                    self.device.name,
+                    f"{options.peer}/{prefix}",
+                    self.device.mtu,
+                    allow_attached=True,
+                )
+        link: Link = self.device
+        if options.pcap:
+            link = PcapLink(link, options.pcap)
+        if impairment is not None:
+            link = ImpairmentLink(link, impairment)
+        self.link = link
+        rng = random.Random(options.seed)
+        base = options.stack_config if options.stack_config is not None else StackConfig()
+        config = dataclasses.replace(
+            base, address=options.address, gateway=options.peer, mtu=self.device.mtu
+        )
+        self.stack = Stack(config, link, rng=rng)
+        if options.trace is not None:
+            self.stack.set_trace(options.trace)
+        self.thread = StackThread(self.stack)
+        self.thread.start()
+
+    def describe(self) -> str:
+        assert self.stack is not None and self.device is not None
+        where = f" in netns {self.namespace.name}" if self.namespace else ""
+        return f"pystack host {self.stack.describe()} (device {self.device.name}{where}, peer {self.options.peer})"
+
+    def close(self) -> None:
+        """Stop the thread, close the links (the device goes with its descriptor), drop the namespace."""
+        if self.thread is not None:
+            self.thread.stop()
+            self.thread = None
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+        if self.device is not None:
+            self.device.close()
+            self.device = None
+        if self.namespace is not None:
+            self.namespace.close()
+            self.namespace = None

@@ -1,0 +1,259 @@
+"""Impairment settings and their text form: ``"loss=5%,in.delay=20ms,rate=10mbit,seed=7"``.
+
+Job: ``ImpairmentSpec`` (one direction's settings, a frozen value checked on construction) and
+``ImpairmentConfig`` (both directions plus the seed), parsed from and formatted to the one-line
+text that the CLI and tests use. Keys: ``loss``, ``dup``/``duplicate``, ``reorder``, ``corrupt``
+(probabilities: ``5%`` or ``0.05``), ``delay``, ``jitter``, ``reorder_delay`` (times with ``us``,
+``ms`` or ``s``), ``rate`` (``bit``, ``kbit``, ``mbit``, ``gbit``, or ``none``), ``mtu`` (frames
+whose payload is longer are dropped; ``none``), ``queue`` (frames held per direction), ``seed``.
+A key prefixed ``in.`` or ``out.`` sets that direction only; an unprefixed key sets both; later
+keys override earlier ones.
+
+Must not: know about links or time; it only describes impairments.
+
+Entry points: ``ImpairmentConfig.parse(text)`` (same as ``ImpairmentSpec.parse``),
+``ImpairmentConfig.format()``, ``ImpairmentConfig.symmetric(spec, seed)``, ``ImpairmentSpec``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+DEFAULT_QUEUE = 4096  # frames held per direction before tail drop
+DEFAULT_REORDER_DELAY = 0.005  # seconds a reordered frame waits so the next ones overtake it
+
+_PROBABILITIES = ("loss", "duplicate", "reorder", "corrupt")
+_TIMES = ("delay", "jitter", "reorder_delay")
+_NUMBER = re.compile(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z%]*)")
+_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+_RATE_UNITS = {"bit": 1.0, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
+_ALIASES = {"dup": "duplicate", "limit": "queue"}
+_DIRECTIONS = {
+    "in": ("inbound",),
+    "inbound": ("inbound",),
+    "out": ("outbound",),
+    "outbound": ("outbound",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ImpairmentSpec:
+    """One direction's impairments (all off by default)."""
+
+    loss: float = 0.0  # probability a frame is dropped
+    duplicate: float = 0.0  # probability a frame is delivered twice
+    reorder: float = 0.0  # probability a frame is held back by reorder_delay
+    corrupt: float = 0.0  # probability one random bit of a frame is flipped
+    delay: float = 0.0  # seconds added to every frame
+    jitter: float = 0.0  # seconds: each delay varies uniformly by +-jitter (order kept)
+    reorder_delay: float = DEFAULT_REORDER_DELAY
+    rate: float | None = None  # bits per second of the simulated wire, None = unlimited
+    mtu: int | None = None  # frames with a longer payload (IP packet) are dropped
+    queue: int = DEFAULT_QUEUE  # frames held at most; more are tail-dropped
+
+    def __post_init__(self) -> None:
+        for name in _PROBABILITIES:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"impairment {name}={value!r}: probability must be 0..1")
+        for name in _TIMES:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"impairment {name}={value!r}: time must be >= 0 seconds")
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+            raise ValueError(f"impairment rate={self.rate!r}: must be positive bits per second")
+        if self.mtu is not None and self.mtu < 1:
+            raise ValueError(f"impairment mtu={self.mtu!r}: must be positive")
+        if self.queue < 1:
+            raise ValueError(f"impairment queue={self.queue!r}: must be at least 1")
+
+    def holds_frames(self) -> bool:
+        """Whether frames may wait (delay, jitter, rate or reorder) rather than pass at once."""
+        return bool(self.delay or self.jitter or self.reorder or self.rate is not None)
+
+    def is_transparent(self) -> bool:
+        """Whether this spec leaves every frame alone."""
+        return self == ImpairmentSpec(queue=self.queue, reorder_delay=self.reorder_delay)
+
+    @staticmethod
+    def parse(text: str) -> ImpairmentConfig:
+        """Parse the text form into both directions (see ``ImpairmentConfig.parse``)."""
+        return ImpairmentConfig.parse(text)
+
+    def format(self, prefix: str = "") -> list[str]:
+        """``key=value`` items for the settings that differ from the defaults."""
+        items = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value != item.default:
+                items.append(f"{prefix}{item.name}={_format_value(item.name, value)}")
+        return items
+
+
+def _format_value(name: str, value: object) -> str:
+    if value is None:
+        return "none"
+    if name in _TIMES:
+        return f"{value!r}s"
+    if name == "rate":
+        return f"{value!r}bit"
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ImpairmentConfig:
+    """Impairments for both directions and the seed their random choices derive from."""
+
+    inbound: ImpairmentSpec = field(default_factory=ImpairmentSpec)
+    outbound: ImpairmentSpec = field(default_factory=ImpairmentSpec)
+    seed: int = 0
+
+    @classmethod
+    def symmetric(cls, spec: ImpairmentSpec, seed: int = 0) -> ImpairmentConfig:
+        return cls(inbound=spec, outbound=spec, seed=seed)
+
+    @classmethod
+    def parse(cls, text: str) -> ImpairmentConfig:
+        """Parse ``"loss=5%,in.delay=20ms,seed=7"``; a bad item raises a one-line ValueError."""
+        settings: dict[str, dict[str, Any]] = {"inbound": {}, "outbound": {}}
+        seed = 0
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, separator, value = item.partition("=")
+            key, value = key.strip().lower(), value.strip()
+            if not separator or not key:
+                raise ValueError(f"impairment spec: expected key=value, got {item!r}")
+            if key == "seed":
+                seed = _parse_seed(value)
+                continue
+            directions, name = _split_direction(key)
+            parsed = _parse_setting(name, key, value)
+            for direction in directions:
+                settings[direction][name] = parsed
+        inbound, outbound = (
+            _build(settings[direction], text) for direction in ("inbound", "outbound")
+        )
+        return cls(inbound=inbound, outbound=outbound, seed=seed)
+
+    def format(self) -> str:
+        """The text form; ``ImpairmentConfig.parse(config.format()) == config``."""
+        if self.inbound == self.outbound:
+            items = self.inbound.format()
+        else:
+            items = self.inbound.format("in.") + self.outbound.format("out.")
+        if self.seed:
+            items.append(f"seed={self.seed}")
+        return ",".join(items)
+
+
+def _split_direction(key: str) -> tuple[tuple[str, ...], str]:
+    prefix, dot, rest = key.partition(".")
+    if not dot:
+        return ("inbound", "outbound"), _ALIASES.get(key, key)
+    if prefix not in _DIRECTIONS or not rest:
+        raise ValueError(f"impairment spec: bad direction in {key!r} (use in.KEY or out.KEY)")
+    if rest == "seed":
+        raise ValueError("impairment spec: seed applies to both directions (no in./out.)")
+    return _DIRECTIONS[prefix], _ALIASES.get(rest, rest)
+
+
+def _parse_setting(name: str, key: str, value: str) -> Any:
+    parser = _PARSERS.get(name)
+    if parser is None:
+        known = ", ".join([*sorted(_PARSERS), "dup", "seed"])
+        raise ValueError(f"impairment spec: unknown key {key!r} (known: {known})")
+    try:
+        return parser(value)
+    except ValueError as error:
+        raise ValueError(f"impairment spec: bad {key} value {value!r}: {error}") from None
+
+
+def _number(value: str) -> tuple[float, str]:
+    if value.startswith("-"):
+        raise ValueError("must not be negative")
+    match = _NUMBER.fullmatch(value)
+    if match is None:
+        raise ValueError("not a number")
+    return float(match.group(1)), match.group(2).lower()
+
+
+def _parse_probability(value: str) -> float:
+    number, unit = _number(value)
+    if unit == "%":
+        number /= 100.0
+    elif unit:
+        raise ValueError("give a fraction (0.05) or a percentage (5%)")
+    if number > 1.0:
+        raise ValueError("probability must be between 0 and 1 (0%..100%)")
+    return number
+
+
+def _parse_time(value: str) -> float:
+    number, unit = _number(value)
+    if not unit:
+        if number == 0.0:
+            return 0.0
+        raise ValueError("give a unit: us, ms or s")
+    scale = _TIME_UNITS.get(unit)
+    if scale is None:
+        raise ValueError("unknown time unit (use us, ms or s)")
+    return number * scale
+
+
+def _parse_rate(value: str) -> float | None:
+    if value.lower() in ("none", "off"):
+        return None
+    number, unit = _number(value)
+    scale = _RATE_UNITS.get(unit)
+    if scale is None:
+        raise ValueError("give a unit: bit, kbit, mbit or gbit")
+    if number <= 0.0:
+        raise ValueError("rate must be positive")
+    return number * scale
+
+
+def _parse_count(value: str) -> int:
+    if not value.isdigit():
+        raise ValueError("want a positive whole number")
+    count = int(value)
+    if count < 1:
+        raise ValueError("want a positive whole number")
+    return count
+
+
+def _parse_mtu(value: str) -> int | None:
+    return None if value.lower() in ("none", "off") else _parse_count(value)
+
+
+def _parse_seed(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"impairment spec: bad seed value {value!r}: want an integer") from None
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "loss": _parse_probability,
+    "duplicate": _parse_probability,
+    "reorder": _parse_probability,
+    "corrupt": _parse_probability,
+    "delay": _parse_time,
+    "jitter": _parse_time,
+    "reorder_delay": _parse_time,
+    "rate": _parse_rate,
+    "mtu": _parse_mtu,
+    "queue": _parse_count,
+}
+
+
+def _build(settings: dict[str, Any], text: str) -> ImpairmentSpec:
+    try:
+        return ImpairmentSpec(**settings)
+    except ValueError as error:
+        raise ValueError(f"impairment spec {text!r}: {error}") from None

@@ -1,0 +1,3 @@
+"""Shared pytest setup: keep this minimal (others append here)."""
+
+pytest_plugins = ["tests.helpers.kernel"]

@@ -1,0 +1,78 @@
+"""Kernel-test gate and fixtures: skip when the kernel cannot be used, fail when it must be.
+
+``require_kernel()`` skips the calling test unless this process is root (or has the capabilities),
+``/dev/net/tun`` opens, ``ip`` exists and a network namespace can be created; with
+``PYSTACK_REQUIRE_KERNEL=1`` in the environment the skip becomes a failure, so CI cannot pass by
+silently skipping. Fixtures: ``kernel`` (the gate) and ``netns`` (a fresh ``Namespace``, removed
+afterwards even when the test fails, and checked to be gone). Registered as a plugin by
+``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from pystack.netns import Namespace, NamespaceError, list_namespaces, require_root
+
+REQUIRE_KERNEL_VARIABLE = "PYSTACK_REQUIRE_KERNEL"
+TUN_DEVICE_PATH = "/dev/net/tun"
+
+
+@functools.cache
+def kernel_unavailable_reason() -> str | None:
+    """Why kernel tests cannot run here (one line), or None when they can. Probed once."""
+    if not sys.platform.startswith("linux"):
+        return "kernel tests need Linux"
+    reason = require_root()
+    if reason is not None:
+        return reason
+    try:
+        descriptor = os.open(TUN_DEVICE_PATH, os.O_RDWR)
+    except OSError as error:
+        return f"{TUN_DEVICE_PATH} cannot be opened: {error.strerror}"
+    os.close(descriptor)
+    try:
+        with Namespace.create():
+            pass
+    except NamespaceError as error:
+        return f"cannot create a network namespace: {error}"
+    return None
+
+
+def kernel_required() -> bool:
+    return os.environ.get(REQUIRE_KERNEL_VARIABLE) == "1"
+
+
+def require_kernel() -> None:
+    """Skip the test when the kernel is unusable; fail instead if PYSTACK_REQUIRE_KERNEL=1."""
+    reason = kernel_unavailable_reason()
+    if reason is None:
+        return
+    if kernel_required():
+        pytest.fail(
+            f"{REQUIRE_KERNEL_VARIABLE}=1 but kernel tests cannot run: {reason}", pytrace=False
+        )
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def kernel() -> None:
+    """Gate: the test needs the real kernel (see ``require_kernel``)."""
+    require_kernel()
+
+
+@pytest.fixture
+def netns(kernel: None) -> Iterator[Namespace]:
+    """A fresh network namespace, removed afterwards (also on failure) and checked to be gone."""
+    namespace = Namespace.create()
+    try:
+        yield namespace
+    finally:
+        namespace.close()
+    remaining = list_namespaces()
+    assert namespace.name not in remaining, f"namespace {namespace.name} left behind"
