@@ -41,7 +41,7 @@ class ARPSettings:
     stale_time: float = 60.0  # an unused STALE entry is forgotten after this
     retry_interval: float = 1.0  # RFC 1122 2.3.2.1: at most one request per second per address
     max_retries: int = 3
-    pending_limit: int = 8  # datagrams queued per unresolved neighbour
+    pending_limit: int = 101  # datagrams queued per unresolved neighbour (Linux unres_qlen)
     pending_bytes: int = 212992  # and their bytes (Linux unres_qlen_bytes)
     cache_limit: int = 256
     incomplete_limit: int = 64  # unresolved entries at once (each may hold pending_bytes)
