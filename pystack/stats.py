@@ -41,6 +41,7 @@ class DropReason(enum.Enum):
     FRAGMENT_INCONSISTENT = "fragment beyond or contradicting the datagram's end"
     FRAGMENT_MEMORY_LIMIT = "reassembly memory bound reached"
     FRAGMENT_TOO_MANY = "too many fragments for one datagram"
+    FRAGMENT_TOO_MANY_DATAGRAMS = "too many datagrams in reassembly (the oldest is discarded)"
     FRAGMENT_TOO_LARGE = "reassembled datagram exceeds 65535 bytes"
     # ICMP
     ICMP_MALFORMED = "malformed ICMP message"

@@ -98,7 +98,11 @@ class Reassembler:
                 return DropReason.FRAGMENT_INCONSISTENT
         elif partial.end is not None and stop > partial.end:
             return DropReason.FRAGMENT_INCONSISTENT
-        if stop + HEADER_LENGTH + (len(partial.first.options) if partial.first else 0) > MAX_PACKET:
+        # The whole datagram is the first fragment's header plus the furthest data: check it
+        # again when the first fragment (with its options) arrives after the end.
+        first = packet if start == 0 else partial.first
+        header_length = HEADER_LENGTH + (len(first.options) if first is not None else 0)
+        if max(stop, self._max_stop(partial)) + header_length > MAX_PACKET:
             return DropReason.FRAGMENT_TOO_LARGE
         position = bisect.bisect_left(partial.starts, start)
         if (
@@ -152,7 +156,7 @@ class Reassembler:
 
     def _evict_oldest(self) -> None:
         for partial in self._partial.values():
-            self._discard(partial, DropReason.FRAGMENT_MEMORY_LIMIT)
+            self._discard(partial, DropReason.FRAGMENT_TOO_MANY_DATAGRAMS)
             return
 
     def _discard(self, partial: PartialDatagram, reason: DropReason) -> None:

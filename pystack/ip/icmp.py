@@ -22,6 +22,7 @@ from pystack.wire.errors import MalformedPacket
 from pystack.wire.icmpv4 import ICMPv4Message
 from pystack.wire.ipv4 import PROTO_ICMP, IPv4Packet
 
+_ERROR_OR_REDIRECT = frozenset({*icmpv4.ERROR_TYPES, icmpv4.SOURCE_QUENCH, icmpv4.REDIRECT})
 MAX_ERROR_SIZE = 576  # RFC 1812 4.3.2.3: an ICMP error datagram need not exceed 576 bytes
 
 
@@ -42,8 +43,9 @@ class EchoReply:
     data: bytes
 
 
-# send(destination, protocol, payload, now) -> whether it was queued
-SendIP = Callable[[int, int, bytes, float], bool]
+# send(destination, protocol, payload, now, source) -> whether it was queued; source None: the
+# interface picks it
+SendIP = Callable[[int, int, bytes, float, int | None], bool]
 # listener(message, quoted datagram, now): an ICMP error about one of our datagrams
 ErrorListener = Callable[[ICMPv4Message, IPv4Packet, float], None]
 
@@ -72,7 +74,10 @@ class ICMPHandler:
                 self.statistics.drop(DropReason.ICMP_BROADCAST_ECHO)
                 return DropReason.ICMP_BROADCAST_ECHO
             reply = ICMPv4Message(icmpv4.ECHO_REPLY, 0, message.rest, message.payload)
-            self._send(packet.src, PROTO_ICMP, reply.build(), now)
+            # RFC 1122 3.2.2.6: reply from the address the request was sent to (127.x.y.z too),
+            # or from our own unicast address when it went to a broadcast or multicast one.
+            source = None if broadcast else packet.dst
+            self._send(packet.src, PROTO_ICMP, reply.build(), now, source)
             self.statistics.count("icmp.echo_replies_sent")
             return None
         if kind == icmpv4.ECHO_REPLY:
@@ -112,7 +117,7 @@ class ICMPHandler:
     ) -> bool:
         message = ICMPv4Message.echo_request(identifier & 0xFFFF, sequence & 0xFFFF, data)
         self.statistics.count("icmp.echo_requests_sent")
-        return self._send(destination, PROTO_ICMP, message.build(), now)
+        return self._send(destination, PROTO_ICMP, message.build(), now, None)
 
     def send_error(
         self, original: IPv4Packet, kind: int, code: int, now: float, broadcast: bool, rest: int = 0
@@ -123,8 +128,9 @@ class ICMPHandler:
             return False
         if original.protocol == PROTO_ICMP:
             first = original.payload[:1]
-            if not first or first[0] not in (icmpv4.ECHO_REQUEST, icmpv4.ECHO_REPLY):
-                self.statistics.count("icmp.errors_suppressed")  # never an error about an error
+            # RFC 1122 3.2.2: never an error about an error; unknown types count as errors (as Linux).
+            if not first or first[0] in _ERROR_OR_REDIRECT or first[0] > icmpv4.LAST_KNOWN_TYPE:
+                self.statistics.count("icmp.errors_suppressed")
                 return False
         if not self._take_token(now):
             self.statistics.drop(DropReason.ICMP_ERROR_RATE_LIMITED)
@@ -133,7 +139,7 @@ class ICMPHandler:
         quote = header + original.payload[: MAX_ERROR_SIZE - 28 - len(header)]
         message = ICMPv4Message(kind, code, rest, quote)
         self.statistics.count(f"icmp.errors_sent.type{kind}")
-        return self._send(original.src, PROTO_ICMP, message.build(), now)
+        return self._send(original.src, PROTO_ICMP, message.build(), now, None)
 
     def _take_token(self, now: float) -> bool:
         settings = self.settings

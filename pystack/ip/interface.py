@@ -77,6 +77,10 @@ class IPv4Layer:
         self.routes.add(0x7F000000, 8, None, LOOPBACK)
         self.routes.add(settings.address, 32, None, LOOPBACK)
         self.routes.add(self.network, settings.prefix_length, None, LINK)
+        # One interface: the limited broadcast and multicast leave through the link even with no
+        # gateway (DHCP, mDNS), as lwIP does; send_packet maps them to broadcast or group MACs.
+        self.routes.add(LIMITED_BROADCAST, 32, None, LINK)
+        self.routes.add(0xE0000000, 4, None, LINK)
         if settings.gateway is not None:
             self.routes.add(0, 0, settings.gateway, LINK)
         self.multicast_groups: set[int] = {ALL_HOSTS}
@@ -191,8 +195,10 @@ class IPv4Layer:
         self._identification = (self._identification + 1) & 0xFFFF
         return self._identification
 
-    def _send_simple(self, destination: int, protocol: int, payload: bytes, now: float) -> bool:
-        return self.send(destination, protocol, payload, now)
+    def _send_simple(
+        self, destination: int, protocol: int, payload: bytes, now: float, source: int | None
+    ) -> bool:
+        return self.send(destination, protocol, payload, now, source=source)
 
     def source_for(self, destination: int) -> int:
         return LOOPBACK_ADDRESS if destination >> 24 == 127 else self.address

@@ -36,15 +36,24 @@ class Simulation:
         return self.clock.now()
 
     def settle(self) -> int:
-        """Poll all stacks at the current time until no frame moves; returns frames moved."""
+        """Poll all stacks at the current time until no frame moves; returns frames moved.
+
+        A frame moves when a stack takes one from its link or puts one on the wire (a timer, or a
+        delay line releasing it): a frame sent to a stack already polled in this round waits in
+        its in-memory link, which reports no deadline, so it needs another round now.
+        """
         moved = 0
         now = self.clock.now()
         for _ in range(MAX_ROUNDS_PER_INSTANT):
+            sent_before = self._frames_sent()
             handled = sum(stack.poll(now) for stack in self.stacks)
             moved += handled
-            if handled == 0:
+            if handled == 0 and self._frames_sent() == sent_before:
                 return moved
         raise SimulationStuck(f"no quiet moment after {MAX_ROUNDS_PER_INSTANT} rounds at t={now}")
+
+    def _frames_sent(self) -> int:
+        return sum(stack.link.statistics.frames_sent for stack in self.stacks)
 
     def next_deadline(self) -> float | None:
         deadlines = [d for d in (stack.next_deadline() for stack in self.stacks) if d is not None]

@@ -17,10 +17,12 @@ from pystack.wire.ipv4 import IPv4Packet
 
 ECHO_REPLY = 0
 DESTINATION_UNREACHABLE = 3
+SOURCE_QUENCH = 4
 REDIRECT = 5
 ECHO_REQUEST = 8
 TIME_EXCEEDED = 11
 PARAMETER_PROBLEM = 12
+LAST_KNOWN_TYPE = 18  # address mask reply; RFC 792/950 query types end here
 
 # destination-unreachable codes
 NET_UNREACHABLE = 0
