@@ -21,6 +21,8 @@ from pystack.ip.icmp import EchoReply, ICMPSettings
 from pystack.ip.interface import InterfaceSettings, IPv4Layer
 from pystack.link.base import Link, LinkKind
 from pystack.stats import Statistics
+from pystack.tcp.layer import TCPLayer
+from pystack.tcp.settings import TCPSettings
 from pystack.wire.addresses import ip_from_str, ip_to_str, mac_from_str, mac_to_str, parse_cidr
 from pystack.wire.summary import summarize_ethernet, summarize_ipv4
 
@@ -40,6 +42,7 @@ class StackConfig:
     arp: ARPSettings = field(default_factory=ARPSettings)
     reassembly: ReassemblySettings = field(default_factory=ReassemblySettings)
     icmp: ICMPSettings = field(default_factory=ICMPSettings)
+    tcp: TCPSettings = field(default_factory=TCPSettings)
     gratuitous_arp: bool = True
 
 
@@ -84,6 +87,7 @@ class Stack:
         self.ip = IPv4Layer(settings, self._statistics, self.rng)
         for ip_text, mac_text in config.static_arp:
             self.ip.arp.add_static(ip_from_str(ip_text), mac_from_str(mac_text))
+        self.tcp = TCPLayer(self.ip, self._statistics, config.tcp, self.rng)
         self._started = False
         self._last_now = 0.0
         self._trace: Callable[[str], None] | None = None
@@ -142,11 +146,16 @@ class Stack:
         if ip.loopback:
             handled += ip.process_loopback(now, self.config.loopback_budget)
         ip.run_timers(now)
+        self.tcp.run_timers(now)
         self.flush(now)
         return handled
 
     def flush(self, now: float) -> None:
-        """Hand every queued frame to the link."""
+        """Let the protocols emit what is due, then hand every queued frame to the link."""
+        self.tcp.flush(now)
+        if self.ip.loopback:  # what TCP sent to ourselves is delivered within the same poll
+            self.ip.process_loopback(now, self.config.loopback_budget)
+            self.tcp.flush(now)
         outbox = self.ip.outbox
         if outbox:
             send = self.link.send
@@ -160,9 +169,11 @@ class Stack:
         """When ``poll`` must run next; None when only new input can create work."""
         if self.ip.outbox or self.ip.loopback or not self._started:
             return self._last_now  # already due
-        deadlines = [
-            d for d in (self.ip.next_deadline(), self.link.next_deadline()) if d is not None
-        ]
+        tcp = self.tcp.next_deadline()
+        if tcp is not None and tcp <= self._last_now:
+            return self._last_now
+        candidates = (self.ip.next_deadline(), self.link.next_deadline(), tcp)
+        deadlines = [d for d in candidates if d is not None]
         return min(deadlines) if deadlines else None
 
     # ---------------------------------------------------------------------------------------

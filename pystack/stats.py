@@ -50,6 +50,35 @@ class DropReason(enum.Enum):
     ICMP_UNHANDLED = "ICMP type pystack does not act on"
     ICMP_ERROR_RATE_LIMITED = "ICMP error not sent: rate limit"
     ICMP_ECHO_REPLY_UNCLAIMED = "echo reply nobody waits for (queue full)"
+    # TCP: parsing and demultiplexing
+    TCP_MALFORMED = "malformed TCP segment"
+    TCP_BAD_CHECKSUM = "TCP checksum mismatch"
+    TCP_BROADCAST = "TCP segment to a broadcast or multicast address"
+    TCP_NO_LISTENER = "TCP segment for a closed port (answered with RST)"
+    TCP_CONNECTION_LIMIT = "connection table full"
+    # TCP: LISTEN (RFC 9293 3.10.7.2) and the queues
+    TCP_LISTEN_RST = "RST to a listener (ignored)"
+    TCP_LISTEN_NO_SYN = "segment to a listener without SYN or ACK"
+    TCP_SYN_QUEUE_FULL = "SYN queue full and SYN cookies off"
+    TCP_ACCEPT_QUEUE_FULL = "accept queue full (listen backlog)"
+    TCP_BAD_COOKIE = "ACK to a listener with an invalid or stale SYN cookie"
+    # TCP: segment arrival (RFC 9293 3.10.7.3-4, RFC 5961, RFC 7323)
+    TCP_BAD_ACK = "ACK outside what we sent (answered with RST)"
+    TCP_RST_IGNORED = "RST without an acceptable ACK in SYN-SENT"
+    TCP_NO_SYN = "segment without SYN or RST in SYN-SENT"
+    TCP_PAWS = "timestamp older than TS.Recent (PAWS)"
+    TCP_OUT_OF_WINDOW = "sequence number outside the receive window"
+    TCP_RST_NOT_EXACT = "in-window RST not at RCV.NXT (challenge ACK, RFC 5961 3)"
+    TCP_RST_IN_TIME_WAIT = "RST in TIME-WAIT (ignored, RFC 1337)"
+    TCP_SYN_IN_WINDOW = "SYN in a synchronized state (challenge ACK, RFC 5961 4)"
+    TCP_NO_ACK = "segment without ACK in a synchronized state"
+    TCP_ACK_UNSENT = "ACK for data not yet sent"
+    TCP_ACK_TOO_OLD = "ACK older than SND.UNA - MAX.SND.WND (challenge ACK, RFC 5961 5)"
+    TCP_DATA_AFTER_CLOSE = "data arrived after the application closed (answered with RST)"
+    TCP_BEYOND_WINDOW = "data beyond the receive buffer (trimmed)"
+    TCP_OUT_OF_ORDER_LIMIT = "out-of-order data over the per-connection bound"
+    TCP_ICMP_NO_CONNECTION = "ICMP error about no known connection"
+    TCP_ICMP_BAD_SEQUENCE = "ICMP error quoting a sequence number we did not send (RFC 5927)"
 
 
 _MALFORMED_BY_LAYER = {
@@ -57,10 +86,12 @@ _MALFORMED_BY_LAYER = {
     "arp": DropReason.ARP_MALFORMED,
     "ipv4": DropReason.IPV4_MALFORMED,
     "icmp": DropReason.ICMP_MALFORMED,
+    "tcp": DropReason.TCP_MALFORMED,
 }
 _SPECIFIC = {
     "ipv4.bad_checksum": DropReason.IPV4_BAD_CHECKSUM,
     "icmp.bad_checksum": DropReason.ICMP_BAD_CHECKSUM,
+    "tcp.bad_checksum": DropReason.TCP_BAD_CHECKSUM,
 }
 
 

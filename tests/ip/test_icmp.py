@@ -147,7 +147,7 @@ def test_received_error_goes_to_the_listener_of_the_quoted_protocol() -> None:
 
 def test_received_error_without_listener_is_counted_unclaimed() -> None:
     peer = Peer()
-    ours = ipv4(STACK_IP, PEER_IP, 6, bytes(8)).build()
+    ours = ipv4(STACK_IP, PEER_IP, 132, bytes(8)).build()  # SCTP: nothing here listens for it
     error = ICMPv4Message.time_exceeded(0, ours).build()
     peer.peer_sends_packet(ipv4(PEER_IP, STACK_IP, PROTO_ICMP, error))
     assert peer.counters["icmp.errors_unclaimed"] == 1

@@ -1,0 +1,30 @@
+"""Scripted-peer tests: TCP conversations written as packetdrill-like lines and run in virtual time.
+
+``notation.py`` is the grammar (parser; ``formatting.py`` the formatter), ``events.py`` the values
+of the lines, ``matching.py`` what their numbers mean on the wire, ``application.py`` the
+socket-side calls, ``runner.py`` the execution. Typical use::
+
+    from pystack.script import run_script
+    run_script('''
+        0 listen 8080
+        +0 < S 0:0(0) win 65535 <mss 1460>
+        +0 > S. 0:0(0) ack 1 <...>
+    ''')
+"""
+
+from __future__ import annotations
+
+from pystack.script.notation import ScriptSyntaxError, format_line, parse_line, parse_script
+from pystack.script.runner import ScriptFailure, ScriptResult, ScriptRunner, TraceEntry, run_script
+
+__all__ = [
+    "ScriptFailure",
+    "ScriptResult",
+    "ScriptRunner",
+    "ScriptSyntaxError",
+    "TraceEntry",
+    "format_line",
+    "parse_line",
+    "parse_script",
+    "run_script",
+]

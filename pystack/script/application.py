@@ -1,0 +1,204 @@
+"""The application side of a script: its calls run against pystack's TCP user interface.
+
+``Application`` plays the program that uses pystack: it holds the listener, the current
+connection, every byte it wrote (so ``runner.py`` can check the payload pystack sends) and its
+read position in the peer's byte stream (so ``read N`` knows which bytes must come). ``perform``
+runs one call, ``check`` one expectation; both raise ``CheckFailed`` with a readable reason.
+OSError from pystack is left to the caller (a line may expect it: ``= ECONNRESET``).
+The TCP surface used is written down as Protocols, so only these names tie the runner to TCP.
+Entry points: ``Application``, ``CheckFailed``.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Protocol
+
+from pystack.script import events as ev
+from pystack.script.matching import pattern
+from pystack.stack import Stack
+from pystack.stats import DropReason
+from pystack.tcp.state import TCPState
+from pystack.wire.addresses import ip_from_str
+
+DEFAULT_BACKLOG = 5
+EOF_PROBE = 65536  # ``read eof`` asks for this much and must get nothing
+
+
+class ConnectionLike(Protocol):
+    state: TCPState
+    error: int | None
+    nodelay: bool
+    local_port: int
+
+    @property
+    def at_eof(self) -> bool: ...
+
+    def send(self, data: bytes, now: float) -> int: ...
+
+    def receive(self, size: int) -> bytes: ...
+
+    def shutdown(self, now: float) -> None: ...
+
+    def close(self, now: float) -> None: ...
+
+    def abort(self, now: float) -> None: ...
+
+    def tcp_info(self) -> dict[str, object]: ...
+
+
+class ListenerLike(Protocol):
+    def accept(self) -> ConnectionLike | None: ...
+
+
+class TCPLike(Protocol):
+    def listen(self, port: int, backlog: int = DEFAULT_BACKLOG) -> ListenerLike: ...
+
+    def connect(
+        self, address: int, port: int, now: float, local_port: int | None = None
+    ) -> ConnectionLike: ...
+
+
+class CheckFailed(Exception):
+    """A call or expectation did not go as the line says; ``details`` add lines to the report."""
+
+    def __init__(self, reason: str, details: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason, self.details = reason, details
+
+
+def errno_name(number: int | None) -> str:
+    return "none" if number is None else errno.errorcode.get(number, str(number))
+
+
+class Application:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.listener: ListenerLike | None = None
+        self.connection: ConnectionLike | None = None
+        self.written = bytearray()  # every byte the application gave the current connection
+        self.read_position: int | None = None  # peer script seq of the next byte to read
+
+    @property
+    def tcp(self) -> TCPLike:
+        layer: TCPLike | None = getattr(self.stack, "tcp", None)
+        if layer is None:
+            raise CheckFailed("this stack has no TCP layer (stack.tcp)")
+        return layer
+
+    def require_connection(self) -> ConnectionLike:
+        if self.connection is None:
+            raise CheckFailed("no connection yet: 'connect' or 'accept' one first")
+        return self.connection
+
+    def use(self, connection: ConnectionLike) -> None:
+        self.connection = connection
+        self.written = bytearray()
+
+    # calls ------------------------------------------------------------------------------------
+    def perform(self, call: ev.Call, now: float) -> str:
+        """Run ``call``; returns a note for the trace."""
+        if isinstance(call, ev.Listen):
+            self.listener = self.tcp.listen(call.port, call.backlog or DEFAULT_BACKLOG)
+            return ""
+        if isinstance(call, ev.Connect):
+            address = ip_from_str(call.address)
+            self.use(self.tcp.connect(address, call.port, now, local_port=call.local_port))
+            return f"from port {self.require_connection().local_port}"
+        if isinstance(call, ev.Accept):
+            return self._accept(call)
+        if isinstance(call, ev.Write):
+            return self._write(call, now)
+        if isinstance(call, ev.Read):
+            return self._read(call)
+        connection = self.require_connection()
+        if isinstance(call, ev.NoDelay):
+            connection.nodelay = call.on
+        elif isinstance(call, ev.Simple):
+            getattr(connection, call.name)(now)
+        return ""
+
+    def _accept(self, call: ev.Accept) -> str:
+        if self.listener is None:
+            raise CheckFailed("accept without listen")
+        connection = self.listener.accept()
+        if connection is None:
+            if call.optional:
+                return "none ready"
+            raise CheckFailed("no connection ready to accept (write 'accept ?' if that is fine)")
+        self.use(connection)
+        return ""
+
+    def _write(self, call: ev.Write, now: float) -> str:
+        connection = self.require_connection()
+        if call.text is not None:
+            data = call.text.encode()
+        else:
+            data = pattern(len(self.written) + 1, call.length)  # byte at pystack seq s: s & 0xff
+        accepted = connection.send(data, now)
+        self.written += data[:accepted]
+        if accepted != len(data):
+            raise CheckFailed(f"send accepted {accepted} of {len(data)} bytes")
+        return ""
+
+    def _read(self, call: ev.Read) -> str:
+        connection = self.require_connection()
+        if call.length is None:
+            data = connection.receive(EOF_PROBE)
+            if data:
+                raise CheckFailed(f"expected end of stream, but {len(data)} bytes were readable")
+            if not connection.at_eof:
+                raise CheckFailed("expected end of stream, but the peer's FIN has not arrived")
+            return ""
+        if self.read_position is None:
+            raise CheckFailed("read before any SYN from the peer: its byte stream is unknown")
+        data = connection.receive(call.length)
+        wanted = pattern(self.read_position, call.length)
+        start = self.read_position
+        self.read_position += len(data)
+        if data == wanted:
+            return ""
+        if len(data) != len(wanted):
+            raise CheckFailed(f"read {len(data)} bytes, expected {len(wanted)}")
+        index = next(i for i, (a, b) in enumerate(zip(data, wanted, strict=True)) if a != b)
+        raise CheckFailed(
+            f"read wrong data: byte {index} (peer seq {start + index}) is {data[index]}, "
+            f"expected {wanted[index]}"
+        )
+
+    # expectations -----------------------------------------------------------------------------
+    def check(self, expectation: ev.Expectation) -> None:
+        counters = self.stack.counters
+        if isinstance(expectation, ev.ExpectCounter):
+            _compare(
+                f"counter {expectation.name}",
+                counters.counters.get(expectation.name, 0),
+                expectation.value,
+            )
+        elif isinstance(expectation, ev.ExpectDrop):
+            count = counters.drops.get(DropReason[expectation.reason], 0)
+            _compare(f"drop count {expectation.reason}", count, expectation.value)
+        elif isinstance(expectation, ev.ExpectState):
+            state = self.require_connection().state
+            if state is not expectation.state:
+                raise CheckFailed(f"state is {state.value}, expected {expectation.state.value}")
+        elif isinstance(expectation, ev.ExpectError):
+            name = errno_name(self.require_connection().error)
+            if name != (expectation.name or "none"):
+                raise CheckFailed(f"error is {name}, expected {expectation.name or 'none'}")
+        elif isinstance(expectation, ev.ExpectInfo):
+            info = self.require_connection().tcp_info()
+            if expectation.key not in info:
+                raise CheckFailed(
+                    f"tcp_info has no {expectation.key!r}", (f"keys: {sorted(info)}",)
+                )
+            value = info[expectation.key]
+            if value != expectation.value and str(value) != str(expectation.value):
+                raise CheckFailed(
+                    f"tcp_info {expectation.key} is {value}, expected {expectation.value}"
+                )
+
+
+def _compare(what: str, actual: int, expected: int) -> None:
+    if actual != expected:
+        raise CheckFailed(f"{what} is {actual}, expected {expected}")

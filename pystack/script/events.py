@@ -1,0 +1,190 @@
+"""The values of the script notation: one frozen dataclass per kind of line.
+
+``notation.py`` turns text into these values and back; ``runner.py`` executes them. They hold
+numbers exactly as written in the script (peer- or pystack-relative, see ``notation.py``); the
+translation to wire numbers happens in ``matching.py``. Nothing here parses or runs anything.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from pystack.tcp.state import TCPState
+
+
+class Wildcard(enum.Enum):
+    """A value that is not a number: ``*`` (any value) or ``$`` (the latest one seen)."""
+
+    ANY = "*"
+    LATEST = "$"
+
+
+Field = int | Wildcard
+INBOUND = "<"  # the peer sends to pystack
+OUTBOUND = ">"  # pystack must send
+
+
+@dataclass(frozen=True)
+class TimeSpec:
+    """When a line happens: ``start`` (None: any time) up to ``end`` (a range, or None).
+
+    ``relative`` times count from the previous line's (actual) time, absolute ones from 0.
+    """
+
+    relative: bool
+    start: float | None
+    end: float | None = None
+
+
+NOW = TimeSpec(relative=True, start=0.0)  # a line written without a time
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One TCP option as written: ``kind`` is the wire kind; ``values`` its numbers in order.
+
+    MSS and window scale: one value; SACK: left, right, left, right...; timestamps: val, ecr;
+    SACK-permitted, NOP and EOL: none; any other kind: ``raw`` bytes.
+    """
+
+    kind: int
+    values: tuple[Field, ...] = ()
+    raw: bytes = b""
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A TCP segment line. ``None`` fields were not written: don't care (outbound) or default."""
+
+    direction: str  # INBOUND or OUTBOUND
+    flags: int
+    seq: Field
+    end: Field
+    length: Field
+    ack: Field | None = None
+    window: Field | None = None
+    urgent: Field | None = None
+    options: tuple[OptionSpec, ...] | Wildcard | None = None  # Wildcard.ANY is ``<...>``
+
+
+@dataclass(frozen=True)
+class ICMP:
+    """An ICMP error from the peer quoting pystack's last TCP segment (inbound only)."""
+
+    kind: str  # "unreachable" or "time-exceeded"
+    code: str  # "port", "need-frag", ... / "ttl", "reassembly"
+    mtu: int | None = None  # need-frag only
+
+
+# application calls ----------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Call:
+    """An application call; ``error`` names the errno the call must fail with (``= ENAME``)."""
+
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Listen(Call):
+    port: int
+    backlog: int | None = None
+
+
+@dataclass(frozen=True)
+class Connect(Call):
+    address: str
+    port: int
+    local_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Accept(Call):
+    optional: bool = False  # ``accept ?``: there may be no connection ready
+
+
+@dataclass(frozen=True)
+class Write(Call):
+    length: int
+    text: str | None = None  # None: ``length`` bytes of the pattern
+
+
+@dataclass(frozen=True)
+class Read(Call):
+    length: int | None  # None: ``read eof``
+
+
+@dataclass(frozen=True)
+class Simple(Call):
+    name: str  # "shutdown", "close" or "abort"
+
+
+@dataclass(frozen=True)
+class NoDelay(Call):
+    on: bool
+
+
+# expectations ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExpectState:
+    state: TCPState
+
+
+@dataclass(frozen=True)
+class ExpectError:
+    name: str | None  # an errno name, None for ``expect error none``
+
+
+@dataclass(frozen=True)
+class ExpectCounter:
+    name: str
+    value: int
+
+
+@dataclass(frozen=True)
+class ExpectDrop:
+    reason: str  # a DropReason member name
+    value: int
+
+
+@dataclass(frozen=True)
+class ExpectInfo:
+    key: str
+    value: int | str
+
+
+@dataclass(frozen=True)
+class ExpectNothing:
+    pass
+
+
+# directives (no time) -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tolerance:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Ports:
+    peer: int
+    local: int
+
+
+@dataclass(frozen=True)
+class EndStrict:
+    seconds: float
+
+
+Expectation = ExpectState | ExpectError | ExpectCounter | ExpectDrop | ExpectInfo | ExpectNothing
+Directive = Tolerance | Ports | EndStrict
+Event = Packet | ICMP | Call | Expectation | Directive
+
+
+@dataclass(frozen=True)
+class ScriptLine:
+    """One parsed line: its 1-based number, its text, its time (None for directives)."""
+
+    number: int
+    text: str
+    time: TimeSpec | None
+    event: Event

@@ -1,0 +1,139 @@
+"""The formatter of the script notation (``notation.py`` tells the grammar and parses).
+
+Every function returns text that ``notation.parse_line`` reads back into the same value, so a
+failure message can show what pystack actually sent in the very notation of the script.
+Entry points: ``format_line``, ``format_event``, ``format_packet``, ``format_time``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pystack.script import events as ev
+from pystack.script.events import Field, OptionSpec, Packet, TimeSpec, Wildcard
+from pystack.wire import tcp
+
+FLAG_LETTERS = (
+    ("S", tcp.SYN),
+    ("F", tcp.FIN),
+    ("R", tcp.RST),
+    ("P", tcp.PSH),
+    ("U", tcp.URG),
+    ("E", tcp.ECE),
+    ("W", tcp.CWR),
+    (".", tcp.ACK),
+)
+
+
+def format_line(time: TimeSpec | None, event: ev.Event) -> str:
+    """A line of notation; ``parse_line(format_line(t, e))`` gives back ``t`` and ``e``."""
+    text = format_event(event)
+    return text if time is None else f"{format_time(time)} {text}"
+
+
+def format_time(time: TimeSpec) -> str:
+    if time.start is None:
+        return "*"
+    sign = "+" if time.relative else ""
+    text = sign + format_seconds(time.start)
+    return text if time.end is None else f"{text}~{sign}{format_seconds(time.end)}"
+
+
+def format_seconds(seconds: float) -> str:
+    return f"{seconds:.9f}".rstrip("0").rstrip(".")
+
+
+def format_event(event: ev.Event) -> str:
+    if isinstance(event, Packet):
+        return format_packet(event)
+    if isinstance(event, ev.ICMP):
+        mtu = f" mtu {event.mtu}" if event.mtu is not None else ""
+        return f"< icmp {event.kind} {event.code}{mtu}"
+    if isinstance(event, ev.Call):
+        suffix = f" = {event.error}" if event.error else ""
+        return _format_call(event) + suffix
+    if isinstance(event, ev.Tolerance):
+        return f"tolerance {format_seconds(event.seconds)}"
+    if isinstance(event, ev.Ports):
+        return f"ports {event.peer} {event.local}"
+    if isinstance(event, ev.EndStrict):
+        return f"end strict {format_seconds(event.seconds)}"
+    return "expect " + _format_expectation(event)
+
+
+def _format_call(call: ev.Call) -> str:
+    if isinstance(call, ev.Listen):
+        return f"listen {call.port}" + (
+            f" backlog {call.backlog}" if call.backlog is not None else ""
+        )
+    if isinstance(call, ev.Connect):
+        local = f" from {call.local_port}" if call.local_port is not None else ""
+        return f"connect {call.address}:{call.port}{local}"
+    if isinstance(call, ev.Accept):
+        return "accept ?" if call.optional else "accept"
+    if isinstance(call, ev.Write):
+        return f"write {json.dumps(call.text) if call.text is not None else call.length}"
+    if isinstance(call, ev.Read):
+        return f"read {'eof' if call.length is None else call.length}"
+    if isinstance(call, ev.NoDelay):
+        return f"nodelay {'on' if call.on else 'off'}"
+    assert isinstance(call, ev.Simple)
+    return call.name
+
+
+def _format_expectation(event: ev.Expectation) -> str:
+    if isinstance(event, ev.ExpectState):
+        return f"state {event.state.value}"
+    if isinstance(event, ev.ExpectError):
+        return f"error {event.name or 'none'}"
+    if isinstance(event, ev.ExpectCounter):
+        return f"counter {event.name} {event.value}"
+    if isinstance(event, ev.ExpectDrop):
+        return f"drop {event.reason} {event.value}"
+    if isinstance(event, ev.ExpectInfo):
+        return f"info {event.key} {event.value}"
+    return "nothing"
+
+
+def format_flags(flags: int) -> str:
+    return "".join(letter for letter, bit in FLAG_LETTERS if flags & bit) or "-"
+
+
+def _value(field: Field) -> str:
+    return field.value if isinstance(field, Wildcard) else str(field)
+
+
+def format_packet(packet: Packet) -> str:
+    parts = [
+        packet.direction,
+        format_flags(packet.flags),
+        f"{_value(packet.seq)}:{_value(packet.end)}({_value(packet.length)})",
+    ]
+    for keyword, field in (("ack", packet.ack), ("win", packet.window), ("urg", packet.urgent)):
+        if field is not None:
+            parts.append(f"{keyword} {_value(field)}")
+    if isinstance(packet.options, Wildcard):
+        parts.append("<...>")
+    elif packet.options is not None:
+        parts.append("<" + ",".join(format_option(option) for option in packet.options) + ">")
+    return " ".join(parts)
+
+
+def format_option(option: OptionSpec) -> str:
+    kind, values = option.kind, [_value(value) for value in option.values]
+    if kind in _OPTION_NAMES:
+        return _OPTION_NAMES[kind]
+    if kind == tcp.OPT_MSS:
+        return f"mss {values[0]}"
+    if kind == tcp.OPT_WSCALE:
+        return f"wscale {values[0]}"
+    if kind == tcp.OPT_TIMESTAMP:
+        return f"TS val {values[0]} ecr {values[1]}"
+    if kind == tcp.OPT_SACK:
+        return "sack " + " ".join(
+            f"{a}:{b}" for a, b in zip(values[0::2], values[1::2], strict=True)
+        )
+    return f"opt {kind} {option.raw.hex()}".rstrip()
+
+
+_OPTION_NAMES = {tcp.OPT_NOP: "nop", tcp.OPT_EOL: "eol", tcp.OPT_SACK_PERMITTED: "sackOK"}

@@ -1,0 +1,283 @@
+"""A TCP connection: the user calls of RFC 9293 3.10 (SEND, RECEIVE, CLOSE, ABORT, STATUS), the
+timers, and ``tcp_info``. Segment arrival is in ``input.py``, sending in ``output.py``.
+
+Every method takes ``now``; nothing here blocks. User calls return at once: ``send`` accepts what
+fits in the send buffer, ``receive`` returns what is buffered. The layer pulls segments with
+``segments_to_send(now)`` and fires timers with ``on_timer(now)``.
+Entry points: ``TCPConnection`` (built by ``TCPLayer.connect`` or a listener).
+"""
+
+from __future__ import annotations
+
+import errno
+
+from pystack.tcp.input import ConnectionInput
+from pystack.tcp.seq import seq_add, seq_diff
+from pystack.tcp.state import TCPState
+from pystack.wire.tcp import ACK, TCPSegment
+
+
+class TCPConnection(ConnectionInput):
+    # -- opening -------------------------------------------------------------------------------
+    def open_active(self, now: float) -> None:
+        """RFC 9293 3.10.1 OPEN (active): send SYN, enter SYN-SENT."""
+        self.rcv_wscale = self._choose_wscale()
+        self.set_state(TCPState.SYN_SENT, now, "active open")
+        self.send_syn(now)
+
+    def _choose_wscale(self) -> int:
+        if not self.settings.window_scaling:
+            return 0
+        shift = 0
+        while shift < 14 and (65535 << shift) < self.settings.receive_buffer:
+            shift += 1
+        return shift
+
+    # -- user calls ----------------------------------------------------------------------------
+    @property
+    def readable(self) -> int:
+        return len(self.receive_buffer)
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer's FIN has arrived and every byte before it was read."""
+        return self.fin_received and len(self.receive_buffer) == 0
+
+    @property
+    def send_room(self) -> int:
+        """Bytes ``send`` would accept now (0 once sending is no longer allowed)."""
+        return self.send_buffer.room if self.state.may_send and not self.fin_queued else 0
+
+    @property
+    def may_send(self) -> bool:
+        return self.state in (TCPState.SYN_SENT, TCPState.SYN_RECEIVED) or (
+            self.state.may_send and not self.fin_queued
+        )
+
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
+        """RFC 9293 3.10.2 SEND: queue what fits; the layer transmits at its next flush."""
+        if self.error is not None and self.state is TCPState.CLOSED:
+            raise ConnectionError(self.error, errno.errorcode.get(self.error, "error"))
+        if not self.may_send:
+            raise ConnectionError(errno.EPIPE, "connection closing")
+        accepted = self.send_buffer.write(data)
+        if accepted:
+            self.owner.connection_changed(self)
+        return accepted
+
+    def receive(self, size: int) -> bytes:
+        """RFC 9293 3.10.3 RECEIVE: up to ``size`` buffered bytes (b"" when none)."""
+        before = self.receive_window()
+        data = self.receive_buffer.read(size)
+        if data and self.state.synchronized:
+            # A window update is due if reading opened the window by at least an MSS or half
+            # the buffer (RFC 9293 3.8.6.2.2), or it was closed (zero) before.
+            after = self.receive_window()
+            if (
+                after - before >= min(self.receive_buffer.capacity // 2, self.receive_mss)
+                or before == 0
+            ):
+                self.ack_now = True
+                self.owner.connection_changed(self)
+        return data
+
+    def peek(self, size: int) -> bytes:
+        return self.receive_buffer.peek(size)
+
+    def shutdown(self, now: float, read: bool = False, write: bool = True) -> None:
+        """Half-close: ``write`` queues our FIN after the data; ``read`` discards further input."""
+        if read:
+            self.read_shutdown = True
+            self.receive_buffer.read_all()
+        if write:
+            self._queue_fin(now, "shutdown")
+
+    def close(self, now: float) -> None:
+        """RFC 9293 3.10.4 CLOSE. Unread data makes it an abort (RST), as RFC 2525 2.17 advises."""
+        self.user_closed = True
+        if len(self.receive_buffer) and self.state.synchronized:
+            self.statistics.count("tcp.closed_with_unread_data")
+            self.abort(now)
+            return
+        self._queue_fin(now, "close")
+        if self.state is TCPState.FIN_WAIT_2:
+            self.fin_wait_2_deadline = now + self.settings.fin_wait_2_timeout
+
+    def _queue_fin(self, now: float, cause: str) -> None:
+        state = self.state
+        if state in (TCPState.CLOSED, TCPState.LISTEN, TCPState.SYN_SENT):
+            if state is not TCPState.CLOSED:
+                self.set_state(TCPState.CLOSED, now, f"{cause} before the handshake")
+            return
+        if self.fin_queued:
+            return
+        self.fin_queued = True
+        if state in (TCPState.SYN_RECEIVED, TCPState.ESTABLISHED):
+            self.set_state(TCPState.FIN_WAIT_1, now, cause)
+        elif state is TCPState.CLOSE_WAIT:
+            self.set_state(TCPState.LAST_ACK, now, cause)
+        self.owner.connection_changed(self)
+
+    def abort(self, now: float) -> None:
+        """RFC 9293 3.10.5 ABORT: RST in synchronized states, then CLOSED at once."""
+        state = self.state
+        if state is TCPState.CLOSED:
+            return
+        if state in (
+            TCPState.SYN_RECEIVED,
+            TCPState.ESTABLISHED,
+            TCPState.FIN_WAIT_1,
+            TCPState.FIN_WAIT_2,
+            TCPState.CLOSE_WAIT,
+        ):
+            self.send_reset(now)
+        self.send_buffer.release(len(self.send_buffer))
+        self.set_state(TCPState.CLOSED, now, "abort")
+
+    def set_keepalive(self, enabled: bool, now: float) -> None:
+        self.keepalive = enabled
+        self.keepalive_probes_sent = 0
+        self.keepalive_deadline = now + self.settings.keepalive_idle if enabled else None
+        self.owner.connection_changed(self)
+
+    # -- output --------------------------------------------------------------------------------
+    def segments_to_send(self, now: float) -> list[TCPSegment]:
+        self.transmit(now)
+        out = self.outbox
+        self.outbox = []
+        return out
+
+    # -- timers --------------------------------------------------------------------------------
+    def on_timer(self, now: float) -> None:
+        """Fire every timer that is due at ``now``."""
+        if self.time_wait_deadline is not None and now >= self.time_wait_deadline:
+            self.set_state(TCPState.CLOSED, now, "TIME-WAIT expired (2*MSL)")
+            return
+        if self.fin_wait_2_deadline is not None and now >= self.fin_wait_2_deadline:
+            self.statistics.count("tcp.fin_wait_2_timeouts")
+            self.set_state(TCPState.CLOSED, now, "FIN-WAIT-2 timeout")
+            return
+        if self.retransmit_deadline is not None and now >= self.retransmit_deadline:
+            self.retransmit_deadline = None
+            self._retransmission_timeout(now)
+            if self.state is TCPState.CLOSED:
+                return
+        if self.persist_deadline is not None and now >= self.persist_deadline:
+            self.send_window_probe(now)
+        if self.delayed_ack_deadline is not None and now >= self.delayed_ack_deadline:
+            self.delayed_ack_deadline = None
+            self.ack_now = True
+        if self.keepalive_deadline is not None and now >= self.keepalive_deadline:
+            self._keepalive_timeout(now)
+
+    def _retransmission_timeout(self, now: float) -> None:
+        """RFC 6298 (5.4)-(5.7) with RFC 5681 (4) and the retry limits."""
+        state = self.state
+        self.retransmissions += 1
+        self.statistics.count("tcp.timeouts")
+        limit = {
+            TCPState.SYN_SENT: self.settings.syn_retries,
+            TCPState.SYN_RECEIVED: self.settings.synack_retries,
+        }.get(state, self.settings.data_retries)
+        if self.retransmissions > limit:
+            self.error = (
+                errno.ETIMEDOUT
+                if self.soft_error is None or state is not TCPState.SYN_SENT
+                else self.soft_error
+            )
+            if state.synchronized:
+                self.send_reset(now)
+            self.set_state(TCPState.CLOSED, now, f"retransmission limit ({limit}) reached")
+            return
+        self.rtt.backoff()
+        self.rtt_seq = None  # Karn
+        if state in (TCPState.SYN_SENT, TCPState.SYN_RECEIVED):
+            self.statistics.count("tcp.syn_retransmits")
+            self.total_retransmits += 1
+            self.send_syn(now)
+            self.retransmit_deadline = now + self.rtt.rto
+            return
+        if self.snd_una == self.snd_max:
+            return
+        self.congestion.on_timeout(self.flight_size())
+        self.in_recovery = False
+        self.duplicate_acks = 0
+        self.recover = self.snd_max  # RFC 6582 3.2 step 1 after a timeout
+        self.scoreboard.clear()  # RFC 2018 8: forget SACKed marks after a timeout
+        self.high_rxt = self.snd_una
+        self.snd_nxt = self.snd_una  # go back: resend from the first unacknowledged byte
+        self.retransmit_first(now)
+        self.snd_nxt = seq_add(
+            self.snd_una, min(self.mss, len(self.send_buffer)) or (1 if self.fin_sent else 0)
+        )
+        self.retransmit_deadline = now + self.rtt.rto
+
+    def _keepalive_timeout(self, now: float) -> None:
+        """RFC 1122 4.2.3.6: a probe with SEG.SEQ = SND.NXT - 1 and no data."""
+        settings = self.settings
+        if (
+            self.state not in (TCPState.ESTABLISHED, TCPState.CLOSE_WAIT)
+            or self.snd_una != self.snd_max
+        ):
+            self.keepalive_deadline = now + settings.keepalive_interval
+            return
+        if self.keepalive_probes_sent >= settings.keepalive_probes:
+            self.error = errno.ETIMEDOUT
+            self.statistics.count("tcp.keepalive_timeouts")
+            self.send_reset(now)
+            self.set_state(TCPState.CLOSED, now, "keepalive: peer silent")
+            return
+        self.keepalive_probes_sent += 1
+        self.statistics.count("tcp.keepalive_probes")
+        self.emit(seq_add(self.snd_nxt, -1), ACK, now)
+        self.keepalive_deadline = now + settings.keepalive_interval
+
+    # -- introspection -------------------------------------------------------------------------
+    def tcp_info(self) -> dict[str, object]:
+        """Everything a student (or ``ss -ti``) would want to see about this connection."""
+        congestion = self.congestion
+        return {
+            "state": self.state.value,
+            "local": (self.local_address, self.local_port),
+            "remote": (self.remote_address, self.remote_port),
+            "iss": self.iss,
+            "irs": self.irs,
+            "snd_una": self.snd_una,
+            "snd_nxt": self.snd_nxt,
+            "snd_max": self.snd_max,
+            "snd_wnd": self.snd_wnd,
+            "snd_wscale": self.snd_wscale,
+            "rcv_nxt": self.rcv_nxt,
+            "rcv_wnd": self.receive_window(),
+            "rcv_wscale": self.rcv_wscale,
+            "mss": self.mss,
+            "peer_mss": self.peer_mss,
+            "cwnd": congestion.cwnd,
+            "ssthresh": congestion.ssthresh,
+            "congestion_control": congestion.name,
+            "in_recovery": self.in_recovery,
+            "duplicate_acks": self.duplicate_acks,
+            "srtt": self.rtt.srtt,
+            "rttvar": self.rtt.rttvar,
+            "rto": self.rtt.rto,
+            "retransmits": self.total_retransmits,
+            "consecutive_timeouts": self.retransmissions,
+            "timestamps": self.timestamps,
+            "sack": self.sack,
+            "sack_scoreboard": self.scoreboard.blocks(),
+            "out_of_order": self.out_of_order.ranges(),
+            "send_buffered": len(self.send_buffer),
+            "receive_buffered": len(self.receive_buffer),
+            "unacked": seq_diff(self.snd_max, self.snd_una),
+            "timers": {
+                "retransmit": self.retransmit_deadline,
+                "persist": self.persist_deadline,
+                "delayed_ack": self.delayed_ack_deadline,
+                "keepalive": self.keepalive_deadline,
+                "time_wait": self.time_wait_deadline,
+                "fin_wait_2": self.fin_wait_2_deadline,
+            },
+            "error": self.error,
+            "soft_error": self.soft_error,
+            "transitions": [repr(t) for t in self.transitions],
+        }

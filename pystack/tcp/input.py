@@ -1,0 +1,460 @@
+"""Segment arrival for a connection (RFC 9293 3.10.7), in the RFC's step order.
+
+SYN-SENT has its own handler (3.10.7.3). Every other state goes through ``process_segment``:
+first check sequence number (with PAWS, RFC 7323 5), second the RST bit (RFC 5961 3), fourth the
+SYN bit (RFC 5961 4), fifth the ACK field (RFC 5961 5), sixth URG, seventh the segment text,
+eighth the FIN bit. (The third step, security, does not apply.) LISTEN lives in ``listener.py``
+and CLOSED in ``layer.py``.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from pystack.stats import DropReason
+from pystack.tcp.output import ConnectionOutput
+from pystack.tcp.seq import seq_add, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt
+from pystack.tcp.state import TCPState
+from pystack.wire.tcp import ACK, FIN, RST, SYN, URG, TCPSegment
+
+MAX_WSCALE = 14  # RFC 7323 2.3
+
+
+class ConnectionInput(ConnectionOutput):
+    # ---------------------------------------------------------------------------------------
+    def take_syn_options(self, segment: TCPSegment, now: float) -> None:
+        """Negotiate from the peer's SYN (RFC 9293 3.7.1, RFC 7323, RFC 2018)."""
+        settings = self.settings
+        self.peer_mss = segment.mss if segment.mss else settings.default_mss
+        wscale = segment.wscale
+        if settings.window_scaling and wscale is not None:
+            if wscale > MAX_WSCALE:
+                self.statistics.count("tcp.wscale_clamped")  # RFC 7323 2.3: log and use 14
+            self.snd_wscale = min(wscale, MAX_WSCALE)
+        else:
+            self.snd_wscale = 0
+            self.rcv_wscale = 0
+        stamp = segment.timestamp
+        self.timestamps = settings.timestamps and stamp is not None
+        if stamp is not None and self.timestamps:
+            self.ts_recent, self.ts_recent_time = stamp[0], now
+        self.sack = settings.sack and segment.sack_permitted
+        self.set_send_mss()
+
+    def note_window(self, segment: TCPSegment) -> None:
+        """RFC 9293 3.10.7.4 fifth step: update SND.WND from a newer segment."""
+        shift = 0 if segment.flags & SYN else self.snd_wscale
+        self.snd_wnd = segment.window << shift
+        self.snd_wl1, self.snd_wl2 = segment.seq, segment.ack
+        if self.snd_wnd > self.max_snd_wnd:
+            self.max_snd_wnd = self.snd_wnd
+
+    # ---------------------------------------------------------------------------------------
+    def process_syn_sent(self, segment: TCPSegment, now: float) -> None:
+        """RFC 9293 3.10.7.3."""
+        flags = segment.flags
+        # first: check the ACK bit
+        if flags & ACK and not (
+            seq_gt(segment.ack, self.iss) and seq_le(segment.ack, self.snd_max)
+        ):
+            if not flags & RST:
+                self.owner_reset(segment)
+            self.drop(DropReason.TCP_BAD_ACK)
+            return
+        # second: check the RST bit (RFC 5961 3.2: only with an ACK of our SYN)
+        if flags & RST:
+            if flags & ACK:
+                self.error = errno.ECONNREFUSED
+                self.statistics.count("tcp.refused")
+                self.set_state(TCPState.CLOSED, now, "RST in SYN-SENT: connection refused")
+            else:
+                self.drop(DropReason.TCP_RST_IGNORED)
+            return
+        # fourth: check the SYN bit
+        if not flags & SYN:
+            self.drop(DropReason.TCP_NO_SYN)
+            return
+        self.irs = segment.seq
+        self.rcv_nxt = seq_add(segment.seq, 1)
+        self.take_syn_options(segment, now)
+        if flags & ACK:
+            self.snd_una = segment.ack
+            self.note_window(segment)
+            self._sample_rtt_from_syn(segment, now)
+            self.retransmit_deadline = None
+            self.retransmissions = 0
+            self.set_state(TCPState.ESTABLISHED, now, "SYN-ACK received")
+            self.owner.connection_established(self)
+            self.ack_now = True
+            if segment.payload or flags & FIN:
+                self.process_text_and_fin(segment, now)
+            return
+        # Simultaneous open (RFC 9293 3.5, figure 8): answer with SYN-ACK.
+        self.set_state(TCPState.SYN_RECEIVED, now, "SYN received in SYN-SENT (simultaneous open)")
+        self.snd_wnd = segment.window
+        self.snd_wl1, self.snd_wl2 = segment.seq, segment.ack
+        self.send_syn(now, ack_of=segment)
+
+    def _sample_rtt_from_syn(self, segment: TCPSegment, now: float) -> None:
+        if self.retransmissions == 0:
+            self.rtt.sample(now - self.created)  # Karn: only an unretransmitted SYN
+
+    def owner_reset(self, segment: TCPSegment) -> None:
+        """<SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK (RFC 9293 3.10.7.3 / 3.10.7.4)."""
+        reset = TCPSegment(self.local_port, self.remote_port, segment.ack, 0, RST, 0)
+        self.outbox.append(reset)
+        self.statistics.count("tcp.resets_sent")
+
+    # ---------------------------------------------------------------------------------------
+    def process_segment(self, segment: TCPSegment, now: float) -> None:
+        """RFC 9293 3.10.7.4: SYN-RECEIVED and every synchronized state."""
+        flags = segment.flags
+        self.last_receive_time = now
+        if self.keepalive:
+            self.keepalive_probes_sent = 0
+            self.keepalive_deadline = now + self.settings.keepalive_idle
+        # first: check sequence number (PAWS first, RFC 7323 5.3)
+        if not self._acceptable(segment, now):
+            return
+        # second: check the RST bit (RFC 5961 3.2)
+        if flags & RST:
+            self._process_reset(segment, now)
+            return
+        # fourth: check the SYN bit (RFC 5961 4.2)
+        if flags & SYN:
+            if self.state is TCPState.SYN_RECEIVED and self.passive:
+                # RFC 9293: a passive SYN-RECEIVED connection returns to LISTEN.
+                self.drop(DropReason.TCP_SYN_IN_WINDOW)
+                self.set_state(TCPState.CLOSED, now, "SYN in SYN-RECEIVED: back to LISTEN")
+                return
+            self.drop(DropReason.TCP_SYN_IN_WINDOW)
+            self.send_challenge_ack(now)
+            return
+        # fifth: check the ACK field
+        if not flags & ACK:
+            self.drop(DropReason.TCP_NO_ACK)
+            return
+        if not self._process_ack(segment, now):
+            return
+        # sixth: check the URG bit (urgent data is delivered inline, RFC 6093)
+        if flags & URG:
+            self.statistics.count("tcp.urgent_received")
+        # seventh and eighth: segment text, FIN
+        if segment.payload or flags & FIN:
+            self.process_text_and_fin(segment, now)
+
+    def _acceptable(self, segment: TCPSegment, now: float) -> bool:
+        flags = segment.flags
+        stamp = segment.timestamp
+        if self.timestamps and stamp is not None and not flags & RST:
+            # RFC 7323 5.3 R1: PAWS, with the 24-day idle exception.
+            if seq_lt(stamp[0], self.ts_recent) and now - self.ts_recent_time < 24 * 86400:
+                self.drop(DropReason.TCP_PAWS)
+                self.ack_now = True
+                return False
+        length = len(segment.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        window = self.receive_window_edge()
+        seq = segment.seq
+        if length == 0:
+            ok = seq == self.rcv_nxt if window == 0 else seq_in_window(seq, self.rcv_nxt, window)
+        elif window == 0:
+            ok = False
+        else:
+            last = seq_add(seq, length - 1)
+            ok = seq_in_window(seq, self.rcv_nxt, window) or seq_in_window(
+                last, self.rcv_nxt, window
+            )
+        if ok:
+            if stamp is not None and self.timestamps and seq_le(seq, self.last_ack_sent):
+                # RFC 7323 4.3 (R3): remember the newest timestamp at the left edge.
+                if seq_ge(stamp[0], self.ts_recent):
+                    self.ts_recent, self.ts_recent_time = stamp[0], now
+            return True
+        if self.state is TCPState.TIME_WAIT and flags & FIN and not flags & RST:
+            self._restart_time_wait(now)
+        if flags & RST:
+            self.drop(DropReason.TCP_OUT_OF_WINDOW)
+            return False
+        if length == 0 and window == 0 and flags & ACK:
+            # RFC 9293: with a zero window, still process valid ACKs (window updates).
+            self._process_ack(segment, now)
+            return False
+        self.drop(DropReason.TCP_OUT_OF_WINDOW)
+        self.ack_now = True  # RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+        return False
+
+    def receive_window_edge(self) -> int:
+        """RCV.WND as the peer sees it: what we advertised, or what room we have now."""
+        advertised = seq_diff(self.rcv_adv, self.rcv_nxt) if self.rcv_adv else 0
+        return max(advertised, 0, min(self.receive_buffer.room, 65535 << self.rcv_wscale))
+
+    def _process_reset(self, segment: TCPSegment, now: float) -> None:
+        if segment.seq != self.rcv_nxt:
+            # RFC 5961 3.2: in the window but not exact: challenge ACK.
+            self.drop(DropReason.TCP_RST_NOT_EXACT)
+            self.send_challenge_ack(now)
+            return
+        state = self.state
+        if state is TCPState.TIME_WAIT:
+            self.drop(DropReason.TCP_RST_IN_TIME_WAIT)  # RFC 1337: ignore it
+            return
+        self.statistics.count("tcp.resets_received")
+        if state is TCPState.SYN_RECEIVED:
+            if not self.passive:
+                self.error = errno.ECONNREFUSED
+            self.set_state(TCPState.CLOSED, now, "RST in SYN-RECEIVED")
+            return
+        if state in (
+            TCPState.ESTABLISHED,
+            TCPState.FIN_WAIT_1,
+            TCPState.FIN_WAIT_2,
+            TCPState.CLOSE_WAIT,
+        ):
+            self.error = errno.ECONNRESET
+        self.set_state(TCPState.CLOSED, now, f"RST in {state.value}")
+
+    # ---------------------------------------------------------------------------------------
+    def _process_ack(self, segment: TCPSegment, now: float) -> bool:
+        """RFC 9293 3.10.7.4 fifth step with RFC 5961 5.2; False when the segment is done with."""
+        ack = segment.ack
+        if self.state is TCPState.SYN_RECEIVED:
+            if not (seq_gt(ack, self.snd_una) and seq_le(ack, self.snd_max)):
+                self.drop(DropReason.TCP_BAD_ACK)
+                self.owner_reset(segment)
+                return False
+            if not self.owner.admit(self, now):
+                return False  # accept queue full: the listener's overflow policy applied
+            self.snd_una = ack
+            self.note_window(segment)
+            self.retransmit_deadline = None
+            if self.retransmissions == 0:
+                self.rtt.sample(now - self.created)
+            self.retransmissions = 0
+            self.set_state(TCPState.ESTABLISHED, now, "ACK of our SYN-ACK")
+            self.owner.connection_established(self)
+            return True
+        # RFC 5961 5.2: acceptable when SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
+        if seq_gt(ack, self.snd_max):
+            self.drop(DropReason.TCP_ACK_UNSENT)
+            self.ack_now = True
+            return False
+        if seq_lt(ack, seq_add(self.snd_una, -max(self.max_snd_wnd, 1))):
+            self.drop(DropReason.TCP_ACK_TOO_OLD)
+            self.send_challenge_ack(now)
+            return False
+        if self.timestamps and segment.timestamp is not None:
+            self._sample_rtt_from_timestamp(segment.timestamp[1], ack, now)
+        if self.sack and segment.sack_blocks:
+            self.scoreboard.update(segment.sack_blocks, self.snd_una, self.snd_max)
+        if seq_gt(ack, self.snd_una):
+            self._new_ack(segment, now)
+        else:
+            self._old_ack(segment, now)
+        # window update (RFC 9293 3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK))
+        if seq_lt(self.snd_wl1, segment.seq) or (
+            self.snd_wl1 == segment.seq and seq_le(self.snd_wl2, ack)
+        ):
+            old = self.snd_wnd
+            self.note_window(segment)
+            if self.snd_wnd and not old:
+                self.persist_deadline = None
+                self.persist_backoff = 0
+        self._ack_state_changes(now)
+        return self.state is not TCPState.CLOSED
+
+    def _sample_rtt_from_timestamp(self, echo: int, ack: int, now: float) -> None:
+        if echo and seq_gt(ack, self.snd_una):  # RFC 7323 4.3: only ACKs of new data
+            sample = seq_diff(self.ts_value(now), echo) / 1000.0
+            if 0 <= sample < 3600:
+                self.rtt.sample(sample)
+
+    def _new_ack(self, segment: TCPSegment, now: float) -> None:
+        ack = segment.ack
+        acked = seq_diff(ack, self.snd_una)
+        data_acked = min(acked, len(self.send_buffer))
+        self.send_buffer.release(data_acked)
+        if self.rtt_seq is not None and seq_gt(ack, self.rtt_seq):
+            self.rtt.sample(now - self.rtt_time)
+            self.rtt_seq = None
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        self.scoreboard.advance(ack)
+        self.retransmissions = 0
+        self.rtt.reset_backoff()
+        self.persist_backoff = 0
+        self.statistics.count("tcp.bytes_acked", data_acked)
+        if self.in_recovery:
+            self._recovery_ack(ack, acked, now)
+        else:
+            self.duplicate_acks = 0
+            self.congestion.on_ack(acked)
+        # RFC 6298 (5.2, 5.3): stop the timer when all is acknowledged, else restart it.
+        if self.snd_una == self.snd_max:
+            self.retransmit_deadline = None
+        else:
+            self.retransmit_deadline = now + self.rtt.rto
+
+    def _recovery_ack(self, ack: int, acked: int, now: float) -> None:
+        if seq_ge(ack, self.recover):
+            # RFC 6582 3.2 step 3: a full acknowledgement ends recovery.
+            self.in_recovery = False
+            self.duplicate_acks = 0
+            self.congestion.exit_recovery(self.flight_size())
+            self.statistics.count("tcp.recoveries_completed")
+            return
+        # Partial acknowledgement: the next hole is lost too.
+        self.statistics.count("tcp.partial_acks")
+        if not self.sack:
+            self.retransmit_first(now)  # RFC 6582 3.2 step 4
+            self.congestion.on_partial_ack(acked)
+
+    def _old_ack(self, segment: TCPSegment, now: float) -> None:
+        """RFC 5681 section 2 duplicate ACK detection, then fast retransmit (3.2) / NewReno."""
+        if segment.payload or segment.flags & (SYN | FIN) or self.snd_una == self.snd_max:
+            return
+        shift = self.snd_wscale
+        if segment.window << shift != self.snd_wnd or segment.ack != self.snd_una:
+            return
+        self.duplicate_acks += 1
+        self.statistics.count("tcp.duplicate_acks")
+        threshold = self.settings.duplicate_ack_threshold
+        if self.in_recovery:
+            self.congestion.on_duplicate_ack_in_recovery()
+            return
+        lost_by_sack = self.sack and self.scoreboard.is_lost(self.snd_una, self.mss, threshold)
+        # RFC 6582 3.2 step 2: only when the ACK covers more than the last recovery point.
+        if (self.duplicate_acks >= threshold or lost_by_sack) and seq_gt(
+            self.snd_una, self.recover
+        ):
+            self._enter_recovery(now)
+
+    def _enter_recovery(self, now: float) -> None:
+        self.in_recovery = True
+        self.recover = self.snd_max
+        self.high_rxt = self.snd_una
+        self.congestion.enter_recovery(self.flight_size(), self.sack)
+        self.statistics.count("tcp.fast_retransmits")
+        self.retransmit_first(now)
+        self.retransmit_deadline = now + self.rtt.rto
+
+    def _ack_state_changes(self, now: float) -> None:
+        state = self.state
+        fin_acked = self.fin_sent and self.snd_una == self.snd_max and len(self.send_buffer) == 0
+        if state is TCPState.FIN_WAIT_1 and fin_acked:
+            self.set_state(TCPState.FIN_WAIT_2, now, "our FIN acknowledged")
+            if self.user_closed:
+                self.fin_wait_2_deadline = now + self.settings.fin_wait_2_timeout
+        elif state is TCPState.CLOSING and fin_acked:
+            self._enter_time_wait(now, "our FIN acknowledged in CLOSING")
+        elif state is TCPState.LAST_ACK and fin_acked:
+            self.set_state(TCPState.CLOSED, now, "our FIN acknowledged in LAST-ACK")
+
+    # ---------------------------------------------------------------------------------------
+    def process_text_and_fin(self, segment: TCPSegment, now: float) -> None:
+        """Seventh step (segment text) and eighth step (FIN)."""
+        state = self.state
+        payload = segment.payload
+        seq = segment.seq
+        has_fin = bool(segment.flags & FIN)
+        if payload and state.may_receive:
+            if self.user_closed and not self.read_shutdown:
+                # Nobody will read this: RFC 9293 3.10.4 / Linux, abort with RST.
+                self.drop(DropReason.TCP_DATA_AFTER_CLOSE)
+                self.send_reset(now)
+                self.set_state(TCPState.CLOSED, now, "data after close")
+                return
+            self._receive_data(seq, payload, now)
+        if has_fin:
+            fin_seq = seq_add(seq, len(payload))
+            if fin_seq == self.rcv_nxt:
+                self._receive_fin(now)
+            elif seq_gt(fin_seq, self.rcv_nxt) and state.may_receive:
+                self.peer_fin_seq = fin_seq  # waits for the hole before it to fill
+                self.ack_now = True
+        elif self.peer_fin_seq is not None and self.peer_fin_seq == self.rcv_nxt:
+            self._receive_fin(now)
+
+    def _receive_data(self, seq: int, payload: bytes, now: float) -> None:
+        rcv_nxt = self.rcv_nxt
+        offset = seq_diff(rcv_nxt, seq)
+        if offset > 0:  # trim what we already have (RFC 9293 3.10.7.4 seventh step)
+            payload = payload[offset:]
+            seq = rcv_nxt
+        room = self.receive_buffer.room if not self.read_shutdown else len(payload)
+        if seq == rcv_nxt:
+            if len(payload) > room:
+                payload = payload[:room]
+                self.drop(DropReason.TCP_BEYOND_WINDOW)
+            if not payload:
+                self.ack_now = True
+                return
+            self._deliver(payload)
+            filled = len(self.out_of_order) > 0
+            if filled:
+                more = self.out_of_order.pop_ready(self.rcv_nxt)
+                if more:
+                    self._deliver(more)
+                self.ack_now = True  # RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK a filled hole at once
+            self._schedule_ack(len(payload) + 0, now)
+            if self.peer_fin_seq is not None and self.peer_fin_seq == self.rcv_nxt:
+                self._receive_fin(now)
+            return
+        # Out of order: hold it (bounded), and ACK at once with SACK blocks (RFC 5681 4.2).
+        window = self.receive_window_edge()
+        if seq_diff(seq_add(seq, len(payload)), rcv_nxt) > window:
+            payload = payload[: max(0, window - seq_diff(seq, rcv_nxt))]
+        if payload and not self.out_of_order.insert(seq, payload, rcv_nxt):
+            self.drop(DropReason.TCP_OUT_OF_ORDER_LIMIT)
+        self.statistics.count("tcp.out_of_order_segments")
+        self.ack_now = True
+
+    def _deliver(self, data: bytes) -> None:
+        self.rcv_nxt = seq_add(self.rcv_nxt, len(data))
+        if self.read_shutdown:
+            self.statistics.count("tcp.bytes_discarded", len(data))
+        else:
+            self.receive_buffer.append(data)
+        self.statistics.count("tcp.bytes_received", len(data))
+
+    def _schedule_ack(self, size: int, now: float) -> None:
+        """RFC 9293 3.8.6.3: ACK every second full-sized segment, else within the delay bound."""
+        if size > self.receive_mss:
+            self.receive_mss = size
+        if size >= self.receive_mss:
+            self.segments_unacked += 1
+        else:
+            self.segments_unacked += 1  # small segments count too (Linux's quick-ack behaviour)
+        if self.segments_unacked >= self.settings.quick_ack_segments:
+            self.send_ack(now)  # at once, not at the end of the poll: every second segment
+        elif self.delayed_ack_deadline is None:
+            self.delayed_ack_deadline = now + self.settings.delayed_ack
+
+    def _receive_fin(self, now: float) -> None:
+        self.peer_fin_seq = None
+        self.fin_received = True
+        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        self.ack_now = True
+        state = self.state
+        if state in (TCPState.SYN_RECEIVED, TCPState.ESTABLISHED):
+            self.set_state(TCPState.CLOSE_WAIT, now, "FIN received")
+        elif state is TCPState.FIN_WAIT_1:
+            if self.fin_sent and self.snd_una == self.snd_max:
+                self._enter_time_wait(now, "FIN received, ours acknowledged")
+            else:
+                self.set_state(TCPState.CLOSING, now, "FIN received (simultaneous close)")
+        elif state is TCPState.FIN_WAIT_2:
+            self._enter_time_wait(now, "FIN received in FIN-WAIT-2")
+        elif state is TCPState.TIME_WAIT:
+            self._restart_time_wait(now)
+
+    def _enter_time_wait(self, now: float, cause: str) -> None:
+        self.set_state(TCPState.TIME_WAIT, now, cause)
+        self.retransmit_deadline = self.persist_deadline = self.keepalive_deadline = None
+        self.fin_wait_2_deadline = None
+        self.time_wait_deadline = now + 2 * self.settings.msl
+
+    def _restart_time_wait(self, now: float) -> None:
+        """RFC 9293 3.10.7.4: a retransmitted FIN in TIME-WAIT: ACK it, restart the 2 MSL timeout."""
+        self.time_wait_deadline = now + 2 * self.settings.msl
+        self.ack_now = True

@@ -1,0 +1,346 @@
+"""The TCP layer of a stack: demultiplexing, listeners, the CLOSED state, ICMP, timers, output.
+
+``TCPLayer`` registers itself with the IPv4 layer for protocol 6 and for ICMP errors about TCP.
+Connections are found by their 4-tuple in a dict; segments for no connection go to a listener
+or, in the CLOSED state, are answered with RST (RFC 9293 3.10.7.1). Connections that have
+something to send are marked dirty and drained by ``flush(now)``; their timers live in one heap
+(``run_timers``/``next_deadline``), with stale entries skipped lazily.
+Entry points: ``TCPLayer.listen``, ``TCPLayer.connect``, ``flush``, ``run_timers``.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import random
+from typing import TYPE_CHECKING
+
+from pystack.stats import DropReason, Statistics
+from pystack.tcp.connection import TCPConnection
+from pystack.tcp.isn import SequenceGenerator
+from pystack.tcp.listener import TCPListener
+from pystack.tcp.seq import seq_add, seq_ge, seq_gt, seq_lt
+from pystack.tcp.settings import TCPSettings
+from pystack.tcp.state import TCPState
+from pystack.tcp.tcb import IP_TCP_HEADERS, TransmissionControlBlock
+from pystack.wire import icmpv4
+from pystack.wire.errors import MalformedPacket
+from pystack.wire.icmpv4 import ICMPv4Message
+from pystack.wire.ipv4 import PROTO_TCP, IPv4Packet
+from pystack.wire.tcp import ACK, FIN, RST, SYN, TCPSegment
+
+if TYPE_CHECKING:
+    from pystack.ip.interface import IPv4Layer
+
+Key = tuple[int, int, int, int]  # local address, local port, remote address, remote port
+
+_HARD_UNREACHABLE = {
+    icmpv4.PROTOCOL_UNREACHABLE: errno.ECONNREFUSED,
+    icmpv4.PORT_UNREACHABLE: errno.ECONNREFUSED,
+}
+_SOFT_UNREACHABLE = {
+    icmpv4.NET_UNREACHABLE: errno.ENETUNREACH,
+    icmpv4.HOST_UNREACHABLE: errno.EHOSTUNREACH,
+    icmpv4.ADMIN_PROHIBITED: errno.EHOSTUNREACH,
+}
+
+
+class TCPLayer:
+    def __init__(
+        self, ip: IPv4Layer, statistics: Statistics, settings: TCPSettings, rng: random.Random
+    ) -> None:
+        self.ip = ip
+        self.statistics = statistics
+        self.settings = settings
+        self.rng = rng
+        self.sequence = SequenceGenerator(rng)
+        self.connections: dict[Key, TCPConnection] = {}
+        self.listeners: dict[tuple[int, int], TCPListener] = {}
+        self._dirty: dict[TCPConnection, None] = {}  # insertion-ordered set
+        self._timers: list[tuple[float, int, TCPConnection]] = []
+        self._timer_order = itertools.count()
+        self._challenge_window = -1
+        self._challenge_count = 0
+        ip.handlers[PROTO_TCP] = self.process_packet
+        ip.icmp.error_listeners[PROTO_TCP] = self.process_icmp_error
+
+    # -- user entry points -----------------------------------------------------------------------
+    def listen(self, port: int, backlog: int = 5, address: int = 0) -> TCPListener:
+        if not 0 < port < 65536:
+            raise ValueError(f"bad port {port}")
+        if (address, port) in self.listeners:
+            raise OSError(errno.EADDRINUSE, "address in use")
+        listener = TCPListener(self, address, port, backlog)
+        self.listeners[(address, port)] = listener
+        return listener
+
+    def remove_listener(self, listener: TCPListener) -> None:
+        if self.listeners.get((listener.address, listener.port)) is listener:
+            del self.listeners[(listener.address, listener.port)]
+
+    def connect(
+        self,
+        address: int,
+        port: int,
+        now: float,
+        local_port: int | None = None,
+        local_address: int | None = None,
+    ) -> TCPConnection:
+        """Active open (RFC 9293 3.10.1); the SYN leaves at the next flush."""
+        if not 0 < port < 65536:
+            raise ValueError(f"bad port {port}")
+        local = self.ip.source_for(address) if local_address in (None, 0) else local_address
+        assert local is not None
+        if local_port is None:
+            local_port = self.ephemeral_port(local, address, port)
+        elif (local, local_port, address, port) in self.connections:
+            raise OSError(errno.EADDRINUSE, "address in use")
+        connection = self.new_connection((local, local_port), (address, port), now)
+        if connection is None:
+            raise OSError(errno.ENOBUFS, "connection table full")
+        connection.open_active(now)
+        self.statistics.count("tcp.active_opens")
+        self.connection_changed(connection)
+        return connection
+
+    def ephemeral_port(self, local: int, remote: int, remote_port: int) -> int:
+        low, high = self.settings.ephemeral_ports
+        span = high - low + 1
+        start = self.rng.randrange(span)
+        used = {key[1] for key in self.connections} | {port for _, port in self.listeners}
+        for step in range(span):
+            candidate = low + (start + step) % span
+            if candidate not in used:
+                return candidate
+        for step in range(span):  # every port busy: share one with a different 4-tuple
+            candidate = low + (start + step) % span
+            if (local, candidate, remote, remote_port) not in self.connections:
+                return candidate
+        raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port")
+
+    def mss_limit(self, remote: int) -> int:
+        return self.ip.path_mtu(remote) - IP_TCP_HEADERS
+
+    def new_connection(
+        self, local: tuple[int, int], remote: tuple[int, int], now: float, iss: int | None = None
+    ) -> TCPConnection | None:
+        if len(self.connections) >= self.settings.max_connections:
+            self.statistics.drop(DropReason.TCP_CONNECTION_LIMIT)
+            return None
+        if iss is None:
+            iss = self.sequence.isn(local[0], local[1], remote[0], remote[1], now)
+        connection = TCPConnection(self, local, remote, iss, now, self.mss_limit(remote[0]))
+        connection.ts_offset = self.rng.getrandbits(32)
+        self.connections[(local[0], local[1], remote[0], remote[1])] = connection
+        return connection
+
+    # -- callbacks from connections (ConnectionOwner) --------------------------------------------
+    def connection_changed(self, connection: TransmissionControlBlock) -> None:
+        assert isinstance(connection, TCPConnection)
+        self._dirty[connection] = None
+
+    def connection_closed(self, connection: TransmissionControlBlock) -> None:
+        assert isinstance(connection, TCPConnection)
+        key = (
+            connection.local_address,
+            connection.local_port,
+            connection.remote_address,
+            connection.remote_port,
+        )
+        if self.connections.get(key) is connection:
+            del self.connections[key]
+        listener = connection.listener
+        if isinstance(listener, TCPListener):
+            listener.forget(connection)
+        self._dirty[connection] = None  # a final RST may still be queued
+
+    def connection_established(self, connection: TransmissionControlBlock) -> None:
+        listener = connection.listener
+        if isinstance(listener, TCPListener) and isinstance(connection, TCPConnection):
+            listener.established(connection)
+
+    def admit(self, connection: TransmissionControlBlock, now: float) -> bool:
+        listener = connection.listener
+        if isinstance(listener, TCPListener) and isinstance(connection, TCPConnection):
+            return listener.admit(connection, now)
+        return True
+
+    def allow_challenge_ack(self, now: float) -> bool:
+        """RFC 5961 7: at most ``challenge_ack_limit`` challenge ACKs per second, stack-wide."""
+        second = int(now)
+        if second != self._challenge_window:
+            self._challenge_window, self._challenge_count = second, 0
+        if self._challenge_count >= self.settings.challenge_ack_limit:
+            return False
+        self._challenge_count += 1
+        return True
+
+    # -- input -----------------------------------------------------------------------------------
+    def process_packet(self, packet: IPv4Packet, now: float, broadcast: bool) -> None:
+        try:
+            segment = TCPSegment.parse(packet.payload, packet.src, packet.dst)
+        except MalformedPacket as error:
+            self.statistics.drop_malformed(error.reason)
+            return
+        if broadcast:
+            self.statistics.drop(DropReason.TCP_BROADCAST)
+            return
+        self.statistics.count("tcp.segments_received")
+        key = (packet.dst, segment.dst_port, packet.src, segment.src_port)
+        connection = self.connections.get(key)
+        if (
+            connection is not None
+            and connection.state is TCPState.TIME_WAIT
+            and segment.flags & SYN
+            and not segment.flags & ACK
+            and self._may_reuse(connection, segment)
+        ):
+            connection.set_state(TCPState.CLOSED, now, "new SYN reuses the TIME-WAIT 4-tuple")
+            connection = None
+        if connection is not None:
+            if connection.state is TCPState.SYN_SENT:
+                connection.process_syn_sent(segment, now)
+            else:
+                connection.process_segment(segment, now)
+            self._dirty[connection] = None
+            return
+        listener = self.listeners.get((packet.dst, segment.dst_port)) or self.listeners.get(
+            (0, segment.dst_port)
+        )
+        if listener is not None:
+            listener.process_segment(segment, packet.dst, packet.src, now)
+            return
+        self.statistics.drop(DropReason.TCP_NO_LISTENER)
+        if not segment.flags & RST:
+            self.send_reset_for(segment, packet.dst, packet.src, now)
+
+    @staticmethod
+    def _may_reuse(connection: TCPConnection, segment: TCPSegment) -> bool:
+        """RFC 6191 / RFC 9293 3.10.7.4 note: a new SYN may end TIME-WAIT if it is newer."""
+        stamp = segment.timestamp
+        if connection.timestamps and stamp is not None:
+            return seq_gt(stamp[0], connection.ts_recent)
+        return seq_gt(segment.seq, connection.rcv_nxt)
+
+    def send_reset_for(self, segment: TCPSegment, local: int, remote: int, now: float) -> None:
+        """RFC 9293 3.10.7.1: the RST a segment to no connection gets."""
+        if segment.flags & ACK:
+            reset = TCPSegment(segment.dst_port, segment.src_port, segment.ack, 0, RST, 0)
+        else:
+            length = (
+                len(segment.payload)
+                + (1 if segment.flags & SYN else 0)
+                + (1 if segment.flags & FIN else 0)
+            )
+            reset = TCPSegment(
+                segment.dst_port, segment.src_port, 0, seq_add(segment.seq, length), RST | ACK, 0
+            )
+        self.statistics.count("tcp.resets_sent")
+        self.send_segment(reset, local, remote, now)
+
+    def process_icmp_error(self, message: ICMPv4Message, quoted: IPv4Packet, now: float) -> None:
+        """RFC 5927 checks, then RFC 1191 (need-frag) or RFC 5461 soft/hard error handling."""
+        header = quoted.payload
+        if len(header) < 8:
+            self.statistics.drop(DropReason.TCP_ICMP_NO_CONNECTION)
+            return
+        sport = int.from_bytes(header[0:2], "big")
+        dport = int.from_bytes(header[2:4], "big")
+        seq = int.from_bytes(header[4:8], "big")
+        connection = self.connections.get((quoted.src, sport, quoted.dst, dport))
+        if connection is None:
+            self.statistics.drop(DropReason.TCP_ICMP_NO_CONNECTION)
+            return
+        if not (seq_ge(seq, connection.snd_una) and seq_lt(seq, connection.snd_max)):
+            self.statistics.drop(DropReason.TCP_ICMP_BAD_SEQUENCE)
+            return
+        self.statistics.count("tcp.icmp_errors")
+        if (
+            message.type == icmpv4.DESTINATION_UNREACHABLE
+            and message.code == icmpv4.FRAGMENTATION_NEEDED
+        ):
+            self._lower_path_mss(connection, message.next_hop_mtu, now)
+            return
+        if message.type == icmpv4.DESTINATION_UNREACHABLE:
+            hard = _HARD_UNREACHABLE.get(message.code)
+            code = (
+                hard
+                if hard is not None
+                else _SOFT_UNREACHABLE.get(message.code, errno.EHOSTUNREACH)
+            )
+        else:
+            hard, code = None, errno.EHOSTUNREACH
+        connection.soft_error = code
+        if (
+            connection.state is TCPState.SYN_SENT
+            and self.settings.icmp_aborts_syn_sent
+            and hard is not None
+        ):
+            connection.error = code
+            connection.set_state(TCPState.CLOSED, now, f"ICMP {message.summary()} in SYN-SENT")
+        self._dirty[connection] = None
+
+    def _lower_path_mss(self, connection: TCPConnection, mtu: int, now: float) -> None:
+        limit = (
+            max(mtu - IP_TCP_HEADERS, self.settings.min_path_mss)
+            if mtu
+            else self.settings.min_path_mss
+        )
+        if limit >= connection.mss_limit:
+            return
+        connection.mss_limit = limit
+        connection.set_send_mss()
+        self.statistics.count("tcp.path_mtu_lowered")
+        # RFC 1191 6.5: retransmit at once with the smaller size (not a congestion signal).
+        connection.snd_nxt = connection.snd_una
+        self._dirty[connection] = None
+
+    # -- output and timers -----------------------------------------------------------------------
+    def send_segment(self, segment: TCPSegment, local: int, remote: int, now: float) -> None:
+        self.statistics.count("tcp.segments_sent")
+        self.ip.send(
+            remote, PROTO_TCP, segment.build(local, remote), now, source=local, dont_fragment=True
+        )
+
+    def flush(self, now: float) -> None:
+        """Let every connection that changed send what it may, and reschedule its timers."""
+        for _ in range(4):  # sending can dirty a connection again (a loopback peer); bounded
+            if not self._dirty:
+                return
+            dirty, self._dirty = self._dirty, {}
+            for connection in dirty:
+                for segment in connection.segments_to_send(now):
+                    self.send_segment(
+                        segment, connection.local_address, connection.remote_address, now
+                    )
+                self._schedule(connection)
+
+    def _schedule(self, connection: TCPConnection) -> None:
+        deadline = connection.next_deadline() if connection.state is not TCPState.CLOSED else None
+        if deadline is not None and deadline != connection.scheduled:
+            heapq.heappush(self._timers, (deadline, next(self._timer_order), connection))
+        connection.scheduled = deadline
+        if len(self._timers) > 4 * len(self.connections) + 64:
+            self._timers = [e for e in self._timers if e[2].scheduled == e[0]]
+            heapq.heapify(self._timers)
+
+    def run_timers(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            deadline, _, connection = heapq.heappop(timers)
+            if connection.scheduled != deadline or connection.state is TCPState.CLOSED:
+                continue  # stale entry: the connection's timers changed since
+            connection.scheduled = None
+            connection.on_timer(now)
+            self._dirty[connection] = None
+
+    def next_deadline(self) -> float | None:
+        if self._dirty:
+            return float("-inf")
+        timers = self._timers
+        while timers and (
+            timers[0][2].scheduled != timers[0][0] or timers[0][2].state is TCPState.CLOSED
+        ):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None

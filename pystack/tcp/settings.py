@@ -1,0 +1,68 @@
+"""TCP settings: every timer, limit and feature switch in one frozen value.
+
+Defaults follow the RFCs and, where an RFC leaves a choice, Linux (named in the comment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TCPSettings:
+    # segment size and buffers
+    default_mss: int = 536  # RFC 9293 3.7.1: assumed when the peer sends no MSS option
+    send_buffer: int = 256 * 1024
+    receive_buffer: int = 256 * 1024  # also the largest window we advertise
+    out_of_order_limit: int = 256 * 1024  # bytes held out of order per connection
+    window_scaling: bool = True  # RFC 7323
+    timestamps: bool = True  # RFC 7323
+    sack: bool = True  # RFC 2018
+    # retransmission (RFC 6298)
+    initial_rto: float = 1.0
+    min_rto: float = 1.0  # RFC 6298 (2.4); Linux uses 0.2
+    max_rto: float = 60.0
+    syn_retries: int = 6  # Linux tcp_syn_retries
+    synack_retries: int = 5  # Linux tcp_synack_retries
+    data_retries: int = 15  # Linux tcp_retries2 (RFC 1122 R2: at least 100 s)
+    # connection life
+    msl: float = 30.0  # TIME-WAIT lasts 2*MSL (Linux: 60 s)
+    fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout, for connections the user closed
+    # acknowledgements (RFC 9293 3.8.6.3)
+    delayed_ack: float = 0.04  # Linux's minimum delayed-ACK timeout; RFC limit is 0.5 s
+    quick_ack_segments: int = 2  # ACK at least every second full-sized segment
+    # keepalive (RFC 1122 4.2.3.6 defaults)
+    keepalive_idle: float = 7200.0
+    keepalive_interval: float = 75.0
+    keepalive_probes: int = 9
+    # persist timer (zero-window probes)
+    persist_min: float = 0.2
+    persist_max: float = 60.0
+    # congestion control
+    congestion_control: str = "newreno"
+    initial_window_segments: int = 10  # RFC 6928 (Linux); 4 gives RFC 3390's window
+    duplicate_ack_threshold: int = 3  # RFC 5681 DupThresh
+    limited_transmit: bool = True  # RFC 3042
+    # hardening (RFC 5961) and limits
+    challenge_ack_limit: int = 1000  # per second (Linux tcp_challenge_ack_limit)
+    max_connections: int = 4096
+    syn_queue: int = 256  # half-open connections per listener
+    syn_cookies: bool = True  # answer with a SYN cookie when the SYN queue is full
+    accept_overflow: str = "drop"  # "drop" (Linux tcp_abort_on_overflow=0) or "reset"
+    max_backlog: int = 4096  # listen(backlog) is clamped to this (Linux somaxconn)
+    ephemeral_ports: tuple[int, int] = (32768, 60999)  # Linux ip_local_port_range
+    # ICMP (RFC 5461, RFC 1191)
+    icmp_aborts_syn_sent: bool = True  # a hard ICMP error aborts a connection still in SYN-SENT
+    min_path_mss: int = 88  # never lower the MSS below this on a fragmentation-needed (RFC 1191)
+    transitions_kept: int = 64  # state transitions recorded per connection
+
+    def __post_init__(self) -> None:
+        if self.accept_overflow not in ("drop", "reset"):
+            raise ValueError("accept_overflow must be 'drop' or 'reset'")
+        if not 0 < self.min_rto <= self.initial_rto <= self.max_rto:
+            raise ValueError("need 0 < min_rto <= initial_rto <= max_rto")
+        if self.send_buffer < 1 or self.receive_buffer < 1:
+            raise ValueError("buffers must hold at least one byte")
+        low, high = self.ephemeral_ports
+        if not 1 <= low <= high <= 65535:
+            raise ValueError("bad ephemeral port range")
