@@ -206,10 +206,7 @@ class TCPConnection(ConnectionInput):
         self.scoreboard.clear()  # RFC 2018 8: forget SACKed marks after a timeout
         self.high_rxt = self.snd_una
         self.snd_nxt = self.snd_una  # go back: resend from the first unacknowledged byte
-        self.retransmit_first(now)
-        self.snd_nxt = seq_add(
-            self.snd_una, min(self.mss, len(self.send_buffer)) or (1 if self.fin_sent else 0)
-        )
+        self.snd_nxt = self.retransmit_first(now)
         self.retransmit_deadline = now + self.rtt.rto
 
     def _keepalive_timeout(self, now: float) -> None:

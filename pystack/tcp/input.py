@@ -149,6 +149,12 @@ class ConnectionInput(ConnectionOutput):
         if self.timestamps and stamp is not None and not flags & RST:
             # RFC 7323 5.3 R1: PAWS, with the 24-day idle exception.
             if seq_lt(stamp[0], self.ts_recent) and now - self.ts_recent_time < 24 * 86400:
+                if self._disordered_ack(segment):
+                    # Linux's tcp_disordered_ack: a reordered duplicate ACK still carries SACK
+                    # information; take it, but it does not update TS.Recent.
+                    self.statistics.count("tcp.paws_disordered_acks")
+                    self._process_ack(segment, now)
+                    return False
                 self.drop(DropReason.TCP_PAWS)
                 self.ack_now = True
                 return False
@@ -182,6 +188,15 @@ class ConnectionInput(ConnectionOutput):
         self.drop(DropReason.TCP_OUT_OF_WINDOW)
         self.ack_now = True  # RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
         return False
+
+    def _disordered_ack(self, segment: TCPSegment) -> bool:
+        return (
+            segment.flags & (SYN | FIN | RST | ACK) == ACK
+            and not segment.payload
+            and segment.seq == self.rcv_nxt
+            and segment.ack == self.snd_una
+            and segment.window << self.snd_wscale == self.snd_wnd
+        )
 
     def receive_window_edge(self) -> int:
         """RCV.WND as the peer sees it: what we advertised, or what room we have now."""
@@ -395,8 +410,11 @@ class ConnectionInput(ConnectionOutput):
                 more = self.out_of_order.pop_ready(self.rcv_nxt)
                 if more:
                     self._deliver(more)
-                self.ack_now = True  # RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK a filled hole at once
-            self._schedule_ack(len(payload) + 0, now)
+                if self.peer_fin_seq is not None and self.peer_fin_seq == self.rcv_nxt:
+                    self._receive_fin(now)
+                self.send_ack(now)  # RFC 5681 4.2: ACK a segment that fills a hole at once
+                return
+            self._schedule_ack(len(payload), now)
             if self.peer_fin_seq is not None and self.peer_fin_seq == self.rcv_nxt:
                 self._receive_fin(now)
             return
@@ -407,7 +425,7 @@ class ConnectionInput(ConnectionOutput):
         if payload and not self.out_of_order.insert(seq, payload, rcv_nxt):
             self.drop(DropReason.TCP_OUT_OF_ORDER_LIMIT)
         self.statistics.count("tcp.out_of_order_segments")
-        self.ack_now = True
+        self.send_ack(now)  # RFC 5681 4.2: a duplicate ACK (with SACK blocks) at once
 
     def _deliver(self, data: bytes) -> None:
         self.rcv_nxt = seq_add(self.rcv_nxt, len(data))

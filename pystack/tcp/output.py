@@ -271,22 +271,32 @@ class ConnectionOutput(TransmissionControlBlock):
         self.persist_deadline = now + self._persist_interval()
 
     # -- retransmission ------------------------------------------------------------------------
-    def retransmit_first(self, now: float) -> None:
-        """Resend the segment at snd_una (fast retransmit, RFC 5681 3.2 step 2)."""
-        if len(self.send_buffer) == 0:
+    def retransmit_first(self, now: float) -> int:
+        """Resend the segment at snd_una (RTO, or fast retransmit RFC 5681 3.2 step 2).
+
+        Returns the sequence number after what was sent.
+        """
+        buffered = len(self.send_buffer)
+        if buffered == 0:
             if self.fin_sent:
                 self.emit(self.snd_una, FIN | ACK, now)
                 self._count_retransmit(self.snd_una)
-            return
-        size = min(self.mss, len(self.send_buffer))
+                return seq_add(self.snd_una, 1)
+            return self.snd_una
+        # What was sent before (up to snd_max), or what the window allows, at least one byte.
+        outstanding = seq_diff(self.snd_max, self.snd_una)
+        size = min(self.mss, buffered, max(outstanding, self.snd_wnd, 1))
         flags = ACK
-        if size == len(self.send_buffer) and self.fin_sent:
+        if size == buffered and self.fin_sent:
             flags |= FIN
         self.emit(self.snd_una, flags, now, self.send_buffer.read(0, size))
         self._count_retransmit(self.snd_una)
-        end = seq_add(self.snd_una, size)
+        end = seq_add(self.snd_una, size + (1 if flags & FIN else 0))
         if seq_gt(end, self.high_rxt):
             self.high_rxt = end
+        if seq_gt(end, self.snd_max):
+            self.snd_max = end
+        return end
 
     def _retransmit_holes(self, now: float) -> None:
         """RFC 6675 5 (C): while pipe allows, retransmit the next lost un-SACKed segment."""

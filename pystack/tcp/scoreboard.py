@@ -16,7 +16,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable
 
-from pystack.tcp.seq import seq_add, seq_diff, seq_lt, seq_max, seq_min
+from pystack.tcp.seq import HALF, MASK, MOD, seq_add, seq_diff, seq_lt, seq_max, seq_min
 
 MAX_RANGES = 64
 
@@ -175,35 +175,54 @@ class SACKScoreboard:
         whole ranges starting above it, so the edge is the left edge of a range.
         """
         starts, ends = self._starts, self._ends
+        limit = (dup_threshold - 1) * mss
         above = 0
-        for count, index in enumerate(range(len(starts) - 1, -1, -1), start=1):
-            above += seq_diff(ends[index], starts[index])
-            if count >= dup_threshold or above > (dup_threshold - 1) * mss:
+        index = len(starts)
+        while index:
+            index -= 1
+            above += (ends[index] - starts[index]) & MASK
+            if len(starts) - index >= dup_threshold or above > limit:
                 return starts[index]
         return None
-
-    def _unsacked_between(self, low: int, high: int) -> int:
-        """Un-SACKed bytes in [low, high) (zero if the range is empty)."""
-        total = seq_diff(high, low)
-        if total <= 0:
-            return 0
-        for start, end in zip(self._starts, self._ends, strict=True):
-            if seq_diff(start, high) >= 0:
-                break
-            overlap = seq_diff(seq_min(end, high), seq_max(start, low))
-            if overlap > 0:
-                total -= overlap
-        return total
 
     def pipe(
         self, snd_una: int, snd_nxt: int, high_rxt: int, mss: int, dup_threshold: int = 3
     ) -> int:
         """RFC 6675 4 SetPipe, in bytes: each un-SACKed byte in [snd_una, snd_nxt) counts once
         if not IsLost, and once more if it was retransmitted (below ``high_rxt``)."""
-        unsacked = self._unsacked_between(snd_una, snd_nxt)
-        edge = self._lost_edge(mss, dup_threshold)
-        lost = 0 if edge is None else self._unsacked_between(snd_una, seq_min(edge, snd_nxt))
-        retransmitted = self._unsacked_between(snd_una, seq_min(high_rxt, snd_nxt))
+        span = seq_diff(snd_nxt, snd_una)
+        if span <= 0:
+            return 0
+        resent = min(max(seq_diff(high_rxt, snd_una), 0), span)
+        starts, ends = self._starts, self._ends
+        if not starts:
+            return span + resent
+        # Offsets from snd_una, clamped to [0, span]: lost below ``edge``, retransmitted below
+        # ``resent``. One pass adds up the SACKed bytes below each of the three limits.
+        lost_edge = self._lost_edge(mss, dup_threshold)
+        edge = 0 if lost_edge is None else min(max(seq_diff(lost_edge, snd_una), 0), span)
+        sacked_span = sacked_edge = sacked_resent = 0
+        for start, end in zip(starts, ends, strict=True):
+            low = (start - snd_una) & MASK  # seq_diff, inlined: this runs per send decision
+            if low > HALF:
+                low -= MOD
+            if low >= span:
+                break
+            high = low + ((end - start) & MASK)
+            if high > span:
+                high = span
+            if low < 0:
+                low = 0
+            if high <= low:
+                continue
+            sacked_span += high - low
+            if low < edge:
+                sacked_edge += (high if high < edge else edge) - low
+            if low < resent:
+                sacked_resent += (high if high < resent else resent) - low
+        unsacked = span - sacked_span
+        lost = edge - sacked_edge
+        retransmitted = resent - sacked_resent
         return unsacked - lost + retransmitted
 
     def _first_unsacked(self, snd_una: int, high_rxt: int) -> int | None:
