@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="bring a pystack host up on a TUN/TAP device and serve until stopped"
     )
     _add_host_arguments(up)
+    up.add_argument(
+        "--serve",
+        metavar="LIST",
+        help="TCP services on the stack: echo,discard,chargen[=N],daytime",
+    )
     up.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     show = commands.add_parser(
         "demo", help="two stacks on an in-memory link: ARP, then pings, traced"
@@ -101,6 +106,7 @@ def command_up(arguments: argparse.Namespace) -> int:
         impair=arguments.impair,
         seed=arguments.seed,
         pcap=arguments.pcap,
+        serve=arguments.serve,
         trace=_trace_sink() if arguments.trace else None,  # type: ignore[arg-type]
     )
     stop = threading.Event()

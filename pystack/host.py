@@ -22,6 +22,7 @@ from pystack.link.impair import ImpairmentConfig, ImpairmentLink
 from pystack.link.pcap import PcapLink
 from pystack.link.tuntap import TapLink, TunLink
 from pystack.runner import StackThread
+from pystack.services.stream import StreamService, parse_services, start_services
 from pystack.stack import Stack, StackConfig
 from pystack.wire.addresses import ip_from_str, parse_cidr
 
@@ -43,6 +44,7 @@ class HostOptions:
     pcap: str | None = None
     trace: Callable[[str], None] | None = None
     configure_existing_namespace: bool = True  # give the peer address in a reused namespace
+    serve: str | None = None  # services to run on the stack, e.g. "echo,discard,chargen=1000"
     stack_config: StackConfig | None = None  # base settings; address, gateway and mtu are set here
 
     def validate(self) -> ImpairmentConfig | None:
@@ -63,6 +65,11 @@ class HostOptions:
             raise HostError(f"--mtu must be 68..65535, not {self.mtu}")
         if prefix > 30 and self.link == "tap":
             raise HostError("a TAP link needs a prefix of /30 or shorter to reach its peer")
+        if self.serve:
+            try:
+                parse_services(self.serve)
+            except ValueError as error:
+                raise HostError(f"--serve: {error}") from None
         if self.impair:
             try:
                 config = ImpairmentConfig.parse(self.impair)
@@ -82,6 +89,7 @@ class KernelHost:
         self.link: Link | None = None
         self.stack: Stack | None = None
         self.thread: StackThread | None = None
+        self.services: list[StreamService] = []
 
     def __enter__(self) -> KernelHost:
         self.start()
@@ -138,12 +146,16 @@ class KernelHost:
         self.stack = Stack(config, link, rng=rng)
         if options.trace is not None:
             self.stack.set_trace(options.trace)
+        if options.serve:
+            self.services = start_services(self.stack, options.serve)
         self.thread = StackThread(self.stack)
         self.thread.start()
 
     def describe(self) -> str:
         assert self.stack is not None and self.device is not None
         where = f" in netns {self.namespace.name}" if self.namespace else ""
+        if self.services:
+            where += ", serving " + ", ".join(f"{s.name}/{s.port}" for s in self.services)
         return f"pystack host {self.stack.describe()} (device {self.device.name}{where}, peer {self.options.peer})"
 
     def close(self) -> None:

@@ -88,6 +88,8 @@ class Stack:
         for ip_text, mac_text in config.static_arp:
             self.ip.arp.add_static(ip_from_str(ip_text), mac_from_str(mac_text))
         self.tcp = TCPLayer(self.ip, self._statistics, config.tcp, self.rng)
+        # Applications stepped inside poll, after input (services, simulated peers).
+        self.applications: list[Callable[[float], None]] = []
         self._started = False
         self._last_now = 0.0
         self._trace: Callable[[str], None] | None = None
@@ -147,6 +149,8 @@ class Stack:
             handled += ip.process_loopback(now, self.config.loopback_budget)
         ip.run_timers(now)
         self.tcp.run_timers(now)
+        for application in self.applications:
+            application(now)
         self.flush(now)
         return handled
 

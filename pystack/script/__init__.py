@@ -2,7 +2,7 @@
 
 ``notation.py`` is the grammar (parser; ``formatting.py`` the formatter), ``events.py`` the values
 of the lines, ``matching.py`` what their numbers mean on the wire, ``application.py`` the
-socket-side calls, ``runner.py`` the execution. Typical use::
+socket-side calls, ``runner.py`` the execution, ``report.py`` traces and failure reports. Typical use::
 
     from pystack.script import run_script
     run_script('''
@@ -15,7 +15,8 @@ socket-side calls, ``runner.py`` the execution. Typical use::
 from __future__ import annotations
 
 from pystack.script.notation import ScriptSyntaxError, format_line, parse_line, parse_script
-from pystack.script.runner import ScriptFailure, ScriptResult, ScriptRunner, TraceEntry, run_script
+from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
+from pystack.script.runner import ScriptRunner, run_script
 
 __all__ = [
     "ScriptFailure",

@@ -5,27 +5,41 @@ The numbers are relative, as in packetdrill:
 - the peer's sequence numbers (``seq`` on ``<`` lines; ``ack`` and SACK blocks on ``>`` lines)
   are the peer's own, shifted on the wire by ``peer_offset`` (``2**32 - 100`` exercises the wrap);
 - pystack's sequence numbers (``seq`` on ``>`` lines; ``ack`` and SACK blocks on ``<`` lines)
-  count from pystack's ISN, learned from its SYN on a ``>`` line. Before that the ISN counts as 0
+  count from pystack's ISN, learned from each SYN it sends. Before its first SYN the ISN is 0
   (absolute numbers: what a RST answering a stray segment carries);
 - ports, windows (as on the wire, unscaled), MSS, window scale and TS values are absolute.
 
 The payload of a ``<`` segment with ``seq S`` and length N is ``pattern(S, N)``: byte i is
 ``(S + i) & 0xff`` in script numbers, so what pystack delivers to the application can be checked.
-Entry points: ``Numbering``, ``inbound_segment``, ``describe``, ``mismatches``, ``pattern``.
+A ``< icmp`` line quotes pystack's last TCP packet (up to 548 bytes, as RFC 1812 allows).
+Entry points: ``Numbering``, ``inbound_segment``, ``icmp_error``, ``describe``, ``mismatches``,
+``pattern``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from pystack.script.events import OUTBOUND, Field, OptionSpec, Packet, Wildcard
+from pystack.script.events import ICMP, OUTBOUND, Field, OptionSpec, Packet, Wildcard
 from pystack.script.formatting import format_flags, format_option
-from pystack.wire import tcp
+from pystack.wire import icmpv4, tcp
+from pystack.wire.icmpv4 import ICMPv4Message
 from pystack.wire.tcp import TCPOption, TCPSegment
 
 MASK = (1 << 32) - 1
 DEFAULT_WINDOW = 65535
 _CYCLE = bytes(range(256))
+QUOTE_LIMIT = 548  # bytes of pystack's packet an ICMP error quotes (576 - IP and ICMP headers)
+_ICMP_CODES = {
+    "net": icmpv4.NET_UNREACHABLE,
+    "host": icmpv4.HOST_UNREACHABLE,
+    "protocol": icmpv4.PROTOCOL_UNREACHABLE,
+    "port": icmpv4.PORT_UNREACHABLE,
+    "need-frag": icmpv4.FRAGMENTATION_NEEDED,
+    "admin-prohibited": icmpv4.ADMIN_PROHIBITED,
+    "ttl": icmpv4.TTL_EXCEEDED,
+    "reassembly": icmpv4.REASSEMBLY_TIME_EXCEEDED,
+}
 
 
 def pattern(seq: int, length: int) -> bytes:
@@ -101,6 +115,14 @@ def _wire_option(option: OptionSpec, numbering: Numbering, latest_tsval: int | N
     if kind in (tcp.OPT_NOP, tcp.OPT_SACK_PERMITTED):
         return TCPOption(kind)
     return TCPOption(kind, option.raw)
+
+
+def icmp_error(message: ICMP, packet: bytes) -> ICMPv4Message:
+    """The ICMP error of a ``< icmp`` line, quoting ``packet`` (pystack's, as IP bytes)."""
+    code, quote = _ICMP_CODES[message.code], packet[:QUOTE_LIMIT]
+    if message.kind == "unreachable":
+        return ICMPv4Message.destination_unreachable(code, quote, message.mtu or 0)
+    return ICMPv4Message.time_exceeded(code, quote)
 
 
 def describe(

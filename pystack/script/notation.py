@@ -24,9 +24,13 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
 may be ``*`` (any value), and a field left out (``ack``, ``win``, ``urg``, the options) is not
 checked; ``ecr $`` means "the peer's latest TS val". On ``<`` lines ``win`` defaults to 65535,
 options to none, ``ack`` is required with ``.``, and ``ecr *``/``ecr $`` echo pystack's latest TS
-val. Only ``>`` lines may have a range or ``*`` as their time. ``= ERRNO`` after a call means the
-call must raise ``OSError`` with that errno. What the numbers mean is told in ``matching.py``.
-Entry points: ``parse_script``, ``parse_line``, ``format_line``, ``format_event``, ``format_time``.
+val. A ``+`` time counts from the previous line's actual time (for a ``>`` line: when the packet
+came). Only ``>`` lines may have a range or ``*`` ("whenever it comes") as their time; their
+exact times allow the script's ``tolerance`` (default 0). ``= ERRNO`` after a call means the call
+must raise ``OSError`` with that errno. ``write N`` sends N pattern bytes (byte at pystack's
+relative seq s is ``s & 0xff``); ``read N`` must return exactly the peer's next N bytes. What the
+numbers mean is told in ``matching.py``; the formatter is ``formatting.py`` (in part re-exported).
+Entry points: ``parse_script``, ``parse_line``, ``parse_time``, ``format_line``.
 """
 
 from __future__ import annotations
@@ -37,16 +41,7 @@ import re
 
 from pystack.script import events as ev
 from pystack.script.events import INBOUND, OUTBOUND, Field, OptionSpec, Packet, TimeSpec, Wildcard
-from pystack.script.formatting import (
-    FLAG_LETTERS,
-    format_event,
-    format_flags,
-    format_line,
-    format_option,
-    format_packet,
-    format_seconds,
-    format_time,
-)
+from pystack.script.formatting import FLAG_LETTERS, format_event, format_line, format_packet
 from pystack.stats import DropReason
 from pystack.tcp.state import TCPState
 from pystack.wire import tcp
@@ -62,19 +57,8 @@ _ICMP_CODES = {
 }
 _SIMPLE_CALLS = ("shutdown", "close", "abort")
 U32 = 1 << 32
-__all__ = [
-    "ScriptSyntaxError",
-    "format_event",
-    "format_flags",
-    "format_line",
-    "format_option",
-    "format_packet",
-    "format_seconds",
-    "format_time",
-    "parse_line",
-    "parse_script",
-    "parse_time",
-]
+__all__ = ["ScriptSyntaxError", "format_event", "format_line", "format_packet", "parse_line"]
+__all__ += ["parse_script", "parse_time"]
 
 
 class ScriptSyntaxError(ValueError):

@@ -17,23 +17,29 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from pystack.clock import ManualClock
 from pystack.link.base import Link, LinkKind
 from pystack.link.memory import MemoryLink
 from pystack.script import events as ev
-from pystack.script.application import Application, CheckFailed, ConnectionLike, errno_name
+from pystack.script.application import Application, CheckFailed, errno_name
 from pystack.script.events import INBOUND, OUTBOUND, Packet, ScriptLine
 from pystack.script.formatting import format_event, format_packet, format_seconds
-from pystack.script.matching import MASK, Numbering, describe, inbound_segment, mismatches
+from pystack.script.matching import (
+    MASK,
+    Numbering,
+    describe,
+    icmp_error,
+    inbound_segment,
+    mismatches,
+)
 from pystack.script.notation import parse_script
+from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
 from pystack.stack import Stack, StackConfig
-from pystack.wire import icmpv4
+from pystack.tcp.settings import TCPSettings
 from pystack.wire.addresses import ip_from_str, ip_to_str
 from pystack.wire.errors import MalformedPacket
-from pystack.wire.icmpv4 import ICMPv4Message
 from pystack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
 from pystack.wire.summary import summarize_ipv4
 from pystack.wire.tcp import SYN, TCPSegment
@@ -45,74 +51,6 @@ DEFAULT_LOCAL_PORT = 8080
 EPSILON = 1e-9  # virtual times computed two ways may differ in the last bits
 ANY_TIME_HORIZON = 1000.0  # how long a '*' line waits
 SPIN_LIMIT = 10_000  # polls at one instant before the stack counts as stuck
-TRACE_LENGTH = 12  # events shown in a failure
-QUOTE_LIMIT = 548  # bytes of pystack's packet an ICMP error quotes (576 - IP and ICMP headers)
-_ICMP_CODES = {
-    "net": icmpv4.NET_UNREACHABLE,
-    "host": icmpv4.HOST_UNREACHABLE,
-    "protocol": icmpv4.PROTOCOL_UNREACHABLE,
-    "port": icmpv4.PORT_UNREACHABLE,
-    "need-frag": icmpv4.FRAGMENTATION_NEEDED,
-    "admin-prohibited": icmpv4.ADMIN_PROHIBITED,
-    "ttl": icmpv4.TTL_EXCEEDED,
-    "reassembly": icmpv4.REASSEMBLY_TIME_EXCEEDED,
-}
-
-
-@dataclass(frozen=True)
-class TraceEntry:
-    """One thing that happened, as a line of notation with an absolute time."""
-
-    time: float
-    text: str
-    line: int | None = None
-    note: str = ""
-
-    def __str__(self) -> str:
-        where = f"line {self.line}" if self.line is not None else ""
-        comment = ": ".join(part for part in (where, self.note) if part)
-        return f"{format_seconds(self.time)} {self.text}" + (f"  # {comment}" if comment else "")
-
-
-class ScriptFailure(AssertionError):
-    """A script did not run as written. ``str()`` is the whole report, for a student to read."""
-
-    def __init__(
-        self,
-        reason: str,
-        line: ScriptLine | None,
-        expected: str | None = None,
-        actual: str | None = None,
-        details: Sequence[str] = (),
-        trace: Sequence[TraceEntry] = (),
-    ) -> None:
-        self.reason, self.line, self.expected, self.actual = reason, line, expected, actual
-        self.details, self.trace = tuple(details), tuple(trace)
-        parts = [f"script line {line.number}: {reason}" if line else f"script: {reason}"]
-        if line is not None:
-            parts.append(f"    {line.text}")
-        if expected is not None:
-            parts.append(f"  expected: {expected}")
-        if actual is not None:
-            parts.append(f"  actual:   {actual}")
-        parts += [f"  - {detail}" for detail in self.details]
-        if self.trace:
-            parts.append("last events:")
-            parts += [f"  {entry}" for entry in self.trace[-TRACE_LENGTH:]]
-        super().__init__("\n".join(parts))
-
-
-@dataclass
-class ScriptResult:
-    stack: Stack
-    wire: Link
-    clock: ManualClock
-    events: list[TraceEntry] = field(default_factory=list)
-    connection: ConnectionLike | None = None
-
-    @property
-    def trace(self) -> str:
-        return "\n".join(str(entry) for entry in self.events)
 
 
 class ScriptRunner:
@@ -125,7 +63,7 @@ class ScriptRunner:
         config_overrides: dict[str, Any] | None = None,
         seed: int = 1,
         peer_isn_offset: int = 0,
-        tcp_settings: object | None = None,
+        tcp_settings: TCPSettings | None = None,
         stack: Stack | None = None,
         wire: Link | None = None,
     ) -> None:
@@ -303,15 +241,13 @@ class ScriptRunner:
     def _inject_icmp(self, line: ScriptLine, message: ev.ICMP, when: float) -> None:
         if self.last_outbound is None:
             raise self.fail("an ICMP error quotes pystack's last TCP packet, but none was sent")
-        code = _ICMP_CODES[message.code]
-        quote = self.last_outbound[:QUOTE_LIMIT]
-        if message.kind == "unreachable":
-            icmp = ICMPv4Message.destination_unreachable(code, quote, message.mtu or 0)
-        else:
-            icmp = ICMPv4Message.time_exceeded(code, quote)
+        icmp = icmp_error(message, self.last_outbound)
+        quoted = self._show(self.last_outbound)
+        if len(icmp.payload) < len(self.last_outbound):
+            quoted += f" (its first {len(icmp.payload)} bytes)"
         source, destination = self.peer_address, self.stack.address
         self._send_ip(IPv4Packet(source, destination, PROTO_ICMP, icmp.build()), when)
-        self._record(when, format_event(message), line, f"quoting {summarize_ipv4(quote)}")
+        self._record(when, format_event(message), line, f"quoting {quoted}")
 
     def _send_ip(self, packet: IPv4Packet, when: float) -> None:
         self.wire.send(packet.build(), when)
@@ -358,8 +294,20 @@ class ScriptRunner:
             return f"> {summarize_ipv4(frame)}"
         return format_packet(describe(segment, self.numbering, OUTBOUND, brief=True))
 
+    def _learn_isn(self, segment: TCPSegment, script_seq: ev.Field) -> None:
+        """Each SYN pystack sends starts a connection: its seq is the line's (0 if not given)."""
+        if segment.flags & SYN:
+            seq = script_seq if isinstance(script_seq, int) else 0
+            self.numbering.local_isn = (segment.seq - seq) & MASK
+
     def _unexpected(self, context: str) -> ScriptFailure:
         when, frame = self.pending[0]
+        try:
+            _, segment = self._decode(frame)
+            if segment is not None:
+                self._learn_isn(segment, 0)
+        except MalformedPacket:
+            pass
         shown = self._show(frame)
         self._record(when, shown, None, "unexpected")
         return self.fail(
@@ -380,13 +328,12 @@ class ScriptRunner:
             packet, segment = self._decode(frame)
         except MalformedPacket as error:
             raise self.fail(f"pystack sent a malformed packet: {error}", expected=wanted) from None
+        if segment is None:
+            actual = f"{format_seconds(when)} {self._show(frame)}"
+            raise self.fail("pystack sent something other than TCP", expected=wanted, actual=actual)
+        self._learn_isn(segment, expected.seq if expected.flags & SYN else 0)
         shown = self._show(frame)
         actual = f"{format_seconds(when)} {shown}"
-        if segment is None:
-            raise self.fail("pystack sent something other than TCP", expected=wanted, actual=actual)
-        if expected.flags & SYN and segment.flags & SYN:
-            script_seq = expected.seq if isinstance(expected.seq, int) else 0
-            self.numbering.local_isn = (segment.seq - script_seq) & MASK
         problems = self._problems(expected, packet, segment)
         if when < low - EPSILON or when > high + EPSILON:
             problems.insert(
@@ -451,7 +398,7 @@ def run_script(
     config_overrides: dict[str, Any] | None = None,
     seed: int = 1,
     peer_isn_offset: int = 0,
-    tcp_settings: object | None = None,
+    tcp_settings: TCPSettings | None = None,
 ) -> ScriptResult:
     """Parse and run ``text`` in a fresh world; raises ``ScriptFailure`` or ``ScriptSyntaxError``."""
     runner = ScriptRunner(

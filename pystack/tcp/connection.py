@@ -199,7 +199,8 @@ class TCPConnection(ConnectionInput):
             return
         if self.snd_una == self.snd_max:
             return
-        self.congestion.on_timeout(self.flight_size())
+        # RFC 5681 3.1: ssthresh is lowered only by the first timeout of a segment.
+        self.congestion.on_timeout(self.flight_size(), repeated=self.retransmissions > 1)
         self.in_recovery = False
         self.duplicate_acks = 0
         self.recover = self.snd_max  # RFC 6582 3.2 step 1 after a timeout

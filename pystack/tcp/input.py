@@ -13,7 +13,16 @@ import errno
 
 from pystack.stats import DropReason
 from pystack.tcp.output import ConnectionOutput
-from pystack.tcp.seq import seq_add, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt
+from pystack.tcp.seq import (
+    seq_add,
+    seq_diff,
+    seq_ge,
+    seq_gt,
+    seq_in_window,
+    seq_le,
+    seq_lt,
+    seq_max,
+)
 from pystack.tcp.state import TCPState
 from pystack.wire.tcp import ACK, FIN, RST, SYN, URG, TCPSegment
 
@@ -260,7 +269,8 @@ class ConnectionInput(ConnectionOutput):
         if self.timestamps and segment.timestamp is not None:
             self._sample_rtt_from_timestamp(segment.timestamp[1], ack, now)
         if self.sack and segment.sack_blocks:
-            self.scoreboard.update(segment.sack_blocks, self.snd_una, self.snd_max)
+            # Blocks below this ACK are D-SACKs (RFC 2883): the scoreboard counts and skips them.
+            self.scoreboard.update(segment.sack_blocks, seq_max(ack, self.snd_una), self.snd_max)
         if seq_gt(ack, self.snd_una):
             self._new_ack(segment, now)
         else:

@@ -191,10 +191,7 @@ class ConnectionOutput(TransmissionControlBlock):
         return self.nodelay or offset == 0 or self.fin_queued
 
     def _skip_sacked(self, limit: int) -> int:
-        skipped = 1
-        while skipped < limit and self.scoreboard.is_sacked(seq_add(self.snd_nxt, skipped)):
-            skipped += 1
-        return skipped
+        return max(1, min(limit, self.scoreboard.sacked_run(self.snd_nxt)))
 
     def _send_data(self, now: float, offset: int, size: int) -> None:
         payload = self.send_buffer.read(offset, size)

@@ -1,0 +1,204 @@
+"""Small TCP services that run inside a stack: echo (RFC 862), discard (RFC 863), chargen
+(RFC 864) and daytime (RFC 867).
+
+They are applications, not protocol code: each owns a listener and is stepped by ``Stack.poll``
+after input is processed, so they work the same on a real device (``pystack up --serve``) and in
+a simulation. They never block and respect flow control: echo reads only as much as it can send.
+Entry points: ``EchoService``, ``DiscardService``, ``ChargenService``, ``DaytimeService``,
+``parse_services``, ``start_services``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pystack.tcp.connection import TCPConnection
+from pystack.tcp.state import TCPState
+
+if TYPE_CHECKING:
+    from pystack.stack import Stack
+
+CHARGEN_LINE = 72  # RFC 864: 72 printable characters, then CR LF
+CHARGEN_CHARACTERS = bytes(range(32, 127))  # the 95 printable ASCII characters
+
+
+def chargen_pattern() -> bytes:
+    """One full cycle of RFC 864 lines (95 lines of 74 bytes), each starting one character later."""
+    doubled = CHARGEN_CHARACTERS * 2
+    return b"".join(doubled[i : i + CHARGEN_LINE] + b"\r\n" for i in range(len(CHARGEN_CHARACTERS)))
+
+
+class StreamService:
+    name = "service"
+    default_port = 0
+
+    def __init__(self, stack: Stack, port: int | None = None, backlog: int = 128) -> None:
+        self.stack = stack
+        self.port = port if port is not None else self.default_port
+        self.listener = stack.tcp.listen(self.port, backlog)
+        self.connections: list[TCPConnection] = []
+        self.served = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def step(self, now: float) -> None:
+        while (connection := self.listener.accept()) is not None:
+            self.connections.append(connection)
+            self.served += 1
+            self.opened(connection, now)
+        for connection in self.connections:
+            if connection.state is not TCPState.CLOSED:
+                self.serve(connection, now)
+        self.connections = [c for c in self.connections if c.state is not TCPState.CLOSED]
+
+    def opened(self, connection: TCPConnection, now: float) -> None:
+        """A new connection was accepted."""
+
+    def serve(self, connection: TCPConnection, now: float) -> None:
+        raise NotImplementedError
+
+    def close(self, now: float) -> None:
+        self.listener.close(now)
+        for connection in self.connections:
+            connection.abort(now)
+
+    def _finish_if_peer_done(self, connection: TCPConnection, now: float) -> None:
+        if connection.at_eof and not connection.fin_queued:
+            connection.close(now)
+
+    def describe(self) -> str:
+        return f"{self.name}/{self.port}: {self.served} connections, {self.bytes_in} bytes in, {self.bytes_out} out"
+
+
+class EchoService(StreamService):
+    """RFC 862: send back everything received; close after the peer does."""
+
+    name, default_port = "echo", 7
+
+    def serve(self, connection: TCPConnection, now: float) -> None:
+        room = connection.send_room
+        if room and connection.readable:
+            data = connection.receive(room)
+            self.bytes_in += len(data)
+            self.bytes_out += connection.send(data, now)
+        if not connection.readable:
+            self._finish_if_peer_done(connection, now)
+
+
+class DiscardService(StreamService):
+    """RFC 863: read and throw away; close after the peer does."""
+
+    name, default_port = "discard", 9
+
+    def serve(self, connection: TCPConnection, now: float) -> None:
+        while data := connection.receive(1 << 20):
+            self.bytes_in += len(data)
+        self._finish_if_peer_done(connection, now)
+
+
+class ChargenService(StreamService):
+    """RFC 864: a repeating pattern until the peer closes, or exactly ``limit`` bytes then close."""
+
+    name, default_port = "chargen", 19
+
+    def __init__(
+        self, stack: Stack, port: int | None = None, backlog: int = 128, limit: int | None = None
+    ) -> None:
+        super().__init__(stack, port, backlog)
+        if limit is not None and limit < 0:
+            raise ValueError("chargen limit must be >= 0")
+        self.limit = limit
+        self._pattern = chargen_pattern()
+        self._sent: dict[TCPConnection, int] = {}
+
+    def serve(self, connection: TCPConnection, now: float) -> None:
+        while connection.receive(1 << 20):
+            pass  # RFC 864: whatever the peer sends is thrown away
+        sent = self._sent.get(connection, 0)
+        if connection.at_eof or not connection.may_send:
+            if not connection.fin_queued:
+                connection.close(now)
+            self._sent.pop(connection, None)
+            return
+        pattern, cycle = self._pattern, len(self._pattern)
+        for _ in range(64):  # bounded work per step
+            room = connection.send_room
+            remaining = None if self.limit is None else self.limit - sent
+            if room == 0 or remaining == 0:
+                break
+            want = room if remaining is None else min(room, remaining)
+            start = sent % cycle
+            chunk = (pattern[start:] + pattern * (want // cycle + 1))[:want]
+            accepted = connection.send(chunk, now)
+            sent += accepted
+            self.bytes_out += accepted
+            if accepted == 0:
+                break
+        self._sent[connection] = sent
+        if self.limit is not None and sent >= self.limit:
+            connection.close(now)
+            self._sent.pop(connection, None)
+
+
+class DaytimeService(StreamService):
+    """RFC 867: one line with the date and time, then close."""
+
+    name, default_port = "daytime", 13
+
+    def __init__(
+        self,
+        stack: Stack,
+        port: int | None = None,
+        backlog: int = 128,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(stack, port, backlog)
+        self._clock = clock
+
+    def opened(self, connection: TCPConnection, now: float) -> None:
+        line = time.strftime("%A, %B %d, %Y %H:%M:%S-UTC\r\n", time.gmtime(self._clock()))
+        self.bytes_out += connection.send(line.encode(), now)
+        connection.close(now)
+
+    def serve(self, connection: TCPConnection, now: float) -> None:
+        connection.receive(1 << 20)
+
+
+_SERVICES: dict[str, type[StreamService]] = {
+    "echo": EchoService,
+    "discard": DiscardService,
+    "chargen": ChargenService,
+    "daytime": DaytimeService,
+}
+
+
+def parse_services(text: str) -> list[tuple[str, int | None]]:
+    """``"echo,discard,chargen=1000"`` to [(name, argument)]; ``ValueError`` on a bad spec."""
+    result: list[tuple[str, int | None]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in _SERVICES:
+            raise ValueError(f"unknown service {name!r} (have: {', '.join(_SERVICES)})")
+        argument: int | None = None
+        if value:
+            if name != "chargen" or not value.isdigit():
+                raise ValueError(f"bad service argument {item!r} (only chargen=N takes one)")
+            argument = int(value)
+        result.append((name, argument))
+    if not result:
+        raise ValueError("no service named")
+    return result
+
+
+def start_services(stack: Stack, text: str) -> list[StreamService]:
+    services: list[StreamService] = []
+    for name, argument in parse_services(text):
+        if name == "chargen":
+            service: StreamService = ChargenService(stack, limit=argument)
+        else:
+            service = _SERVICES[name](stack)
+        stack.applications.append(service.step)
+        services.append(service)
+    return services
