@@ -49,6 +49,8 @@ class ConnectionInput(ConnectionOutput):
             self.ts_recent, self.ts_recent_time = stamp[0], now
         self.sack = settings.sack and segment.sack_permitted
         self.set_send_mss()
+        # The peer's segments are at most what we announced (and usually what it accepts).
+        self.receive_mss = min(self.mss_limit, self.peer_mss)
 
     def note_window(self, segment: TCPSegment) -> None:
         """RFC 9293 3.10.7.4 fifth step: update SND.WND from a newer segment."""
