@@ -1,111 +1,139 @@
 #!/usr/bin/env python3
-"""pystack benchmark: pystack against the Linux kernel and a raw-TUN ceiling, in one run.
+"""pystack benchmark: pystack against the Linux kernel and raw-TUN ceilings, in one run.
 
 Everything runs inside network namespaces this script creates and removes; traffic never leaves
-them. Each measurement is bounded in count and time.
-
-Measured now (the TCP bulk and request/response rows join when the TCP engine lands):
-- ICMP echo request/response latency: ``ping -f`` (flood: the next request goes when the reply
-  arrives) from the kernel to (a) pystack over TUN, (b) a minimal Python echo responder on the
-  same kind of TUN (the raw-TUN ceiling: read, patch, checksum, write), and (c) the kernel itself
-  across a veth pair (the kernel ceiling).
-- ICMP echo throughput with 1472-byte payloads, same three peers.
-- Codec speed: parse + build of a 1460-byte TCP segment and of an IPv4 packet, per second.
-
-Prints one table with pystack's ratio to each ceiling. Not a test: numbers vary by machine.
+them, and every measurement is bounded in bytes, count and time. The kernel side is always the
+same small Python client (``CLIENT`` below), so the three peers differ only in what serves it:
+- pystack over TUN (its discard, chargen and echo services);
+- the raw-TUN ceiling: ``tools/raw_tcp.py``, the least a Python TCP endpoint must do per segment;
+- the Linux kernel itself across a veth pair (the kernel ceiling).
+Rows: TCP bulk kernel -> peer (MB/s), TCP bulk peer -> kernel (MB/s), TCP request/response with
+1-byte messages (round trip in us), ICMP echo flood (round trip in us), plus codec speeds.
+Reference: the incumbent pure-Python stack moves about 10 MB/s and takes 1.4 ms per
+request/response; pystack aims at 10x that (100 MB/s, 140 us). Not a test: numbers vary by machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import re
-import select
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
 
 from pystack import netns
 from pystack.host import HostOptions, KernelHost
 from pystack.link.tuntap import TunLink
-from pystack.wire.checksum import internet_checksum
 from pystack.wire.ipv4 import IPv4Packet
 from pystack.wire.tcp import ACK, TCPSegment, timestamp_option
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import raw_tcp
+
 TARGET = "10.0.0.2"
-COUNT_SMALL = 5000
-COUNT_LARGE = 3000
-PING_TIMEOUT = 120.0
+TIMEOUT = 120.0
+
+CLIENT = r"""
+import socket, sys, time
+mode, host, port, amount = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+s = socket.create_connection((host, port), timeout=60)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+start = time.perf_counter()
+if mode == "send":
+    block = b"x" * 65536
+    sent = 0
+    while sent < amount:
+        sent += s.send(block[: min(len(block), amount - sent)])
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+    print(amount / (time.perf_counter() - start) / 1e6)
+elif mode == "recv":
+    got = 0
+    while True:
+        data = s.recv(1 << 20)
+        if not data:
+            break
+        got += len(data)
+    print(got / (time.perf_counter() - start) / 1e6)
+else:
+    for _ in range(amount):
+        s.sendall(b"x")
+        if not s.recv(1):
+            raise SystemExit("closed early")
+    print((time.perf_counter() - start) / amount * 1e6)
+s.close()
+"""
+
+KERNEL_SERVER = r"""
+import socket, sys
+mode, amount = sys.argv[1], int(sys.argv[2])
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("10.0.0.2", 5001))
+listener.listen(8)
+print("ready", flush=True)
+s, _ = listener.accept()
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+if mode == "send":
+    while s.recv(1 << 20):
+        pass
+elif mode == "recv":
+    block = b"y" * 65536
+    sent = 0
+    while sent < amount:
+        sent += s.send(block[: min(len(block), amount - sent)])
+else:
+    while data := s.recv(65536):
+        s.sendall(data)
+s.close()
+"""
 
 
-@dataclass
-class Result:
-    rtt_us: float  # mean round trip of flood ping, small packets
-    pps: float  # round trips per second, small packets
-    mbytes: float  # MB/s of echo payload, both directions, 1472-byte payloads
-
-
-def flood(namespace: netns.Namespace, target: str) -> Result:
-    small = namespace.run(
-        ["ping", "-n", "-q", "-f", "-c", str(COUNT_SMALL), "-W", "1", target],
+def client(namespace: netns.Namespace, mode: str, port: int, amount: int) -> float:
+    result = namespace.run(
+        [sys.executable, "-c", CLIENT, mode, TARGET, str(port), str(amount)],
         check=False,
-        timeout=PING_TIMEOUT,
-    ).stdout
-    large = namespace.run(
-        ["ping", "-n", "-q", "-f", "-c", str(COUNT_LARGE), "-s", "1472", "-W", "1", target],
-        check=False,
-        timeout=PING_TIMEOUT,
-    ).stdout
-    return Result(
-        _avg_rtt(small) * 1000,
-        COUNT_SMALL / _elapsed(small),
-        _received(large) * 1472 * 2 / _elapsed(large) / 1e6,
+        timeout=TIMEOUT,
     )
+    try:
+        return float(result.stdout.strip())
+    except ValueError:
+        return float("nan")
 
 
-def _avg_rtt(output: str) -> float:
-    match = re.search(r"= [\d.]+/([\d.]+)/", output)
-    return float(match.group(1)) if match else float("nan")
+def flood_ping(namespace: netns.Namespace) -> float:
+    out = namespace.run(
+        ["ping", "-n", "-q", "-f", "-c", "5000", "-W", "1", TARGET], check=False, timeout=TIMEOUT
+    ).stdout
+    match = re.search(r"= [\d.]+/([\d.]+)/", out)
+    return float(match.group(1)) * 1000 if match else float("nan")
 
 
-def _elapsed(output: str) -> float:
-    match = re.search(r"time (\d+)ms", output)
-    return max(float(match.group(1)) / 1000, 1e-3) if match else float("nan")
+Row = dict[str, float]
 
 
-def _received(output: str) -> int:
-    match = re.search(r"(\d+) received", output)
-    return int(match.group(1)) if match else 0
-
-
-def measure_pystack() -> Result:
-    with KernelHost(HostOptions(netns=f"pystack-bench-{os.getpid()}", link="tun")) as host:
+def measure_pystack(size: int, count: int, mtu: int) -> Row:
+    options = HostOptions(
+        netns=f"pystack-bench-{os.getpid()}",
+        link="tun",
+        mtu=mtu,
+        serve=f"discard,echo,chargen={size}",
+    )
+    with KernelHost(options) as host:
         assert host.namespace is not None
-        return flood(host.namespace, TARGET)
+        return {
+            "in": client(host.namespace, "send", 9, size),
+            "out": client(host.namespace, "recv", 19, size),
+            "rr": client(host.namespace, "rr", 7, count),
+            "ping": flood_ping(host.namespace),
+        }
 
 
-def _raw_responder(fd: int, stop_after: float) -> None:
-    """The ceiling: a minimal echo responder with no stack at all (checksums still computed)."""
-    end = time.monotonic() + stop_after
-    while time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if not ready:
-            continue
-        while True:
-            try:
-                packet = os.read(fd, 65536)
-            except BlockingIOError:
-                break
-            if len(packet) < 28 or packet[9] != 1 or packet[20] != 8:
-                continue
-            hlen = (packet[0] & 15) * 4
-            icmp = b"\x00\x00\x00\x00" + packet[hlen + 4 :]
-            icmp = icmp[:2] + internet_checksum(icmp).to_bytes(2, "big") + icmp[4:]
-            header = packet[:12] + packet[16:20] + packet[12:16]
-            os.write(fd, header + icmp)
-
-
-def measure_raw_tun() -> Result:
+def _with_raw_tun(work: Callable[[netns.Namespace], float], echo: bool) -> float:
     with netns.Namespace.create() as namespace:
         device = TunLink("pst%d", mtu=1500)
         try:
@@ -114,11 +142,11 @@ def measure_raw_tun() -> Result:
             fd = device.fileno()
             assert fd is not None
             worker = multiprocessing.Process(
-                target=_raw_responder, args=(fd, PING_TIMEOUT * 2), daemon=True
+                target=raw_tcp.serve, args=(fd, echo, TIMEOUT), daemon=True
             )
             worker.start()
             try:
-                return flood(namespace, TARGET)
+                return work(namespace)
             finally:
                 worker.terminate()
                 worker.join(5)
@@ -126,29 +154,50 @@ def measure_raw_tun() -> Result:
             device.close()
 
 
-def measure_kernel() -> Result:
-    with netns.Namespace.create() as left, netns.Namespace.create() as right:
-        name = f"pv{os.getpid() % 100000}"
-        left.ip(
-            "link",
-            "add",
-            name + "a",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            name + "b",
-            "netns",
-            right.name,
-        )
-        left.ip("address", "add", "10.0.0.1/24", "dev", name + "a")
-        right.ip("address", "add", "10.0.0.2/24", "dev", name + "b")
-        left.ip("link", "set", name + "a", "up")
-        right.ip("link", "set", name + "b", "up")
-        return flood(left, TARGET)
+def measure_raw_tun(size: int, count: int) -> Row:
+    return {
+        "in": _with_raw_tun(lambda ns: client(ns, "send", 9, size), echo=False),
+        "out": float("nan"),
+        "rr": _with_raw_tun(lambda ns: client(ns, "rr", 7, count), echo=True),
+        "ping": float("nan"),
+    }
 
 
-def codec_rates() -> tuple[float, float]:
+def measure_kernel(size: int, count: int) -> Row:
+    row: Row = {}
+    for mode, amount in (("send", size), ("recv", size), ("rr", count)):
+        with netns.Namespace.create() as left, netns.Namespace.create() as right:
+            name = f"pv{os.getpid() % 100000}"
+            left.ip(
+                "link",
+                "add",
+                name + "a",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                name + "b",
+                "netns",
+                right.name,
+            )
+            left.ip("address", "add", "10.0.0.1/24", "dev", name + "a")
+            right.ip("address", "add", "10.0.0.2/24", "dev", name + "b")
+            left.ip("link", "set", name + "a", "up")
+            right.ip("link", "set", name + "b", "up")
+            server = right.popen(
+                [sys.executable, "-c", KERNEL_SERVER, mode, str(amount)], stdout=-1, text=True
+            )
+            assert server.stdout is not None
+            server.stdout.readline()
+            key = {"send": "in", "recv": "out", "rr": "rr"}[mode]
+            row[key] = client(left, mode, 5001, amount)
+            server.wait(TIMEOUT)
+            if mode == "rr":
+                row["ping"] = flood_ping(left)
+    return row
+
+
+def codec_rates() -> str:
     src, dst = 0x0A000001, 0x0A000002
     segment = TCPSegment(40000, 80, 1, 2, ACK, 65535, bytes(1460), (timestamp_option(1, 2),))
     wire = segment.build(src, dst)
@@ -156,39 +205,55 @@ def codec_rates() -> tuple[float, float]:
     start = time.perf_counter()
     for _ in range(rounds):
         TCPSegment.parse(wire, src, dst).build(src, dst)
-    tcp = rounds / (time.perf_counter() - start)
+    tcp = (time.perf_counter() - start) / rounds * 1e6
     packet = IPv4Packet(src, dst, 6, wire).build()
     start = time.perf_counter()
     for _ in range(rounds):
         IPv4Packet.parse(packet).build()
-    return tcp, rounds / (time.perf_counter() - start)
+    ip = (time.perf_counter() - start) / rounds * 1e6
+    return f"codec: TCP 1460-byte segment parse+build {tcp:.1f} us; IPv4 packet parse+build {ip:.1f} us"
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=100_000_000, help="bytes per bulk transfer")
+    parser.add_argument("--count", type=int, default=3000, help="request/response round trips")
+    arguments = parser.parse_args()
+    print(codec_rates())
     reason = netns.require_root()
-    tcp_rate, ip_rate = codec_rates()
-    print(
-        f"codec: TCP 1460-byte segment parse+build {tcp_rate:,.0f}/s ({1e6 / tcp_rate:.1f} us); "
-        f"IPv4 packet parse+build {ip_rate:,.0f}/s ({1e6 / ip_rate:.1f} us)"
-    )
     if reason is not None:
         print(f"kernel measurements skipped: {reason}")
         return 0
-    results = {
-        "pystack (TUN)": measure_pystack(),
-        "raw TUN ceiling": measure_raw_tun(),
-        "Linux kernel (veth)": measure_kernel(),
+    rows = {
+        "pystack, TUN mtu 1500": measure_pystack(arguments.size, arguments.count, 1500),
+        "pystack, TUN mtu 65535": measure_pystack(arguments.size, arguments.count, 65535),
+        "raw-TUN ceiling (1500)": measure_raw_tun(arguments.size, arguments.count),
+        "Linux kernel (veth)": measure_kernel(arguments.size, arguments.count),
     }
-    print(f"{'peer':<22}{'echo RTT us':>12}{'echo/s':>10}{'MB/s (1472 B echoes)':>22}")
-    for name, result in results.items():
-        print(f"{name:<22}{result.rtt_us:>12.1f}{result.pps:>10.0f}{result.mbytes:>22.1f}")
-    ours, raw, kernel = results.values()
     print(
-        f"ratios: pystack/raw-TUN latency {ours.rtt_us / raw.rtt_us:.2f}x, throughput "
-        f"{ours.mbytes / raw.mbytes:.2f}x; pystack/kernel latency {ours.rtt_us / kernel.rtt_us:.2f}x, "
-        f"throughput {ours.mbytes / kernel.mbytes:.2f}x"
+        f"\n{'peer':<25}{'kernel->peer MB/s':>18}{'peer->kernel MB/s':>18}{'TCP RR us':>11}{'ping us':>9}"
     )
-    print("TCP bulk and request/response: not measured yet (the TCP engine is the next issue)")
+    for name, row in rows.items():
+        print(
+            f"{name:<25}{row['in']:>18.1f}{row['out']:>18.1f}{row['rr']:>11.1f}{row['ping']:>9.1f}"
+        )
+    ours, raw, kernel = (
+        rows["pystack, TUN mtu 1500"],
+        rows["raw-TUN ceiling (1500)"],
+        rows["Linux kernel (veth)"],
+    )
+    print("\nratios at mtu 1500:")
+    print(
+        f"  pystack / raw-TUN ceiling: bulk in {ours['in'] / raw['in']:.2f}x, RR time {ours['rr'] / raw['rr']:.2f}x"
+    )
+    print(
+        f"  pystack / Linux kernel:    bulk in {ours['in'] / kernel['in']:.2f}x, bulk out "
+        f"{ours['out'] / kernel['out']:.2f}x, RR time {ours['rr'] / kernel['rr']:.2f}x"
+    )
+    print(
+        f"  pystack / incumbent (10 MB/s, 1400 us): bulk in {ours['in'] / 10:.1f}x, bulk out "
+        f"{ours['out'] / 10:.1f}x, RR {1400 / ours['rr']:.1f}x faster"
+    )
     return 0
 
 
