@@ -117,6 +117,7 @@ class Stack:
         self._trace = sink
         if sink is None:
             self.ip.trace = None
+            self.tcp.trace = None
             return
         prefix = f"{label} " if label else ""
 
@@ -127,6 +128,7 @@ class Stack:
             sink(f"{prefix}{arrow} {line}{extra}")
 
         self.ip.trace = trace
+        self.tcp.trace = lambda line: sink(f"{prefix}= {line}")
 
     # ---------------------------------------------------------------------------------------
     def start(self, now: float) -> None:

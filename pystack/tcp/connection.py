@@ -69,9 +69,10 @@ class TCPConnection(ConnectionInput):
         """RFC 9293 3.10.3 RECEIVE: up to ``size`` buffered bytes (b"" when none)."""
         before = self.receive_window()
         data = self.receive_buffer.read(size)
-        if data and self.state.synchronized:
+        if data and self.state.synchronized and not self.fin_received:
             # A window update is due if reading opened the window by at least an MSS or half
-            # the buffer (RFC 9293 3.8.6.2.2), or it was closed (zero) before.
+            # the buffer (RFC 9293 3.8.6.2.2), or it was closed (zero) before. Not after the
+            # peer's FIN: it sends no more data, and it may be gone already (Linux does the same).
             after = self.receive_window()
             if (
                 after - before >= min(self.receive_buffer.capacity // 2, self.receive_mss)

@@ -124,15 +124,23 @@ class ConnectionInput(ConnectionOutput):
         if self.keepalive:
             self.keepalive_probes_sent = 0
             self.keepalive_deadline = now + self.settings.keepalive_idle
+        # RFC 9293 figure 8 (simultaneous open): the peer's SYN-ACK repeats its SYN, one below
+        # RCV.NXT, with the ACK of ours. Take it as that ACK (Linux does the same).
+        crossed = (
+            flags & (SYN | ACK) == SYN | ACK
+            and self.state is TCPState.SYN_RECEIVED
+            and not self.passive
+            and seq_add(segment.seq, 1) == self.rcv_nxt
+        )
         # first: check sequence number (PAWS first, RFC 7323 5.3)
-        if not self._acceptable(segment, now):
+        if not crossed and not self._acceptable(segment, now):
             return
         # second: check the RST bit (RFC 5961 3.2)
         if flags & RST:
             self._process_reset(segment, now)
             return
         # fourth: check the SYN bit (RFC 5961 4.2)
-        if flags & SYN:
+        if flags & SYN and not crossed:
             if self.state is TCPState.SYN_RECEIVED and self.passive:
                 # RFC 9293: a passive SYN-RECEIVED connection returns to LISTEN.
                 self.drop(DropReason.TCP_SYN_IN_WINDOW)
@@ -147,6 +155,8 @@ class ConnectionInput(ConnectionOutput):
             return
         if not self._process_ack(segment, now):
             return
+        if crossed:  # its text starts after the SYN
+            segment = segment._replace(seq=self.rcv_nxt, flags=flags & ~SYN)
         # sixth: check the URG bit (urgent data is delivered inline, RFC 6093)
         if flags & URG:
             self.statistics.count("tcp.urgent_received")

@@ -14,6 +14,7 @@ import errno
 import heapq
 import itertools
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pystack.stats import DropReason, Statistics
@@ -23,7 +24,7 @@ from pystack.tcp.listener import TCPListener
 from pystack.tcp.seq import seq_add, seq_ge, seq_gt, seq_lt
 from pystack.tcp.settings import TCPSettings
 from pystack.tcp.state import TCPState
-from pystack.tcp.tcb import IP_TCP_HEADERS, TransmissionControlBlock
+from pystack.tcp.tcb import IP_TCP_HEADERS, Transition, TransmissionControlBlock
 from pystack.wire import icmpv4
 from pystack.wire.errors import MalformedPacket
 from pystack.wire.icmpv4 import ICMPv4Message
@@ -60,6 +61,7 @@ class TCPLayer:
         self._dirty: dict[TCPConnection, None] = {}  # insertion-ordered set
         self._timers: list[tuple[float, int, TCPConnection]] = []
         self._timer_order = itertools.count()
+        self.trace: Callable[[str], None] | None = None  # state transitions, for --trace
         self._challenge_window = -1
         self._challenge_count = 0
         ip.handlers[PROTO_TCP] = self.process_packet
@@ -125,7 +127,11 @@ class TCPLayer:
     def new_connection(
         self, local: tuple[int, int], remote: tuple[int, int], now: float, iss: int | None = None
     ) -> TCPConnection | None:
-        if len(self.connections) >= self.settings.max_connections:
+        settings = self.settings
+        per_connection = settings.send_buffer + settings.receive_buffer + settings.out_of_order_limit
+        if len(self.connections) >= settings.max_connections or (
+            (len(self.connections) + 1) * per_connection > settings.memory_limit
+        ):
             self.statistics.drop(DropReason.TCP_CONNECTION_LIMIT)
             return None
         if iss is None:
@@ -154,6 +160,11 @@ class TCPLayer:
         if isinstance(listener, TCPListener):
             listener.forget(connection)
         self._dirty[connection] = None  # a final RST may still be queued
+
+    def connection_transition(self, connection: TransmissionControlBlock, transition: Transition) -> None:
+        if self.trace is not None:
+            self.trace(f"{connection.describe_endpoints()} {transition.old.value} -> "
+                       f"{transition.new.value} ({transition.cause})")
 
     def connection_established(self, connection: TransmissionControlBlock) -> None:
         listener = connection.listener

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pystack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt
 from pystack.tcp.state import TCPState
-from pystack.tcp.tcb import IP_TCP_HEADERS, TransmissionControlBlock
+from pystack.tcp.tcb import IP_TCP_HEADERS, TIMESTAMP_SPACE, TransmissionControlBlock
 from pystack.wire.tcp import (
     ACK,
     FIN,
@@ -41,12 +41,18 @@ _SENDING = frozenset(
 
 class ConnectionOutput(TransmissionControlBlock):
     # -- segment construction ----------------------------------------------------------------
-    def segment_options(self, now: float) -> tuple[TCPOption, ...]:
+    def segment_options(self, now: float, payload_length: int = 0) -> tuple[TCPOption, ...]:
         options: tuple[TCPOption, ...] = ()
         if self.timestamps:
             options = (NOP, NOP, timestamp_option(self.ts_value(now), self.ts_recent))
         if self.sack and len(self.out_of_order):
             room = 3 if self.timestamps else 4  # 40 option bytes: 12 for TS leaves 3 blocks
+            if payload_length:
+                # RFC 6691: data plus options must fit the MSS; a full-sized segment has room
+                # for no SACK blocks (NOP NOP, kind and length: 4 bytes, then 8 per block).
+                spare = min(self.peer_mss, self.mss_limit) - payload_length
+                spare -= TIMESTAMP_SPACE if self.timestamps else 0
+                room = min(room, (spare - 4) // 8)
             blocks = tuple(self.out_of_order.sack_blocks(room))
             if blocks:
                 options += (NOP, NOP, sack_option(blocks))
@@ -90,7 +96,7 @@ class ConnectionOutput(TransmissionControlBlock):
         window = self.advertised_window(syn) if not flags & RST else 0
         ack = self.rcv_nxt if flags & ACK else 0
         if options is None:
-            options = self.segment_options(now) if not flags & RST else ()
+            options = self.segment_options(now, len(payload)) if not flags & RST else ()
         segment = TCPSegment(
             self.local_port, self.remote_port, seq, ack, flags, window, payload, options
         )
@@ -108,6 +114,10 @@ class ConnectionOutput(TransmissionControlBlock):
     def send_syn(self, now: float, ack_of: TCPSegment | None = None) -> None:
         """Our SYN (active open) or SYN-ACK (``ack_of`` is the peer's SYN)."""
         flags = SYN | ACK if self.state is TCPState.SYN_RECEIVED else SYN
+        if ack_of is not None:
+            self.peer_syn = ack_of._replace(payload=b"")
+        elif flags & ACK:
+            ack_of = self.peer_syn  # RFC 7323, RFC 2018: a retransmitted SYN-ACK offers the same
         self.emit(self.iss, flags, now, options=self.syn_options(now, ack_of))
         self.snd_nxt = seq_add(self.iss, 1)
         if seq_gt(self.snd_nxt, self.snd_max) or self.snd_max == self.iss:

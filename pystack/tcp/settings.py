@@ -46,6 +46,9 @@ class TCPSettings:
     # hardening (RFC 5961) and limits
     challenge_ack_limit: int = 1000  # per second (Linux tcp_challenge_ack_limit)
     max_connections: int = 4096
+    # The sum of every connection's buffer capacities (send + receive + out-of-order) never
+    # exceeds this, so buffer memory is bounded whatever peers do (1 GiB: 1365 default connections).
+    memory_limit: int = 1 << 30
     syn_queue: int = 256  # half-open connections per listener
     syn_cookies: bool = True  # answer with a SYN cookie when the SYN queue is full
     accept_overflow: str = "drop"  # "drop" (Linux tcp_abort_on_overflow=0) or "reset"

@@ -35,6 +35,8 @@ class ConnectionOwner(Protocol):
 
     def connection_closed(self, connection: TransmissionControlBlock) -> None: ...
 
+    def connection_transition(self, connection: TransmissionControlBlock, transition: Transition) -> None: ...
+
     def connection_established(self, connection: TransmissionControlBlock) -> None: ...
 
     def admit(self, connection: TransmissionControlBlock, now: float) -> bool:
@@ -105,6 +107,7 @@ class TransmissionControlBlock:
         self.receive_buffer = ReceiveBuffer(settings.receive_buffer)
         self.out_of_order = OutOfOrderQueue(settings.out_of_order_limit)
         self.scoreboard = SACKScoreboard()
+        self.peer_syn: TCPSegment | None = None  # the SYN our SYN-ACK answers (its options)
         self.fin_queued = False  # the user asked for a FIN (close or shutdown)
         self.fin_sent = False
         self.fin_received = False
@@ -157,7 +160,9 @@ class TransmissionControlBlock:
         if old is new:
             return
         self.state = new
-        self.transitions.append(Transition(now, old, new, cause))
+        transition = Transition(now, old, new, cause)
+        self.transitions.append(transition)
+        self.owner.connection_transition(self, transition)
         self.statistics.count(f"tcp.state.{new.name.lower()}")
         if new is TCPState.CLOSED:
             self.stop_timers()
@@ -183,6 +188,12 @@ class TransmissionControlBlock:
 
     def drop(self, reason: DropReason) -> None:
         self.statistics.drop(reason)
+
+    def describe_endpoints(self) -> str:
+        from pystack.wire.addresses import ip_to_str
+
+        return (f"TCP {ip_to_str(self.local_address)}:{self.local_port} <-> "
+                f"{ip_to_str(self.remote_address)}:{self.remote_port}")
 
     def describe(self) -> str:
         from pystack.wire.addresses import ip_to_str
