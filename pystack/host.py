@@ -44,6 +44,9 @@ class HostOptions:
     pcap: str | None = None
     trace: Callable[[str], None] | None = None
     configure_existing_namespace: bool = True  # give the peer address in a reused namespace
+    # TUN segmentation/checksum offloads (virtio-net header, TSO): None = on for a new TUN
+    # device without --pcap or --impair (both want to see every wire-sized frame).
+    offload: bool | None = None
     serve: str | None = None  # services to run on the stack, e.g. "echo,discard,chargen=1000"
     stack_config: StackConfig | None = None  # base settings; address, gateway and mtu are set here
 
@@ -121,7 +124,13 @@ class KernelHost:
                 self.namespace = netns.Namespace.attach(options.netns)
             else:
                 self.namespace = netns.Namespace.create(options.netns)
-            self.device = link_class("pst%d", mtu=options.mtu)
+            offload = options.offload
+            if offload is None:
+                offload = options.link == "tun" and not options.pcap and not options.impair
+            if link_class is TunLink:
+                self.device = TunLink("pst%d", mtu=options.mtu, offload=offload)
+            else:
+                self.device = TapLink("pst%d", mtu=options.mtu)
             netns.move_device(self.namespace, self.device.name)
             if self.namespace.created or options.configure_existing_namespace:
                 prefix = parse_cidr(options.address)[1]

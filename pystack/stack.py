@@ -19,7 +19,7 @@ from pystack.ip.arp import ARPSettings
 from pystack.ip.fragments import ReassemblySettings
 from pystack.ip.icmp import EchoReply, ICMPSettings
 from pystack.ip.interface import InterfaceSettings, IPv4Layer
-from pystack.link.base import Link, LinkKind
+from pystack.link.base import Link, LinkKind, SegmentedFrame
 from pystack.stats import Statistics
 from pystack.tcp.layer import TCPLayer
 from pystack.tcp.settings import TCPSettings
@@ -70,6 +70,7 @@ class Stack:
         mtu = config.mtu if config.mtu is not None else link.mtu
         if not 68 <= mtu <= 65535:  # RFC 791: every host must handle 68
             raise ValueError(f"MTU {mtu} outside 68..65535")
+        segmentation = getattr(link, "segmentation_limit", 0)
         if not 1 <= config.default_ttl <= 255:
             raise ValueError(f"TTL {config.default_ttl} outside 1..255")
         settings = InterfaceSettings(
@@ -80,6 +81,7 @@ class Stack:
             mtu,
             link.kind,
             config.default_ttl,
+            segmentation_limit=segmentation if isinstance(segmentation, int) else 0,
             arp=config.arp,
             reassembly=config.reassembly,
             icmp=config.icmp,
@@ -166,7 +168,10 @@ class Stack:
         if outbox:
             send = self.link.send
             for frame in outbox:
-                send(frame, now)
+                if isinstance(frame, SegmentedFrame):
+                    self.link.send_segmented(frame, now)  # type: ignore[attr-defined]
+                else:
+                    send(frame, now)
             outbox.clear()
         if self._link_poll is not None:
             self._link_poll(now)

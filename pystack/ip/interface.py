@@ -22,7 +22,7 @@ from pystack.ip.arp import ARPCache, ARPSettings
 from pystack.ip.fragments import Reassembler, ReassemblySettings, fragment
 from pystack.ip.icmp import ICMPHandler, ICMPSettings
 from pystack.ip.routes import LINK, LOOPBACK, RoutingTable
-from pystack.link.base import LinkKind
+from pystack.link.base import LinkKind, OffloadedFrame, SegmentedFrame
 from pystack.stats import DropReason, Statistics
 from pystack.wire import icmpv4
 from pystack.wire.addresses import BROADCAST_MAC, LIMITED_BROADCAST, prefix_mask
@@ -54,6 +54,7 @@ class InterfaceSettings:
     default_ttl: int = 64
     loopback_queue: int = 1024
     outbox_limit: int = 4096
+    segmentation_limit: int = 0  # largest frame the link segments itself (TSO); 0: none
     arp: ARPSettings = field(default_factory=ARPSettings)
     reassembly: ReassemblySettings = field(default_factory=ReassemblySettings)
     icmp: ICMPSettings = field(default_factory=ICMPSettings)
@@ -85,7 +86,11 @@ class IPv4Layer:
             self.routes.add(0, 0, settings.gateway, LINK)
         self.multicast_groups: set[int] = {ALL_HOSTS}
         self.handlers: dict[int, ProtocolHandler] = {}
-        self.outbox: list[bytes] = []
+        self.outbox: list[bytes | SegmentedFrame] = []
+        # True while the frame being processed came with a trusted checksum (the kernel's
+        # offloaded packets, our own loopback): transport layers may skip verifying it.
+        self.trusted_frame = False
+        self.segmentation_limit = settings.segmentation_limit if not self.ethernet else 0
         self.loopback: deque[IPv4Packet] = deque()
         self.trace: TraceHook | None = None
         self._identification = rng.randrange(0x10000)
@@ -102,6 +107,7 @@ class IPv4Layer:
         """One frame from the link: Ethernet (TAP) or a bare IPv4 packet (TUN)."""
         if self.trace is not None:
             self.trace("in", frame, self.ethernet, "")
+        self.trusted_frame = frame.__class__ is OffloadedFrame
         if not self.ethernet:
             self.process_ipv4(frame, now, False)
             return
@@ -218,6 +224,7 @@ class IPv4Layer:
         ttl: int | None = None,
         tos: int = 0,
         dont_fragment: bool = False,
+        segmentation: tuple[int, int] | None = None,
     ) -> bool:
         """Route, fragment and queue one datagram; False (and a counted drop) if it cannot go."""
         packet = IPv4Packet(
@@ -230,9 +237,13 @@ class IPv4Layer:
             self.next_identification(),
             dont_fragment,
         )
-        return self.send_packet(packet, now)
+        return self.send_packet(packet, now, segmentation)
 
-    def send_packet(self, packet: IPv4Packet, now: float) -> bool:
+    def send_packet(
+        self, packet: IPv4Packet, now: float, segmentation: tuple[int, int] | None = None
+    ) -> bool:
+        """Route and queue; ``segmentation`` = (segment size, transport header length) marks a
+        TCP packet the link may cut up itself (TSO) when it is larger than the MTU."""
         route = self.routes.lookup(packet.dst)
         if route is None:
             self._drop_packet(DropReason.IPV4_NO_ROUTE, packet)
@@ -243,6 +254,13 @@ class IPv4Layer:
                 self._drop_packet(DropReason.IPV4_LOOPBACK_OVERFLOW, packet)
                 return False
             self.loopback.append(packet)
+            return True
+        if (segmentation is not None and packet.total_length > self.mtu
+                and packet.total_length <= self.segmentation_limit and route.device == LINK):
+            header_length = packet.header_length
+            self._queue_frame(SegmentedFrame(packet.build(), segmentation[0],
+                                             header_length + segmentation[1], header_length, 16))
+            self.statistics.count("ipv4.segmentation_offloaded")
             return True
         if packet.total_length > self.mtu and packet.dont_fragment:
             self._drop_packet(DropReason.IPV4_FRAGMENTATION_NEEDED, packet)
@@ -275,13 +293,16 @@ class IPv4Layer:
     def _emit_arp(self, dst_mac: bytes, arp: ARPPacket) -> None:
         self._queue_frame(dst_mac + self.settings.mac + _ETHER_ARP + arp.build())
 
-    def _queue_frame(self, frame: bytes) -> None:
+    def _queue_frame(self, frame: bytes | SegmentedFrame) -> None:
         if len(self.outbox) >= self.settings.outbox_limit:
             self.statistics.count("link.outbox_overflow")
             return
         self.outbox.append(frame)
         if self.trace is not None:
-            self.trace("out", frame, self.ethernet, "")
+            if isinstance(frame, SegmentedFrame):
+                self.trace("out", frame.frame, False, f"segmentation offload, {frame.segment_size}-byte pieces")
+            else:
+                self.trace("out", frame, self.ethernet, "")
 
     # ---------------------------------------------------------------------------------------
     # timers and loopback
@@ -293,8 +314,10 @@ class IPv4Layer:
             if self.trace is not None:
                 self.trace("in", packet.build(), False, "loopback")
             self.statistics.count("ipv4.received")
+            self.trusted_frame = True  # built by this stack a moment ago, never on a wire
             self.process_packet(packet, now, True)
             done += 1
+        self.trusted_frame = False
         return done
 
     def run_timers(self, now: float) -> None:

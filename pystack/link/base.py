@@ -6,14 +6,19 @@ block: ``receive`` returns what is waiting now (possibly nothing). Links that ho
 later (delay, rate limits) report when via ``next_deadline``; links backed by a file descriptor
 report it via ``fileno`` so the stack thread can wait on it with ``select``.
 
-Entry points: ``Link`` (the protocol every link implements), ``LinkKind``, ``LinkStatistics``.
+Links that can segment large TCP frames themselves (a TUN device with offloads) also have
+``send_segmented(SegmentedFrame, now)`` and a ``segmentation_limit`` (largest frame); they may
+return ``OffloadedFrame`` values from ``receive``.
+
+Entry points: ``Link`` (the protocol every link implements), ``LinkKind``, ``LinkStatistics``,
+``SegmentedFrame``, ``OffloadedFrame``.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
 class LinkKind(enum.Enum):
@@ -33,6 +38,29 @@ class LinkStatistics:
     bytes_received: int = 0
     send_errors: int = 0  # frames the device refused (e.g. queue full); never raised to the stack
     receive_overflows: int = 0  # frames dropped because a bounded queue was full
+
+
+class SegmentedFrame(NamedTuple):
+    """A frame the device cuts into ``segment_size`` pieces itself (TCP segmentation offload).
+
+    The fields are the virtio-net ones, so a link needs no protocol knowledge to use them:
+    ``header_length`` bytes of headers are copied onto every piece, and the transport checksum
+    (at ``checksum_start + checksum_offset``, holding the pseudo-header sum) is completed by the
+    device for each piece.
+    """
+
+    frame: bytes
+    segment_size: int
+    header_length: int
+    checksum_start: int
+    checksum_offset: int
+
+
+class OffloadedFrame(bytes):
+    """A received frame whose transport checksum the kernel never computed (it came from the
+    kernel's own memory, not a wire: virtio ``NEEDS_CSUM``); the stack need not verify it."""
+
+    __slots__ = ()
 
 
 @runtime_checkable

@@ -202,10 +202,12 @@ class ConnectionInput(ConnectionOutput):
         if flags & RST:
             self.drop(DropReason.TCP_OUT_OF_WINDOW)
             return False
-        if length == 0 and window == 0 and flags & ACK:
-            # RFC 9293: with a zero window, still process valid ACKs (window updates).
+        if window == 0 and flags & ACK and seq == self.rcv_nxt:
+            # RFC 9293: at a zero window "special allowance should be made to accept valid
+            # ACKs": a probe at RCV.NXT still moves SND.UNA and SND.WND; its text is dropped.
             self._process_ack(segment, now)
-            return False
+            if self.state is TCPState.CLOSED:
+                return False
         self.drop(DropReason.TCP_OUT_OF_WINDOW)
         self.ack_now = True  # RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
         return False
@@ -370,7 +372,10 @@ class ConnectionInput(ConnectionOutput):
         self.in_recovery = True
         self.recover = self.snd_max
         self.high_rxt = self.snd_una
-        self.congestion.enter_recovery(self.flight_size(), self.sack)
+        # RFC 5681 3.2 step 2: data sent by limited transmit (RFC 3042, beyond cwnd, which it
+        # leaves unchanged) MUST NOT count in the FlightSize that sets ssthresh.
+        flight = min(self.flight_size(), self.congestion.cwnd)
+        self.congestion.enter_recovery(flight, self.sack)
         self.statistics.count("tcp.fast_retransmits")
         self.retransmit_first(now)
         self.retransmit_deadline = now + self.rtt.rto
@@ -408,7 +413,8 @@ class ConnectionInput(ConnectionOutput):
                 self._receive_fin(now)
             elif seq_gt(fin_seq, self.rcv_nxt) and state.may_receive:
                 self.peer_fin_seq = fin_seq  # waits for the hole before it to fill
-                self.ack_now = True
+                if not (payload and seq_gt(seq, self.rcv_nxt)):
+                    self.ack_now = True  # (out-of-order text was ACKed at once already)
         elif self.peer_fin_seq is not None and self.peer_fin_seq == self.rcv_nxt:
             self._receive_fin(now)
 
@@ -460,11 +466,11 @@ class ConnectionInput(ConnectionOutput):
     def _schedule_ack(self, size: int, now: float) -> None:
         """RFC 9293 3.8.6.3: ACK every second full-sized segment, else within the delay bound."""
         if size > self.receive_mss:
-            self.receive_mss = size
-        if size >= self.receive_mss:
-            self.segments_unacked += 1
-        else:
-            self.segments_unacked += 1  # small segments count too (Linux's quick-ack behaviour)
+            # What the peer sends at most; a coalesced (GRO) burst does not raise the estimate.
+            self.receive_mss = min(size, self.mss_limit)
+        # A burst of several full-sized segments counts as that many; small ones count as one
+        # (so an ACK goes at least every second segment, Linux's quick-ack behaviour).
+        self.segments_unacked += max(1, size // self.receive_mss)
         if self.segments_unacked >= self.settings.quick_ack_segments:
             self.send_ack(now)  # at once, not at the end of the poll: every second segment
         elif self.delayed_ack_deadline is None:

@@ -26,10 +26,11 @@ from pystack.tcp.settings import TCPSettings
 from pystack.tcp.state import TCPState
 from pystack.tcp.tcb import IP_TCP_HEADERS, Transition, TransmissionControlBlock
 from pystack.wire import icmpv4
+from pystack.wire.checksum import fold, pseudo_header_sum
 from pystack.wire.errors import MalformedPacket
 from pystack.wire.icmpv4 import ICMPv4Message
 from pystack.wire.ipv4 import PROTO_TCP, IPv4Packet
-from pystack.wire.tcp import ACK, FIN, RST, SYN, TCPSegment
+from pystack.wire.tcp import ACK, FIN, HEADER_LENGTH, RST, SYN, TCPSegment, encode_options
 
 if TYPE_CHECKING:
     from pystack.ip.interface import IPv4Layer
@@ -137,6 +138,8 @@ class TCPLayer:
         if iss is None:
             iss = self.sequence.isn(local[0], local[1], remote[0], remote[1], now)
         connection = TCPConnection(self, local, remote, iss, now, self.mss_limit(remote[0]))
+        if self.ip.path_mtu(remote[0]) == self.ip.mtu:  # not via our loopback
+            connection.segmentation_limit = self.ip.segmentation_limit
         connection.ts_offset = self.rng.getrandbits(32)
         self.connections[(local[0], local[1], remote[0], remote[1])] = connection
         return connection
@@ -190,7 +193,8 @@ class TCPLayer:
     # -- input -----------------------------------------------------------------------------------
     def process_packet(self, packet: IPv4Packet, now: float, broadcast: bool) -> None:
         try:
-            segment = TCPSegment.parse(packet.payload, packet.src, packet.dst)
+            segment = TCPSegment.parse(packet.payload, packet.src, packet.dst,
+                                       verify_checksum=not self.ip.trusted_frame)
         except MalformedPacket as error:
             self.statistics.drop_malformed(error.reason)
             return
@@ -308,8 +312,18 @@ class TCPLayer:
         self._dirty[connection] = None
 
     # -- output and timers -----------------------------------------------------------------------
-    def send_segment(self, segment: TCPSegment, local: int, remote: int, now: float) -> None:
+    def send_segment(self, segment: TCPSegment, local: int, remote: int, now: float,
+                     mss: int = 0) -> None:
         self.statistics.count("tcp.segments_sent")
+        if mss and len(segment.payload) > mss:
+            # A TSO burst: the link cuts it into MSS pieces and completes each checksum, so the
+            # checksum field holds only the pseudo-header sum (Linux's CHECKSUM_PARTIAL).
+            length = HEADER_LENGTH + len(encode_options(segment.options)) + len(segment.payload)
+            partial = fold(pseudo_header_sum(local, remote, PROTO_TCP, length))
+            data = segment.build(local, remote, checksum=partial)
+            self.ip.send(remote, PROTO_TCP, data, now, source=local, dont_fragment=True,
+                         segmentation=(mss, length - len(segment.payload)))
+            return
         self.ip.send(
             remote, PROTO_TCP, segment.build(local, remote), now, source=local, dont_fragment=True
         )
@@ -323,7 +337,8 @@ class TCPLayer:
             for connection in dirty:
                 for segment in connection.segments_to_send(now):
                     self.send_segment(
-                        segment, connection.local_address, connection.remote_address, now
+                        segment, connection.local_address, connection.remote_address, now,
+                        connection.mss,
                     )
                 self._schedule(connection)
 

@@ -181,11 +181,12 @@ class ConnectionOutput(TransmissionControlBlock):
                 self._maybe_send_fin(now, offset)
                 return
             usable = self._usable_window()
-            size = min(mss, unsent, usable)
+            size = min(self.send_burst, unsent, usable)
             if size <= 0:
                 self._maybe_start_persist(now)
                 return
             if size < mss and not self._small_segment_allowed(size, unsent, offset):
+                self._maybe_start_persist(now)
                 return
             if self.sack and self.scoreboard.is_sacked(self.snd_nxt):
                 self.snd_nxt = seq_add(self.snd_nxt, self._skip_sacked(size))
@@ -253,8 +254,13 @@ class ConnectionOutput(TransmissionControlBlock):
             self.retransmit_deadline = now + self.rtt.rto
 
     def _maybe_start_persist(self, now: float) -> None:
-        """RFC 9293 3.8.6.1: a zero window with data waiting and nothing in flight: probe."""
-        if self.snd_wnd == 0 and self.snd_nxt == self.snd_una and self.persist_deadline is None:
+        """RFC 9293 3.8.6.1: a zero window with data waiting and nothing in flight: probe.
+
+        Also a window too small to use (sender SWS avoidance holds the data): the update that
+        opens it may be lost, and nothing else would ask for it (Linux arms its probe timer
+        whenever data waits with nothing in flight).
+        """
+        if self.snd_nxt == self.snd_una and self.persist_deadline is None:
             self.retransmit_deadline = None
             self.persist_deadline = now + self._persist_interval()
 

@@ -94,6 +94,8 @@ class TransmissionControlBlock:
         self.mss_limit = mss_limit
         self.peer_mss = settings.default_mss
         self.mss = min(settings.default_mss, mss_limit)  # effective send MSS (data bytes)
+        self.segmentation_limit = 0  # largest frame the link cuts up itself (TSO); 0: none
+        self.send_burst = self.mss  # largest segment handed down (a multiple of mss with TSO)
         self.receive_mss = settings.default_mss  # estimate of the peer's full segment size
         # options negotiated
         self.timestamps = False
@@ -215,6 +217,9 @@ class TransmissionControlBlock:
             mss -= TIMESTAMP_SPACE
         self.mss = max(mss, 64)
         self.congestion.set_mss(self.mss)
+        # With segmentation offload, send up to a 64 KiB burst of whole MSS-sized pieces.
+        room = self.segmentation_limit - IP_TCP_HEADERS - 40
+        self.send_burst = max(self.mss, room // self.mss * self.mss) if room > 0 else self.mss
 
     def receive_window(self) -> int:
         """RFC 9293 3.8.6.2.2 receiver SWS avoidance: the window we may offer now."""
