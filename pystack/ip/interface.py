@@ -107,7 +107,9 @@ class IPv4Layer:
         """One frame from the link: Ethernet (TAP) or a bare IPv4 packet (TUN)."""
         if self.trace is not None:
             self.trace("in", frame, self.ethernet, "")
-        self.trusted_frame = frame.__class__ is OffloadedFrame
+        self.trusted_frame = trusted = frame.__class__ is OffloadedFrame
+        if trusted:
+            self.statistics.count("ipv4.offloaded_frames_received")
         if not self.ethernet:
             self.process_ipv4(frame, now, False)
             return

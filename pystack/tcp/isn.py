@@ -18,6 +18,7 @@ COOKIE_PERIOD = 64.0  # seconds per counter step
 COOKIE_MAX_AGE = 2  # counter steps a cookie stays valid
 
 _tuple = struct.Struct("!IHIHI")
+_cookie_input = struct.Struct("!IHIHIQ")  # the 4-tuple, the peer's ISN, the whole time counter
 
 
 class SequenceGenerator:
@@ -39,12 +40,19 @@ class SequenceGenerator:
     def cookie(
         self, local: int, lport: int, remote: int, rport: int, peer_isn: int, mss: int, now: float
     ) -> int:
-        counter = int(now / COOKIE_PERIOD) & 0x1F
+        count = int(now / COOKIE_PERIOD)
         index = max(i for i, value in enumerate(COOKIE_MSS) if value <= max(mss, COOKIE_MSS[0]))
-        mac = self._hash(
-            self._cookie_key, local, lport, remote, rport, (peer_isn << 5 | counter) & 0xFFFFFFFF
-        )
-        return (counter << 27 | index << 24 | (mac & 0xFFFFFF)) & 0xFFFFFFFF
+        mac = self._cookie_mac(local, lport, remote, rport, peer_isn, count)
+        return ((count & 0x1F) << 27 | index << 24 | mac) & 0xFFFFFFFF
+
+    def _cookie_mac(
+        self, local: int, lport: int, remote: int, rport: int, peer_isn: int, count: int
+    ) -> int:
+        """24 bits of keyed hash. It covers the whole counter, not just the 5 bits the cookie
+        carries, so a cookie does not become valid again when those wrap (every 2048 s)."""
+        data = _cookie_input.pack(local, lport, remote, rport, peer_isn, count)
+        digest = hashlib.blake2s(data, key=self._cookie_key, digest_size=3).digest()
+        return int.from_bytes(digest, "big")
 
     def check_cookie(
         self,
@@ -57,14 +65,12 @@ class SequenceGenerator:
         now: float,
     ) -> int | None:
         """The MSS the cookie encodes, or None if it is forged or too old."""
-        counter = cookie >> 27
-        age = (int(now / COOKIE_PERIOD) - counter) & 0x1F
+        count = int(now / COOKIE_PERIOD)
+        age = (count - (cookie >> 27)) & 0x1F
         if age > COOKIE_MAX_AGE:
             return None
         index = cookie >> 24 & 0x7
-        mac = self._hash(
-            self._cookie_key, local, lport, remote, rport, (peer_isn << 5 | counter) & 0xFFFFFFFF
-        )
-        if mac & 0xFFFFFF != cookie & 0xFFFFFF:
+        mac = self._cookie_mac(local, lport, remote, rport, peer_isn, count - age)
+        if mac != cookie & 0xFFFFFF:
             return None
         return COOKIE_MSS[index]

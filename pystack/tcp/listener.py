@@ -130,7 +130,7 @@ class TCPListener:
             SYN | ACK,
             min(layer.settings.receive_buffer, 65535),
             b"",
-            (mss_option(mss),),
+            (mss_option(max(layer.mss_limit(remote), 64)),),  # our own MSS (RFC 9293 3.7.1)
         )
         layer.send_segment(reply, local, remote, now)
         self.cookies_sent += 1
