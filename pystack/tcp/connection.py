@@ -76,7 +76,7 @@ class TCPConnection(ConnectionInput):
             after = self.receive_window()
             if (
                 after - before >= min(self.receive_buffer.capacity // 2, self.receive_mss)
-                or before == 0
+                or before == 0 < after  # (an ACK that still shows a zero window updates nothing)
             ):
                 self.ack_now = True
                 self.owner.connection_changed(self)

@@ -109,6 +109,11 @@ class ConnectionInput(ConnectionOutput):
     def _sample_rtt_from_syn(self, segment: TCPSegment, now: float) -> None:
         if self.retransmissions == 0:
             self.rtt.sample(now - self.created)  # Karn: only an unretransmitted SYN
+            return
+        # RFC 6298 5.7: our SYN (or SYN-ACK) timed out: data transmission starts with RTO 3 s,
+        # RFC 5681 3.1 (RFC 6928 2): and with an initial window of one segment.
+        self.rtt.apply_syn_loss_rule()
+        self.congestion.on_syn_loss()
 
     def owner_reset(self, segment: TCPSegment) -> None:
         """<SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK (RFC 9293 3.10.7.3 / 3.10.7.4)."""
@@ -177,7 +182,7 @@ class ConnectionInput(ConnectionOutput):
                     self._process_ack(segment, now)
                     return False
                 self.drop(DropReason.TCP_PAWS)
-                self.ack_now = True
+                self._answer_unacceptable(segment, now)
                 return False
         length = len(segment.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         window = self.receive_window_edge()
@@ -209,8 +214,21 @@ class ConnectionInput(ConnectionOutput):
             if self.state is TCPState.CLOSED:
                 return False
         self.drop(DropReason.TCP_OUT_OF_WINDOW)
-        self.ack_now = True  # RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+        self._answer_unacceptable(segment, now)
         return False
+
+    def _answer_unacceptable(self, segment: TCPSegment, now: float) -> None:
+        """RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>; for a segment without data, SYN or
+        FIN at most once per ``invalid_ack_interval`` (Linux tcp_oow_rate_limited): such
+        replies can otherwise ping-pong between two ends forever (an ACK loop)."""
+        interval = self.settings.invalid_ack_interval
+        if not segment.payload and not segment.flags & (SYN | FIN) and interval > 0:
+            last = self.last_invalid_ack_time
+            if last is not None and now - last < interval:
+                self.statistics.count("tcp.invalid_acks_suppressed")
+                return
+            self.last_invalid_ack_time = now
+        self.ack_now = True
 
     def _disordered_ack(self, segment: TCPSegment) -> bool:
         return (
@@ -265,8 +283,7 @@ class ConnectionInput(ConnectionOutput):
             self.snd_una = ack
             self.note_window(segment)
             self.retransmit_deadline = None
-            if self.retransmissions == 0:
-                self.rtt.sample(now - self.created)
+            self._sample_rtt_from_syn(segment, now)
             self.retransmissions = 0
             self.set_state(TCPState.ESTABLISHED, now, "ACK of our SYN-ACK")
             self.owner.connection_established(self)

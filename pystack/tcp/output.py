@@ -273,12 +273,20 @@ class ConnectionOutput(TransmissionControlBlock):
         if len(self.send_buffer) == 0:
             self.persist_deadline = None
             return
+        offset = seq_diff(self.snd_nxt, self.snd_una)
+        fits = min(self._usable_window(), self.mss, len(self.send_buffer) - offset)
+        if self.snd_wnd > 0 and fits > 0:
+            # RFC 9293 3.8.6.2.1 (the override timeout): a window sender SWS avoidance found
+            # too small is used after all, rather than trickling single-octet probes into it.
+            self.statistics.count("tcp.sws_override_sends")
+            self._send_data(now, offset, fits)
+            return
         payload = self.send_buffer.read(0, 1)
         self.emit(self.snd_una, ACK, now, payload)
-        if self.snd_nxt == self.snd_una:
-            self.snd_nxt = seq_add(self.snd_una, 1)
-            if seq_gt(self.snd_nxt, self.snd_max):
-                self.snd_max = self.snd_nxt
+        # The octet may be refused: snd_max covers it (its ACK is acceptable) but snd_nxt stays,
+        # so sending resumes at the left edge when the window opens, not one octet past it.
+        if seq_gt(seq_add(self.snd_una, 1), self.snd_max):
+            self.snd_max = seq_add(self.snd_una, 1)
         self.statistics.count("tcp.window_probes")
         self.persist_backoff += 1
         self.persist_deadline = now + self._persist_interval()

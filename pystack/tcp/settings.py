@@ -45,6 +45,10 @@ class TCPSettings:
     limited_transmit: bool = True  # RFC 3042
     # hardening (RFC 5961) and limits
     challenge_ack_limit: int = 1000  # per second (Linux tcp_challenge_ack_limit)
+    # An unacceptable segment without data is answered at most once per this many seconds
+    # (Linux tcp_invalid_ratelimit): two ends that each see the other out of window (both
+    # windows closed, probes sent) would otherwise ACK each other forever. 0 answers every one.
+    invalid_ack_interval: float = 0.5
     max_connections: int = 4096
     # The sum of every connection's buffer capacities (send + receive + out-of-order) never
     # exceeds this, so buffer memory is bounded whatever peers do (1 GiB: 1365 default connections).
@@ -62,6 +66,8 @@ class TCPSettings:
     def __post_init__(self) -> None:
         if self.accept_overflow not in ("drop", "reset"):
             raise ValueError("accept_overflow must be 'drop' or 'reset'")
+        if not 0 <= self.delayed_ack < 0.5:
+            raise ValueError("delayed_ack must be below 0.5 s (RFC 9293 3.8.6.3)")
         if not 0 < self.min_rto <= self.initial_rto <= self.max_rto:
             raise ValueError("need 0 < min_rto <= initial_rto <= max_rto")
         if self.send_buffer < 1 or self.receive_buffer < 1:

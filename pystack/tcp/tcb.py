@@ -151,6 +151,7 @@ class TransmissionControlBlock:
         self.passive = False  # created by a listener
         self.listener: object | None = None
         self.challenge_acks_sent = 0
+        self.last_invalid_ack_time: float | None = None  # see TCPSettings.invalid_ack_interval
         # output queue, pulled by the layer
         self.outbox: list[TCPSegment] = []
         self.scheduled: float | None = None  # the layer's timer heap bookkeeping
