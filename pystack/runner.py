@@ -11,7 +11,7 @@ Entry points: ``StackThread``, ``StackThread.call``, ``StackThread.wait_for``.
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import threading
 import time
 from collections.abc import Callable
@@ -102,7 +102,15 @@ class StackThread:
         descriptors = [s.link.fileno() for s in self.stacks]
         waitable = [fd for fd in descriptors if fd is not None]
         every_link_has_fd = len(waitable) == len(descriptors)
-        readers = [*waitable, self._wake_read]
+        selector = selectors.DefaultSelector()  # epoll: no limit on descriptor numbers
+        for fd in (*waitable, self._wake_read):
+            selector.register(fd, selectors.EVENT_READ)
+        try:
+            self._serve(selector, every_link_has_fd)
+        finally:
+            selector.close()
+
+    def _serve(self, selector: selectors.BaseSelector, every_link_has_fd: bool) -> None:
         clock = self.clock
         while not self._stop:
             now = clock.now()
@@ -122,9 +130,9 @@ class StackThread:
             if not every_link_has_fd:
                 timeout = min(timeout, POLL_WITHOUT_FD)
             if timeout > 0:
-                ready, _, _ = select.select(readers, [], [], timeout)
-                if self._wake_read in ready:
-                    self._drain_wake_pipe()
+                for key, _ in selector.select(timeout):
+                    if key.fd == self._wake_read:
+                        self._drain_wake_pipe()
 
     def _drain_wake_pipe(self) -> None:
         try:

@@ -58,9 +58,9 @@ class MemoryLink:
         self._lock = threading.Lock()
         self._closed = False
         self._peer: MemoryLink | None = None
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        os.set_blocking(self._write_fd, False)
+        # The wake-up pipe is made on the first fileno() call: simulations and scripted tests,
+        # which never wait on a descriptor, then hold no descriptors at all.
+        self._read_fd = self._write_fd = -1
 
     @classmethod
     def pair(
@@ -113,7 +113,7 @@ class MemoryLink:
                 self._statistics.receive_overflows += 1
                 return
             inbox.append(frame)
-            if len(inbox) == 1:
+            if len(inbox) == 1 and self._write_fd >= 0:
                 os.write(self._write_fd, _WAKE_BYTE)
 
     def receive(self, now: float, limit: int = 64) -> list[bytes]:
@@ -136,8 +136,9 @@ class MemoryLink:
         return frames
 
     def _drain_pipe(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.read(self._read_fd, 64)
+        if self._read_fd >= 0:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._read_fd, 64)
 
     def pending(self) -> int:
         """Frames waiting in this end's receive queue."""
@@ -149,7 +150,16 @@ class MemoryLink:
 
     def fileno(self) -> int | None:
         """The pipe's read end: readable while frames wait; None once closed."""
-        return None if self._closed else self._read_fd
+        with self._lock:
+            if self._closed:
+                return None
+            if self._read_fd < 0:
+                self._read_fd, self._write_fd = os.pipe()
+                os.set_blocking(self._read_fd, False)
+                os.set_blocking(self._write_fd, False)
+                if self._inbox:
+                    os.write(self._write_fd, _WAKE_BYTE)
+            return self._read_fd
 
     def close(self) -> None:
         """Drop waiting frames and close both pipe descriptors (idempotent)."""
@@ -158,8 +168,10 @@ class MemoryLink:
                 return
             self._closed = True
             self._inbox.clear()
-            os.close(self._read_fd)
-            os.close(self._write_fd)
+            if self._read_fd >= 0:
+                os.close(self._read_fd)
+                os.close(self._write_fd)
+                self._read_fd = self._write_fd = -1
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

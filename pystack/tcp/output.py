@@ -278,6 +278,7 @@ class ConnectionOutput(TransmissionControlBlock):
         if self.snd_wnd > 0 and fits > 0:
             # RFC 9293 3.8.6.2.1 (the override timeout): a window sender SWS avoidance found
             # too small is used after all, rather than trickling single-octet probes into it.
+            self.statistics.count("tcp.window_probes")  # a probe that carries what fits
             self.statistics.count("tcp.sws_override_sends")
             self._send_data(now, offset, fits)
             return

@@ -42,9 +42,27 @@ def test_established_zero_window_empty_segment_off_rcv_nxt_acked_and_dropped() -
         +0.01 < . 1002:1002(0) ack 1 win 65535    # case 3: SEG.SEQ != RCV.NXT
         +0 > . 1:1(0) ack 1001 win 0              # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
         +0 expect drop TCP_OUT_OF_WINDOW 1
-        +0.01 < . 1000:1000(0) ack 1 win 65535
+        +0.6 < . 1000:1000(0) ack 1 win 65535     # past invalid_ack_interval (0.5 s)
         +0 > . 1:1(0) ack 1001 win 0
         +0 expect drop TCP_OUT_OF_WINDOW 2
+        """,
+        tcp_settings=SMALL_BUFFER,
+    )
+
+
+def test_established_replies_to_invalid_empty_segments_are_rate_limited() -> None:
+    # Linux's tcp_oow_rate_limited: an unacceptable segment without data, SYN or FIN is
+    # answered at most once per invalid_ack_interval, so two ends cannot ACK each other forever.
+    run(
+        ZERO_WINDOW
+        + """
+        +0.01 < . 1002:1002(0) ack 1 win 65535
+        +0 > . 1:1(0) ack 1001 win 0
+        +0.01 < . 1000:1000(0) ack 1 win 65535    # 10 ms later: dropped, not answered
+        +0 expect drop TCP_OUT_OF_WINDOW 2
+        +0 expect counter tcp.invalid_acks_suppressed 1
+        +0.6 < . 1003:1003(0) ack 1 win 65535
+        +0 > . 1:1(0) ack 1001 win 0
         """,
         tcp_settings=SMALL_BUFFER,
     )
