@@ -22,6 +22,7 @@ from pystack.link.impair import ImpairmentConfig, ImpairmentLink
 from pystack.link.pcap import PcapLink
 from pystack.link.tuntap import TapLink, TunLink
 from pystack.runner import StackThread
+from pystack.services.datagram import DatagramService
 from pystack.services.stream import StreamService, parse_services, start_services
 from pystack.stack import Stack, StackConfig
 from pystack.wire.addresses import ip_from_str, parse_cidr
@@ -92,7 +93,7 @@ class KernelHost:
         self.link: Link | None = None
         self.stack: Stack | None = None
         self.thread: StackThread | None = None
-        self.services: list[StreamService] = []
+        self.services: list[StreamService | DatagramService] = []
 
     def __enter__(self) -> KernelHost:
         self.start()
@@ -164,7 +165,8 @@ class KernelHost:
         assert self.stack is not None and self.device is not None
         where = f" in netns {self.namespace.name}" if self.namespace else ""
         if self.services:
-            where += ", serving " + ", ".join(f"{s.name}/{s.port}" for s in self.services)
+            names = dict.fromkeys(f"{s.name}/{s.port}" for s in self.services)  # TCP and UDP
+            where += ", serving " + ", ".join(names)
         return f"pystack host {self.stack.describe()} (device {self.device.name}{where}, peer {self.options.peer})"
 
     def close(self) -> None:

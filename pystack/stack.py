@@ -23,6 +23,8 @@ from pystack.link.base import Link, LinkKind, SegmentedFrame
 from pystack.stats import Statistics
 from pystack.tcp.layer import TCPLayer
 from pystack.tcp.settings import TCPSettings
+from pystack.udp.layer import UDPLayer
+from pystack.udp.settings import UDPSettings
 from pystack.wire.addresses import ip_from_str, ip_to_str, mac_from_str, mac_to_str, parse_cidr
 from pystack.wire.summary import summarize_ethernet, summarize_ipv4
 
@@ -43,6 +45,7 @@ class StackConfig:
     reassembly: ReassemblySettings = field(default_factory=ReassemblySettings)
     icmp: ICMPSettings = field(default_factory=ICMPSettings)
     tcp: TCPSettings = field(default_factory=TCPSettings)
+    udp: UDPSettings = field(default_factory=UDPSettings)
     gratuitous_arp: bool = True
 
 
@@ -90,6 +93,7 @@ class Stack:
         for ip_text, mac_text in config.static_arp:
             self.ip.arp.add_static(ip_from_str(ip_text), mac_from_str(mac_text))
         self.tcp = TCPLayer(self.ip, self._statistics, config.tcp, self.rng)
+        self.udp = UDPLayer(self.ip, self._statistics, config.udp, self.rng)
         # Applications stepped inside poll, after input (services, simulated peers).
         self.applications: list[Callable[[float], None]] = []
         self._started = False
@@ -153,6 +157,7 @@ class Stack:
             handled += ip.process_loopback(now, self.config.loopback_budget)
         ip.run_timers(now)
         self.tcp.run_timers(now)
+        self.udp.run_timers(now)
         for application in self.applications:
             application(now)
         self.flush(now)
@@ -183,7 +188,8 @@ class Stack:
         tcp = self.tcp.next_deadline()
         if tcp is not None and tcp <= self._last_now:
             return self._last_now
-        candidates = (self.ip.next_deadline(), self.link.next_deadline(), tcp)
+        udp = self.udp.next_deadline()
+        candidates = (self.ip.next_deadline(), self.link.next_deadline(), tcp, udp)
         deadlines = [d for d in candidates if d is not None]
         return min(deadlines) if deadlines else None
 

@@ -79,6 +79,19 @@ class DropReason(enum.Enum):
     TCP_OUT_OF_ORDER_LIMIT = "out-of-order data over the per-connection bound"
     TCP_ICMP_NO_CONNECTION = "ICMP error about no known connection"
     TCP_ICMP_BAD_SEQUENCE = "ICMP error quoting a sequence number we did not send (RFC 5927)"
+    # UDP
+    UDP_MALFORMED = "malformed UDP datagram"
+    UDP_BAD_CHECKSUM = "UDP checksum mismatch"
+    UDP_NO_LISTENER = "UDP datagram for a port no endpoint is bound to (ICMP port unreachable)"
+    UDP_PEER_MISMATCH = "UDP datagram from a peer other than the connected endpoint's"
+    UDP_QUEUE_FULL = "UDP receive queue full (tail drop: the newest datagram is lost)"
+    UDP_ICMP_NO_ENDPOINT = "ICMP error about no connected UDP endpoint (ignored)"
+    # IGMP
+    IGMP_MALFORMED = "malformed IGMP message"
+    IGMP_BAD_CHECKSUM = "IGMP checksum mismatch"
+    IGMP_UNHANDLED = "IGMP message type a host ignores (RFC 2236 2.1)"
+    # DNS (the resolver and the server core)
+    DNS_MALFORMED = "malformed DNS message"
 
 
 _MALFORMED_BY_LAYER = {
@@ -87,11 +100,16 @@ _MALFORMED_BY_LAYER = {
     "ipv4": DropReason.IPV4_MALFORMED,
     "icmp": DropReason.ICMP_MALFORMED,
     "tcp": DropReason.TCP_MALFORMED,
+    "udp": DropReason.UDP_MALFORMED,
+    "igmp": DropReason.IGMP_MALFORMED,
+    "dns": DropReason.DNS_MALFORMED,
 }
 _SPECIFIC = {
     "ipv4.bad_checksum": DropReason.IPV4_BAD_CHECKSUM,
     "icmp.bad_checksum": DropReason.ICMP_BAD_CHECKSUM,
     "tcp.bad_checksum": DropReason.TCP_BAD_CHECKSUM,
+    "udp.bad_checksum": DropReason.UDP_BAD_CHECKSUM,
+    "igmp.bad_checksum": DropReason.IGMP_BAD_CHECKSUM,
 }
 
 

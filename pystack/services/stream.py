@@ -4,6 +4,7 @@
 They are applications, not protocol code: each owns a listener and is stepped by ``Stack.poll``
 after input is processed, so they work the same on a real device (``pystack up --serve``) and in
 a simulation. They never block and respect flow control: echo reads only as much as it can send.
+``start_services`` also starts the UDP forms of echo, discard and daytime (``datagram.py``).
 Entry points: ``EchoService``, ``DiscardService``, ``ChargenService``, ``DaytimeService``,
 ``parse_services``, ``start_services``.
 """
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pystack.services.datagram import DATAGRAM_SERVICES, DatagramService
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.state import TCPState
 
@@ -192,8 +194,10 @@ def parse_services(text: str) -> list[tuple[str, int | None]]:
     return result
 
 
-def start_services(stack: Stack, text: str) -> list[StreamService]:
-    services: list[StreamService] = []
+def start_services(stack: Stack, text: str) -> list[StreamService | DatagramService]:
+    """Start each named service on TCP and, for echo, discard and daytime, on UDP too (the RFCs
+    define both forms on the same port)."""
+    services: list[StreamService | DatagramService] = []
     for name, argument in parse_services(text):
         if name == "chargen":
             service: StreamService = ChargenService(stack, limit=argument)
@@ -201,4 +205,9 @@ def start_services(stack: Stack, text: str) -> list[StreamService]:
             service = _SERVICES[name](stack)
         stack.applications.append(service.step)
         services.append(service)
+        datagram = DATAGRAM_SERVICES.get(name)
+        if datagram is not None:
+            udp = datagram(stack)
+            stack.applications.append(udp.step)
+            services.append(udp)
     return services

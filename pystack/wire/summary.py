@@ -11,7 +11,8 @@ from pystack.wire.arp import ARPPacket
 from pystack.wire.errors import MalformedPacket
 from pystack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
 from pystack.wire.icmpv4 import ICMPv4Message
-from pystack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, PROTO_UDP, IPv4Packet
+from pystack.wire.igmp import IGMPMessage
+from pystack.wire.ipv4 import PROTO_ICMP, PROTO_IGMP, PROTO_TCP, PROTO_UDP, IPv4Packet
 from pystack.wire.tcp import TCPSegment
 from pystack.wire.udp import UDPDatagram
 
@@ -42,6 +43,8 @@ def summarize_packet(packet: IPv4Packet) -> str:
             return (
                 head + ICMPv4Message.parse(packet.payload, verify_checksum=whole).summary() + frag
             )
+        if packet.protocol == PROTO_IGMP and whole:
+            return head + IGMPMessage.parse(packet.payload).summary() + frag
         if packet.protocol == PROTO_UDP and whole:
             udp = UDPDatagram.parse(packet.payload, packet.src, packet.dst)
             return f"IP {src}.{udp.src_port} > {dst}.{udp.dst_port}: UDP, length {len(udp.payload)}{frag}"

@@ -89,6 +89,7 @@ from tests.wire.reference import (
     udp_raw,
     with_checksum,
 )
+from tests.wire.test_igmp import IGMP_MALFORMED_CASES
 
 WIRE = Path(__file__).resolve().parents[2] / "pystack" / "wire"
 
@@ -543,7 +544,7 @@ def test_malformed_cases_cover_every_reason_in_the_source():
                 and isinstance(node.args[0], ast.Constant)
             ):
                 raised.add(node.args[0].value)
-    covered = {reason for _name, reason, _parse in MALFORMED_CASES}
+    covered = {reason for _name, reason, _parse in MALFORMED_CASES + IGMP_MALFORMED_CASES}
     assert raised, "found no MalformedPacket(...) calls: did the source move?"
     assert raised - covered == set(), "reasons without a crafted input in MALFORMED_CASES"
 
@@ -1092,8 +1093,12 @@ def test_summary_of_unparsable_transport_names_the_reason():
     assert (
         summarize_ipv4(bad_udp) == "IP 10.0.0.1 > 10.0.0.2: malformed (udp.bad_checksum), length 33"
     )
-    other = ipv4_raw(b"igmp", protocol=2)
-    assert summarize_ipv4(other) == "IP 10.0.0.1 > 10.0.0.2: IGMP, ttl 64, id 0, length 24"
+    short_igmp = ipv4_raw(b"igmp", protocol=2)
+    assert (
+        summarize_ipv4(short_igmp) == "IP 10.0.0.1 > 10.0.0.2: malformed (igmp.truncated), length 24"
+    )
+    other = ipv4_raw(b"what", protocol=99)
+    assert summarize_ipv4(other) == "IP 10.0.0.1 > 10.0.0.2: proto-99, ttl 64, id 0, length 24"
 
 
 @pytest.mark.parametrize(
