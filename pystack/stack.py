@@ -96,6 +96,8 @@ class Stack:
         self.udp = UDPLayer(self.ip, self._statistics, config.udp, self.rng)
         # Applications stepped inside poll, after input (services, simulated peers).
         self.applications: list[Callable[[float], None]] = []
+        # ... and their timers: each returns its next deadline (or None).
+        self.deadlines: list[Callable[[], float | None]] = []
         self._started = False
         self._last_now = 0.0
         self._trace: Callable[[str], None] | None = None
@@ -191,6 +193,7 @@ class Stack:
         udp = self.udp.next_deadline()
         candidates = (self.ip.next_deadline(), self.link.next_deadline(), tcp, udp)
         deadlines = [d for d in candidates if d is not None]
+        deadlines += [d for d in (deadline() for deadline in self.deadlines) if d is not None]
         return min(deadlines) if deadlines else None
 
     # ---------------------------------------------------------------------------------------

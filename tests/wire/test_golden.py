@@ -89,6 +89,7 @@ from tests.wire.reference import (
     udp_raw,
     with_checksum,
 )
+from tests.wire.test_dns import DNS_MALFORMED_CASES
 from tests.wire.test_igmp import IGMP_MALFORMED_CASES
 
 WIRE = Path(__file__).resolve().parents[2] / "pystack" / "wire"
@@ -544,7 +545,7 @@ def test_malformed_cases_cover_every_reason_in_the_source():
                 and isinstance(node.args[0], ast.Constant)
             ):
                 raised.add(node.args[0].value)
-    covered = {reason for _name, reason, _parse in MALFORMED_CASES + IGMP_MALFORMED_CASES}
+    covered = {reason for _name, reason, _parse in MALFORMED_CASES + IGMP_MALFORMED_CASES + DNS_MALFORMED_CASES}
     assert raised, "found no MalformedPacket(...) calls: did the source move?"
     assert raised - covered == set(), "reasons without a crafted input in MALFORMED_CASES"
 

@@ -1,0 +1,102 @@
+"""The simulated network of ``pystack run --link sim``: the script's host and a peer, in memory.
+
+The script's host is 10.0.0.2/24; the peer 10.0.0.1 is another pystack stack in the same process
+running the small services (TCP and UDP echo 7, discard 9, daytime 13, TCP chargen 19) and, once
+given a zone, a DNS server on 53. Both stacks share one ``StackThread`` on the real clock, over an
+in-memory Ethernet link (so ARP happens as on a board's network), optionally impaired. Nothing
+needs root and nothing touches the host's network.
+Entry points: ``SimulatedNetwork``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from pystack.clock import SystemClock
+from pystack.dns.client import StackResolver
+from pystack.dns.resolver import ResolverSettings
+from pystack.link.base import Link, LinkKind
+from pystack.link.impair import ImpairmentConfig, ImpairmentLink
+from pystack.link.memory import MemoryLink
+from pystack.link.pcap import PcapLink
+from pystack.runner import StackThread
+from pystack.services.naming import DNSService
+from pystack.services.stream import start_services
+from pystack.stack import Stack, StackConfig
+from pystack.wire.addresses import ip_from_str, parse_cidr
+
+HOST_ADDRESS = "10.0.0.2/24"
+PEER_ADDRESS = "10.0.0.1"
+PEER_SERVICES = "echo,discard,daytime,chargen=1000000"
+DNS_PORT = 53
+
+
+class SimulatedNetwork:
+    def __init__(
+        self,
+        *,
+        address: str = HOST_ADDRESS,
+        peer: str = PEER_ADDRESS,
+        seed: int | None = None,
+        impair: str | None = None,
+        pcap: str | None = None,
+        trace: Callable[[str], None] | None = None,
+        services: str = PEER_SERVICES,
+        mtu: int = 1500,
+        hosts: dict[str, int] | None = None,
+    ) -> None:
+        rng = random.Random(seed)
+        host_end, peer_end = MemoryLink.pair(kind=LinkKind.ETHERNET, mtu=mtu, capacity=4096)
+        link: Link = host_end
+        if pcap:
+            link = PcapLink(link, pcap)
+        if impair:
+            config = ImpairmentConfig.parse(impair)
+            if seed is not None and "seed=" not in impair:
+                config = ImpairmentConfig(config.inbound, config.outbound, seed)
+            link = ImpairmentLink(link, config)
+        clock = SystemClock()
+        prefix = parse_cidr(address)[1]
+        self.host = Stack(
+            StackConfig(address=address, gateway=peer),
+            link,
+            clock,
+            random.Random(rng.getrandbits(64)),
+        )
+        self.peer = Stack(
+            StackConfig(address=f"{peer}/{prefix}"),
+            peer_end,
+            clock,
+            random.Random(rng.getrandbits(64)),
+        )
+        if trace is not None:
+            self.host.set_trace(trace)
+        self.services = start_services(self.peer, services) if services else []
+        # The peer's DNS server: peer.sim and example.com are the peer itself, plus --hosts.
+        peer_address = ip_from_str(peer)
+        self.zone = {"peer.sim": peer_address, "example.com": peer_address, **(hosts or {})}
+        self.dns = DNSService(self.peer, self.zone, DNS_PORT)
+        settings = ResolverSettings(servers=((peer_address, DNS_PORT),))
+        self.resolver = StackResolver(self.host, settings)
+        self.thread = StackThread(self.host, self.peer, clock=clock, name="pystack-sim")
+        self._started = False
+
+    def start(self) -> SimulatedNetwork:
+        if not self._started:
+            self._started = True
+            self.thread.start()
+        return self
+
+    def __enter__(self) -> SimulatedNetwork:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._started:
+            self.thread.stop()
+            self._started = False
+        self.host.close()
+        self.peer.close()

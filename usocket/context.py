@@ -1,0 +1,72 @@
+"""The binding between the MicroPython socket modules and one running stack.
+
+``NetworkContext`` holds the ``StackThread`` and ``Stack`` a script's sockets live on, and
+implements the one waiting rule every blocking call shares (shared/USOCKET.md section 2): a
+timeout of None waits forever, 0 does not wait, a positive number of milliseconds waits that
+long. Modules are built per context (``usocket.modules``), so two stacks can serve two scripts
+in one process; nothing here is global.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from pystack.dns.client import StackResolver
+from pystack.dns.resolver import getaddrinfo_errno
+from pystack.runner import StackThread
+from pystack.stack import Stack
+
+T = TypeVar("T")
+
+
+class NetworkContext:
+    def __init__(
+        self,
+        thread: StackThread,
+        stack: Stack,
+        resolve: Callable[[str, float | None], list[int]] | None = None,
+    ) -> None:
+        self.thread = thread
+        self.stack = stack
+        self.resolve_name = resolve  # name, timeout (s) -> addresses; OSError(negative) on failure
+
+    @property
+    def lock(self) -> object:
+        return self.thread.lock
+
+    def now(self) -> float:
+        return self.stack.clock.now()
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run ``function`` under the stack lock, then let the stack thread send what it queued."""
+        return self.thread.call(function)
+
+    def wait(self, ready: Callable[[], bool], timeout_ms: int | None) -> bool:
+        """Wait (lock held while checking) until ``ready()``; False when the timeout ran out."""
+        if timeout_ms is not None and timeout_ms <= 0:
+            with self.thread.lock:
+                return ready()
+        return self.thread.wait_for(ready, None if timeout_ms is None else timeout_ms / 1000.0)
+
+    @staticmethod
+    def monotonic_ms() -> int:
+        return int(time.monotonic() * 1000)
+
+
+def resolver_function(
+    thread: StackThread, stack: Stack, resolver: StackResolver
+) -> Callable[[str, float | None], list[int]]:
+    """``resolve(name, timeout)`` for ``getaddrinfo``: waits for the lookup, raising
+    ``OSError(negative lwIP error)`` as MicroPython does (USOCKET.md 3 getaddrinfo)."""
+
+    def resolve(name: str, timeout: float | None) -> list[int]:
+        lookup = thread.call(lambda: resolver.resolve(name, stack.clock.now()))
+        thread.wait_for(lambda: lookup.done, timeout)
+        if not lookup.done or lookup.error is not None:
+            error = lookup.error
+            raise OSError(getaddrinfo_errno(error) if error is not None else -2)
+        return list(lookup.addresses)
+
+    return resolve

@@ -1,0 +1,70 @@
+"""Build the modules a script imports (``socket``/``usocket``, ``select``/``uselect``) for one
+``NetworkContext``. A fresh module object per context: no global state, two stacks can run two
+scripts in one process.
+Entry points: ``socket_module``, ``select_module``, ``getaddrinfo_function``.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+from pystack.wire.addresses import ip_from_str, ip_to_str
+from usocket import constants as c
+from usocket.context import NetworkContext
+from usocket.polling import Poll, select_function
+from usocket.socket import socket_type
+
+EMPTY_NAME = -16  # USOCKET.md 3 getaddrinfo: lwIP's error for an empty host name
+NOT_FOUND = -2  # the DNS callback reported failure (name not found, no server, timeout)
+CONSTRAINT_WARNING = "RuntimeWarning: unsupported getaddrinfo constraints"
+
+
+def getaddrinfo_function(context: NetworkContext) -> Callable[..., list[tuple[Any, ...]]]:
+    def getaddrinfo(
+        host: Any, port: Any, af: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[tuple[Any, ...]]:
+        """USOCKET.md 3: always one 5-tuple (AF_INET, SOCK_STREAM, 0, '', (ip, port))."""
+        if isinstance(host, bytes | bytearray):
+            host = bytes(host).decode()
+        if not isinstance(host, str):
+            raise TypeError("host must be str")
+        if not isinstance(port, int) or isinstance(port, bool):
+            raise TypeError("port must be an int")  # CPython would accept a str
+        if af not in (0, c.AF_INET, c.AF_INET6) or type not in (0, c.SOCK_STREAM) or proto or flags:
+            print(CONSTRAINT_WARNING, file=sys.stderr)
+        if not host:
+            raise OSError(EMPTY_NAME)
+        try:
+            address = ip_from_str(host)
+        except ValueError:
+            resolve = context.resolve_name
+            if resolve is None:
+                raise OSError(NOT_FOUND) from None
+            addresses = resolve(host, None)
+            if not addresses:
+                raise OSError(NOT_FOUND) from None
+            address = addresses[0]
+        return [(c.AF_INET, c.SOCK_STREAM, 0, "", (ip_to_str(address), port))]
+
+    return getaddrinfo
+
+
+def socket_module(context: NetworkContext, name: str = "socket") -> types.ModuleType:
+    module = types.ModuleType(name, "MicroPython's lwIP socket module, on a pystack stack")
+    for constant in c.EXPORTED:
+        setattr(module, constant, getattr(c, constant))
+    module.socket = socket_type(context)  # type: ignore[attr-defined]
+    module.getaddrinfo = getaddrinfo_function(context)  # type: ignore[attr-defined]
+    return module
+
+
+def select_module(context: NetworkContext, name: str = "select") -> types.ModuleType:
+    module = types.ModuleType(name, "MicroPython's select module (extmod/modselect.c)")
+    for constant in ("POLLIN", "POLLOUT", "POLLERR", "POLLHUP"):
+        setattr(module, constant, getattr(c, constant))
+    module.poll = lambda: Poll(context)  # type: ignore[attr-defined]
+    module.select = select_function(context)  # type: ignore[attr-defined]
+    return module

@@ -1,0 +1,255 @@
+"""The MicroPython ``socket`` object (modlwip's ``lwip_socket_obj_t``), datagram part.
+
+Rules are those of shared/USOCKET.md, cited by section. The class is created per
+``NetworkContext`` by ``socket_type(context)``, so every socket knows its stack without a global.
+Every stack access happens under the context's lock; blocking waits use ``context.wait`` with
+the socket's timeout (None = blocking, 0 = non-blocking, else milliseconds).
+Entry points: ``socket_type``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from usocket import constants as c
+from usocket.addresses import format_address, parse_address
+from usocket.context import NetworkContext
+from usocket.errors import (
+    EADDRINUSE,
+    EAGAIN,
+    EBADF,
+    EHOSTUNREACH,
+    EINVAL,
+    EOPNOTSUPP,
+    ETIMEDOUT,
+    fail,
+)
+
+MAX_DATAGRAM = 65535  # USOCKET.md 3 send: longer UDP data is cut to this
+NOT_IMPLEMENTED_WARNING = "Warning: lwip.setsockopt() not implemented"
+
+
+def _int_arguments(arguments: tuple[Any, ...]) -> tuple[int, int, int]:
+    """USOCKET.md 2: 0 to 4 positional ints (the fourth is ignored); None is a TypeError."""
+    if len(arguments) > 4:
+        raise TypeError("function takes at most 4 positional arguments")
+    for value in arguments:
+        if not isinstance(value, int):
+            raise TypeError(f"can't convert {type(value).__name__} to int")
+    af = arguments[0] if len(arguments) > 0 else c.AF_INET
+    kind = arguments[1] if len(arguments) > 1 else c.SOCK_STREAM
+    proto = arguments[2] if len(arguments) > 2 else 0
+    return af, kind, proto
+
+
+def socket_type(context: NetworkContext) -> type:
+    """The ``socket`` class for scripts running on ``context``'s stack."""
+
+    class socket(_Socket):
+        _context = context
+
+    socket.__qualname__ = "socket"
+    return socket
+
+
+class _Socket:
+    _context: NetworkContext
+
+    def __init__(self, *arguments: Any, **keywords: Any) -> None:
+        if keywords:
+            raise TypeError("function doesn't take keyword arguments")
+        self._af, self._kind, self._proto = _int_arguments(arguments)
+        if self._kind not in (c.SOCK_STREAM, c.SOCK_DGRAM):
+            fail(EINVAL)  # USOCKET.md 2: an unknown type (and SOCK_RAW, off on lwIP ports)
+        self._timeout: int | None = None  # blocking
+        self._closed = False
+        self._reuse = False
+        self._broadcast = False
+        self._nodelay = False
+        self._callback: object = None
+        self._endpoint: Any = None  # UDP endpoint, created at bind/connect/first send
+        self._peer: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("udp" if self._kind == c.SOCK_DGRAM else "tcp")
+        return f"<socket state={state} timeout={self._timeout}>"
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- options (USOCKET.md 3 setsockopt, settimeout) -----------------------------------------
+    def settimeout(self, value: float | None) -> None:
+        if value is None:
+            self._timeout = None
+            return
+        seconds = float(value)
+        if seconds < 0:
+            raise ValueError("timeout must be >= 0 or None")
+        self._timeout = int(1000 * seconds)  # truncation: 0.0004 s means non-blocking
+
+    def setblocking(self, flag: object) -> None:
+        self._timeout = None if flag else 0
+
+    def setsockopt(self, level: int, optname: int, value: Any) -> None:
+        del level  # USOCKET.md 3: the level is ignored, options are told apart by name only
+        if optname == c.SO_REUSEADDR:
+            self._reuse = bool(value)
+        elif optname == c.SO_BROADCAST:
+            self._broadcast = bool(value)
+            if self._endpoint is not None:
+                self._context.call(lambda: setattr(self._endpoint, "broadcast", self._broadcast))
+        elif optname in (c.IP_ADD_MEMBERSHIP, c.IP_DROP_MEMBERSHIP):
+            self._membership(optname == c.IP_ADD_MEMBERSHIP, value)
+        elif optname == c.TCP_NODELAY:
+            self._nodelay = bool(value)
+        elif optname == c.SO_CALLBACK:
+            if value is not None and not callable(value):
+                raise TypeError("callback must be callable or None")
+            self._callback = value
+        else:
+            print(NOT_IMPLEMENTED_WARNING)  # on stdout, as modlwip does
+
+    def _membership(self, join: bool, value: Any) -> None:
+        buffer = bytes(value)
+        if len(buffer) != 8:
+            raise ValueError("ip_mreq must be 8 bytes")
+        group = int.from_bytes(buffer[:4], "big")
+        interface = int.from_bytes(buffer[4:], "big")
+        endpoint = self._udp_endpoint()
+        context = self._context
+        if join:
+            context.call(lambda: endpoint.join(group, interface, context.now()))
+        else:
+            context.call(lambda: endpoint.leave(group, interface, context.now()))
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return  # USOCKET.md 3 close: twice is fine
+        self._closed = True
+        endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None:
+            self._context.call(endpoint.close)
+
+    def makefile(self, *arguments: Any) -> _Socket:
+        if not 0 <= len(arguments) <= 2:
+            raise TypeError("makefile takes 1 to 3 arguments")
+        return self  # USOCKET.md 3 makefile: the socket itself
+
+    def _check_open(self) -> None:
+        if self._closed:
+            fail(EBADF)
+
+    # -- datagram ------------------------------------------------------------------------------
+    def _udp_endpoint(self, address: tuple[int, int] = (0, 0)) -> Any:
+        """The UDP endpoint, bound to ``address`` (0 = any, port 0 = ephemeral) on first use."""
+        self._check_open()
+        if self._endpoint is None:
+            context = self._context
+            try:
+                self._endpoint = context.call(
+                    lambda: context.stack.udp.open(address[0], address[1], reuse=self._reuse)
+                )
+            except OSError as error:
+                fail(error.errno or EADDRINUSE)
+            self._endpoint.broadcast = self._broadcast
+        return self._endpoint
+
+    def bind(self, address: Any) -> None:
+        local = parse_address(address)
+        self._check_open()
+        if self._kind != c.SOCK_DGRAM:
+            fail(EOPNOTSUPP)  # stream sockets: issue 6
+        if self._endpoint is not None:
+            old, self._endpoint = self._endpoint, None
+            self._context.call(old.close)
+        self._udp_endpoint(local)
+
+    def connect(self, address: Any) -> None:
+        remote = parse_address(address)
+        self._check_open()
+        if self._kind != c.SOCK_DGRAM:
+            fail(EOPNOTSUPP)
+        endpoint = self._udp_endpoint()
+        self._context.call(lambda: endpoint.connect(remote))
+        self._peer = remote
+
+    def send(self, data: Any) -> int:
+        self._check_open()
+        if self._kind != c.SOCK_DGRAM:
+            fail(EOPNOTSUPP)
+        if self._peer is None:
+            fail(EINVAL)  # USOCKET.md 3 send: UDP send() without connect() (lwIP ERR_VAL)
+        return self._send_to(bytes(data), self._peer)
+
+    def sendto(self, data: Any, address: Any) -> int:
+        self._check_open()
+        remote = parse_address(address)
+        if self._kind != c.SOCK_DGRAM:
+            return self.send(data)  # USOCKET.md 3 sendto: TCP ignores the address
+        return self._send_to(bytes(data), remote)
+
+    def _send_to(self, payload: bytes, remote: tuple[int, int]) -> int:
+        payload = payload[:MAX_DATAGRAM]
+        endpoint = self._udp_endpoint()
+        context = self._context
+        try:
+            return int(context.call(lambda: endpoint.send_to(payload, remote, context.now())))
+        except OSError as error:
+            fail(error.errno or EHOSTUNREACH)
+
+    def sendall(self, data: Any) -> None:
+        if self._kind == c.SOCK_DGRAM:
+            raise NotImplementedError("sendall on a UDP socket")
+        fail(EOPNOTSUPP)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        return self._receive(bufsize, flags)[0]
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int]]:
+        data, source = self._receive(bufsize, flags)
+        return data, format_address(source)
+
+    def _receive(self, bufsize: int, flags: int) -> tuple[bytes, tuple[int, int]]:
+        if not isinstance(bufsize, int) or not isinstance(flags, int):
+            raise TypeError("bufsize and flags must be ints")
+        self._check_open()
+        if self._kind != c.SOCK_DGRAM:
+            fail(EOPNOTSUPP)
+        endpoint = self._udp_endpoint()
+        timeout = 0 if flags & c.MSG_DONTWAIT else self._timeout
+        peek = bool(flags & c.MSG_PEEK)
+        context = self._context
+        if not context.wait(lambda: endpoint.pending > 0 or self._closed, timeout):
+            fail(EAGAIN if timeout == 0 else ETIMEDOUT)
+        self._check_open()
+        got = context.call(lambda: endpoint.receive(peek))
+        if got is None:  # another thread took it first
+            return self._receive(bufsize, flags)
+        data, source = got
+        return data[: max(bufsize, 0)], source  # USOCKET.md 3: the rest of the datagram is lost
+
+    # -- poll (USOCKET.md 4) ---------------------------------------------------------------------
+    def ioctl(self, request: int, argument: int = 0) -> int:
+        if request == c.MP_STREAM_POLL:
+            return self._poll(argument)
+        if request == c.MP_STREAM_CLOSE:
+            self.close()
+            return 0
+        if request == c.MP_STREAM_GET_FILENO:
+            return -1
+        fail(EINVAL)
+
+    def _poll(self, mask: int) -> int:
+        if self._closed:
+            return c.POLLNVAL
+        if self._kind == c.SOCK_DGRAM:
+            endpoint = self._endpoint
+            events = mask & c.POLLOUT
+            if endpoint is not None and mask & c.POLLIN and endpoint.pending:
+                events |= c.POLLIN
+            return events
+        return c.POLLHUP | (mask & c.POLLOUT)  # a NEW stream socket (stream sockets: issue 6)
