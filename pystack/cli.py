@@ -1,4 +1,5 @@
-"""The ``pystack`` command: ``up`` (a host on a TUN/TAP device) and ``demo`` (two stacks in memory).
+"""The ``pystack`` command: ``up`` (a host on a TUN/TAP device), ``demo`` (two stacks in memory)
+and ``run`` (a MicroPython script on pystack).
 
 Errors people can fix (no root, a bad address, a bad ``--impair`` spec) end in one line on stderr
 and a non-zero exit, never a traceback.
@@ -18,6 +19,8 @@ from pystack import demo
 from pystack.host import HostError, HostOptions, KernelHost
 from pystack.link.tuntap import LinkUnavailable
 from pystack.netns import NamespaceError
+from pystack.runtime import build_runtime
+from pystack.runtime.script import run_script
 
 
 def _say(text: str) -> None:
@@ -92,7 +95,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--seed", type=int, default=1)
     show.add_argument("--quiet", action="store_true", help="no packet trace, only the results")
+    _add_run_parser(commands)
     return parser
+
+
+def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a MicroPython script with socket, select, ssl, time... from pystack",
+        description="Everything after SCRIPT goes to the script untouched.",
+    )
+    run.add_argument("--link", choices=("sim", "tun", "tap"), default="sim")
+    run.add_argument("--netns", metavar="NAME", help="network namespace for a tun/tap device")
+    run.add_argument("--addr", metavar="A/N", help="pystack's address")
+    run.add_argument("--peer", metavar="IP", help="the peer's (or kernel side's) address")
+    run.add_argument("--dns", metavar="IP", help="the DNS server getaddrinfo asks")
+    run.add_argument("--impair", metavar="SPEC", help="e.g. loss=5%%,delay=20ms,seed=7")
+    run.add_argument("--seed", type=int, help="seed for the stack's randomness")
+    run.add_argument("--pcap", metavar="FILE", help="write every frame to FILE")
+    run.add_argument("--trace", action="store_true", help="pystack's trace lines on stderr")
+    run.add_argument("script", metavar="SCRIPT")
+    run.add_argument("arguments", metavar="ARGS", nargs=argparse.REMAINDER)
+
+
+def command_run(arguments: argparse.Namespace) -> int:
+    try:
+        providers = build_runtime(arguments)
+    except (HostError, LinkUnavailable, NamespaceError, ValueError) as error:
+        _say(str(error))
+        return 1
+    return run_script(arguments.script, arguments.arguments, providers)
 
 
 def command_up(arguments: argparse.Namespace) -> int:
@@ -146,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command_up(arguments)
     if arguments.command == "demo":
         return demo.run(seed=arguments.seed, trace=not arguments.quiet)
+    if arguments.command == "run":
+        return command_run(arguments)
     return 2
 
 

@@ -1,0 +1,218 @@
+"""MicroPython's built-in modules for a script, where CPython's are close enough or nearly.
+
+Compatible enough, given as *copies* of CPython's module (a script that sets an attribute does
+not change pystack's module; nested modules such as ``os.path`` are shared):
+
+- ``json``, ``struct``, ``binascii``, ``hashlib``, ``io``, ``collections``, ``re``, ``heapq``,
+  ``array`` (extensible, so also ``ujson``, ``ustruct``...), ``math``, ``cmath`` (built-in):
+  CPython's are supersets of MicroPython's for what scripts use. Known gaps: MicroPython's
+  ``struct.pack`` silently truncates out-of-range integers where CPython raises
+  ``struct.error``; ``hashlib``/``binascii`` do not accept ``str`` (MicroPython's str has the
+  buffer protocol).
+- ``os``: CPython's plus ``ilistdir`` (``(name, type, inode, size)`` tuples, type 0x4000 for a
+  directory, 0x8000 for a file) and ``dupterm`` (no-op; returns None).
+
+Written here:
+
+- ``sys``: ``argv``, ``path`` and ``modules`` are the world's (the script's ``sys.path`` is the
+  MicroPython search path, ``sys.modules`` its own loaded modules);
+  ``implementation.name == "micropython"`` (so code that picks MicroPython branches picks them;
+  there is no ``_mpy``, so ``mip`` installs ``.py`` source); ``print_exception(exc, file=stdout)``
+  in MicroPython's traceback format; ``atexit(func)`` (one function, run when the script ends,
+  the previous one returned). Everything else (``stdout``, ``exit``, ``maxsize``...) is read
+  live from CPython's ``sys``. Also importable as ``usys``.
+- ``gc``: ``collect`` (CPython's), ``mem_free``/``mem_alloc`` from the world's heap model,
+  ``threshold``; ``enable``/``disable``/``isenabled`` keep a flag and do not switch CPython's
+  collector off for the stack.
+- ``random``: MicroPython's functions on a private ``random.Random`` (``seed`` in the script
+  never touches anyone else's generator); ``getrandbits`` takes at most 32 bits.
+- ``builtins``: the world's builtins module (``builtins.x = 1`` is seen by script code only).
+
+Entry points: ``register_builtin_modules``.
+"""
+
+from __future__ import annotations
+
+import array
+import binascii
+import cmath
+import collections
+import gc
+import hashlib
+import heapq
+import io
+import json
+import math
+import operator
+import os
+import random
+import re
+import struct
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+from pystack.runtime.micropython_module import (
+    make_errno_module,
+    make_micropython_module,
+    make_time_module,
+)
+from pystack.runtime.providers import ModuleKind, ModuleProviders
+from pystack.runtime.tracebacks import print_exception
+from pystack.runtime.world import ScriptWorld
+
+MICROPYTHON_VERSION = (1, 24, 0, "")
+
+_EXTENSIBLE_COPIES: tuple[ModuleType, ...] = (
+    json,
+    struct,
+    binascii,
+    hashlib,
+    io,
+    collections,
+    re,
+    heapq,
+    array,
+)
+_BUILTIN_COPIES: tuple[ModuleType, ...] = (math, cmath)
+
+
+def _copy_of(original: ModuleType) -> Callable[[ScriptWorld], ModuleType]:
+    def factory(world: ScriptWorld) -> ModuleType:
+        module = ModuleType(original.__name__, original.__doc__)
+        vars(module).update(vars(original))
+        return module
+
+    return factory
+
+
+def make_sys_module(world: ScriptWorld) -> ModuleType:
+    module = ModuleType("sys")
+
+    def atexit(function: Callable[[], object] | None) -> Callable[[], object] | None:
+        previous = world.atexit
+        world.atexit = function
+        return previous
+
+    def __getattr__(name: str) -> Any:
+        return getattr(sys, name)
+
+    def __dir__() -> list[str]:
+        return sorted(set(dir(sys)) | set(vars(module)))
+
+    vars(module).update(
+        {
+            "argv": world.argv,
+            "path": world.path,
+            "modules": world.modules,
+            "implementation": SimpleNamespace(
+                name="micropython",
+                version=MICROPYTHON_VERSION,
+                _machine=f"pystack on CPython {sys.version.split()[0]}",
+            ),
+            "print_exception": print_exception,
+            "atexit": atexit,
+            "__getattr__": __getattr__,
+            "__dir__": __dir__,
+        }
+    )
+    return module
+
+
+def make_gc_module(world: ScriptWorld) -> ModuleType:
+    module = ModuleType("gc")
+    state = {"enabled": True, "threshold": -1}
+
+    def collect() -> int:
+        return gc.collect()
+
+    def enable() -> None:
+        state["enabled"] = True
+
+    def disable() -> None:
+        state["enabled"] = False
+
+    def isenabled() -> bool:
+        return bool(state["enabled"])
+
+    def threshold(amount: int | None = None) -> int | None:
+        if amount is None:
+            return int(state["threshold"])
+        state["threshold"] = operator.index(amount)
+        return None
+
+    vars(module).update(
+        {
+            "collect": collect,
+            "enable": enable,
+            "disable": disable,
+            "isenabled": isenabled,
+            "mem_free": world.heap.free,
+            "mem_alloc": world.heap.used,
+            "threshold": threshold,
+        }
+    )
+    return module
+
+
+def _ilistdir(directory: str = ".") -> Iterator[tuple[str, int, int, int]]:
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            kind = 0x4000 if entry.is_dir() else 0x8000
+            size = entry.stat().st_size if kind == 0x8000 else 0
+            yield (entry.name, kind, entry.inode(), size)
+
+
+def make_os_module(world: ScriptWorld) -> ModuleType:
+    module = _copy_of(os)(world)
+    vars(module).update({"ilistdir": _ilistdir, "dupterm": lambda *arguments: None})
+    return module
+
+
+def make_random_module(world: ScriptWorld) -> ModuleType:
+    module = ModuleType("random")
+    generator = random.Random()
+
+    def getrandbits(bits: int) -> int:
+        bits = operator.index(bits)
+        if not 0 <= bits <= 32:
+            raise ValueError("bits must be 32 or less")
+        return generator.getrandbits(bits) if bits else 0
+
+    def seed(value: int | None = None) -> None:
+        generator.seed(value)
+
+    def choice(sequence: Sequence[Any]) -> Any:
+        return generator.choice(sequence)
+
+    vars(module).update(
+        {
+            "getrandbits": getrandbits,
+            "seed": seed,
+            "randrange": generator.randrange,
+            "randint": generator.randint,
+            "choice": choice,
+            "random": generator.random,
+            "uniform": generator.uniform,
+        }
+    )
+    return module
+
+
+def register_builtin_modules(providers: ModuleProviders) -> ModuleProviders:
+    """Register the modules that need no network: everything but socket/select/ssl/asyncio."""
+    builtin, extensible = ModuleKind.BUILTIN, ModuleKind.EXTENSIBLE
+    providers.register("sys", make_sys_module, builtin)
+    providers.register("micropython", make_micropython_module, builtin)
+    providers.register("gc", make_gc_module, builtin)
+    providers.register("builtins", lambda world: world.builtins_module, builtin)
+    for original in _BUILTIN_COPIES:
+        providers.register(original.__name__, _copy_of(original), builtin)
+    providers.register("time", make_time_module, extensible)
+    providers.register("errno", make_errno_module, extensible)
+    providers.register("os", make_os_module, extensible)
+    providers.register("random", make_random_module, extensible)
+    for original in _EXTENSIBLE_COPIES:
+        providers.register(original.__name__, _copy_of(original), extensible)
+    return providers

@@ -1,0 +1,123 @@
+"""``run_script``: run a script as ``__main__`` in a fresh ``ScriptWorld``, like ``python SCRIPT``.
+
+What matches ``python SCRIPT``: ``sys.argv`` is ``[SCRIPT, *ARGS]`` (CPython's ``sys.argv`` too,
+for the duration, so stdlib code the script calls sees it); the exit status is 0 when the script
+ends, ``SystemExit``'s code otherwise (``None`` is 0, an int is itself, anything else is printed
+on stderr and gives 1); an uncaught exception prints its traceback on stderr (CPython's format,
+pystack's own frames removed) and gives 1; a syntax error prints as CPython prints it; an
+unreadable script gives ``can't open file ...`` and 2; stdout is flushed at the end and a failed
+flush gives 120. ``KeyboardInterrupt`` prints its traceback and gives 130: CPython kills itself
+with SIGINT instead, which a shell also reports as 130.
+
+Around the script: the scheduler's signal route is installed (main thread only), the script's
+``sys.atexit`` function runs after it, then the world's cleanups. stdin, stdout and stderr are
+the script's; nothing else is printed.
+
+Entry points: ``run_script``, ``exit_status``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+
+from pystack.clock import Clock
+from pystack.runtime.paths import script_search_path
+from pystack.runtime.providers import ModuleProviders
+from pystack.runtime.tracebacks import strip_runtime_frames
+from pystack.runtime.world import ScriptWorld
+
+EXIT_INTERRUPTED = 130
+EXIT_FLUSH_FAILED = 120
+EXIT_CANNOT_OPEN = 2
+
+
+def exit_status(exit: SystemExit) -> int:
+    """The process status CPython derives from an uncaught ``SystemExit``."""
+    code = exit.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _report_uncaught(error: BaseException) -> None:
+    strip_runtime_frames(error)
+    traceback.print_exception(error, file=sys.stderr)
+
+
+def _call(function: Callable[[], object]) -> int | None:
+    """Run script code; None if it returned, else the exit status its exception means."""
+    try:
+        function()
+    except SystemExit as exit:
+        return exit_status(exit)
+    except KeyboardInterrupt as error:
+        _report_uncaught(error)
+        return EXIT_INTERRUPTED
+    except BaseException as error:
+        _report_uncaught(error)
+        return 1
+    return None
+
+
+def _flush() -> bool:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def run_script(
+    path: str,
+    arguments: Sequence[str],
+    providers: ModuleProviders,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    frozen_dir: str | None = None,
+    options: Mapping[str, object] | None = None,
+) -> int:
+    """Run the script at ``path`` with ``arguments``; return its exit status."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        print(
+            f"pystack: can't open file {os.path.abspath(path)!r}: [Errno {error.errno}] "
+            f"{error.strerror}",
+            file=sys.stderr,
+        )
+        return EXIT_CANNOT_OPEN
+    world = ScriptWorld(
+        providers,
+        path=script_search_path(path, os.environ if environ is None else environ),
+        argv=[path, *arguments],
+        clock=clock,
+        frozen_dir=frozen_dir,
+        options=options,
+    )
+    filename = os.path.abspath(path)  # as CPython 3.9+ names __main__'s file
+    main = world.new_module("__main__", filename)
+    world.modules["__main__"] = main
+    saved_argv = sys.argv
+    sys.argv = world.argv
+    world.scheduler.install()
+    try:
+        status = _call(lambda: world.importer.execute(main, filename))
+        if world.atexit is not None:
+            status = _call(world.atexit) or status
+        for failure in world.close():
+            _report_uncaught(failure)
+            status = status or 1
+    finally:
+        world.scheduler.uninstall()
+        sys.argv = saved_argv
+    if not _flush() and not status:
+        return EXIT_FLUSH_FAILED
+    return status or 0

@@ -1,0 +1,149 @@
+"""Each language bridge works for script code, and only for script code."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pystack.runtime.bridges import bytes_percent, conversions
+from tests.runtime.scripts import ScriptRunner
+
+
+def test_bytes_percent_formats_str_in_scripts(script: ScriptRunner) -> None:
+    outcome = script.run(
+        """
+        method, path, host = "GET", "index.html", "example.com"
+        print(b"%s /%s HTTP/1.0\\r\\n" % (method, path))
+        print(b"Host: %s" % host)
+        print(b"%s %d %x" % ("x", 3, 255))
+        print(b"%s|%s|%s" % (5, None, b"raw"))
+        print(b"%(name)s=%(value)d" % {"name": "n", "value": 4})
+        print(b"%5s|%-3s|%c" % ("ab", "c", "z"))
+        print(b"%*d" % (4, 7), b"100%%" % ())
+        print(b"%s" % "\\u00e9")
+        """
+    )
+    assert outcome.out.splitlines() == [
+        "b'GET /index.html HTTP/1.0\\r\\n'",
+        "b'Host: example.com'",
+        "b'x 3 ff'",
+        "b'5|None|raw'",
+        "b'n=4'",
+        "b'   ab|c  |z'",
+        "b'   7' b'100%'",
+        "b'\\xc3\\xa9'",
+    ], outcome.err
+
+
+def test_bytes_percent_keeps_cpythons_errors(script: ScriptRunner) -> None:
+    outcome = script.run(
+        """
+        for attempt in (lambda: b"%s %s" % ("one",), lambda: b"%d" % "x"):
+            try:
+                attempt()
+            except TypeError as error:
+                print("TypeError")
+        """
+    )
+    assert outcome.out == "TypeError\nTypeError\n", outcome.err
+
+
+def test_bytes_percent_is_unchanged_outside_the_script_world(script: ScriptRunner) -> None:
+    template, text = b"%s", "text"
+    with pytest.raises(TypeError):
+        template % text
+    outcome = script.run("import json\nprint(b'%s' % 'x')\n")
+    assert outcome.out == "b'x'\n"
+    with pytest.raises(TypeError):
+        template % text
+    with pytest.raises(AttributeError):
+        getattr(b"{}", "format")  # noqa: B009
+
+
+def test_stdlib_called_by_the_script_keeps_cpythons_semantics(script: ScriptRunner) -> None:
+    script.write("cpython_side.py", "")  # the script world's modules are bridged...
+    outcome = script.run(
+        """
+        import operator
+        print(b"%s" % "bridged")
+        try:
+            operator.mod(b"%s", "not bridged")  # ...but CPython code keeps raising
+        except TypeError:
+            print("TypeError")
+        """
+    )
+    assert outcome.out == "b'bridged'\nTypeError\n", outcome.err
+
+
+def test_bytes_format_method(script: ScriptRunner) -> None:
+    outcome = script.run(
+        """
+        print(b"{}:{}".format("user", "secret"))
+        print(b"{name}={0}".format(1, name="n"), b"{}".format(b"x"))
+        """
+    )
+    assert outcome.out == "b'user:secret'\nb'n=1' b\"b'x'\"\n", outcome.err
+
+
+def test_const_needs_no_import(script: ScriptRunner) -> None:
+    script.write("driver.py", "_REGISTER = const(0x10)\nPUBLIC = const(2)\n")
+    outcome = script.run("import driver\nprint(driver._REGISTER, driver.PUBLIC)\n")
+    assert outcome.out == "16 2\n", outcome.err
+    outcome = script.run("x = 1 + const(2)\n")
+    assert "NameError: name 'const' is not defined" in outcome.err  # as in MicroPython
+
+
+def test_await_takes_generators_and_iterables(script: ScriptRunner) -> None:
+    outcome = script.run(
+        """
+        class Ready:
+            def __iter__(self):
+                yield "tick"
+                return "ready"
+        def plain_generator():
+            value = yield "tock"
+            return value * 2
+        async def step():
+            return 1
+        async def main():
+            first = await Ready()
+            second = await plain_generator()
+            third = await step()
+            return first, second, third
+        coroutine = main()
+        print(coroutine.send(None), coroutine.send(None))
+        try:
+            coroutine.send(21)
+        except StopIteration as stop:
+            print(stop.value)
+        """
+    )
+    assert outcome.out == "tick tock\n('ready', 42, 1)\n", outcome.err
+
+
+def test_await_of_a_non_iterable_keeps_cpythons_error(script: ScriptRunner) -> None:
+    outcome = script.run(
+        "async def main():\n    await 5\ntry:\n    main().send(None)\n"
+        "except TypeError as error:\n    print(error)\n"
+    )
+    assert outcome.out == "object int can't be used in 'await' expression\n", outcome.err
+
+
+def test_conversions_are_parsed_once_at_compile_time() -> None:
+    assert conversions(b"%s and %d") == ((None, "s"), (None, "d"))
+    assert conversions(b"%(a)s %(b)5.2f %%") == (("a", "s"), ("b", "f"))
+    assert conversions(b"%*.*f") == ((None, "*"), (None, "*"), (None, "f"))
+    assert conversions(b"plain") == ()
+    assert conversions(b"100%") is None
+    assert conversions(b"%y") is None
+
+
+@given(st.lists(st.one_of(st.integers(), st.binary()), max_size=4))
+def test_bytes_percent_agrees_with_cpython_where_cpython_already_works(
+    values: list[int | bytes],
+) -> None:
+    template = b" ".join(b"%d" if isinstance(v, int) else b"%s" for v in values)
+    specs = conversions(template)
+    assert specs is not None
+    assert bytes_percent(template, tuple(values), specs) == template % tuple(values)

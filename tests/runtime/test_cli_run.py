@@ -1,0 +1,104 @@
+"""``pystack run`` end to end, in a subprocess, on small scripts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from pystack.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pystack_run(
+    tmp_path: Path, source: str, *arguments: str, options: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(source))
+    environ = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MICROPYPATH": ".frozen",
+        "HOME": str(tmp_path),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pystack", "run", *options, str(script), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+        cwd=tmp_path,
+    )
+
+
+def test_a_printing_script(tmp_path: Path) -> None:
+    result = _pystack_run(
+        tmp_path,
+        """
+        import time, errno, micropython
+        print("hello from", __name__, time.ticks_diff(time.ticks_ms(), 0) >= 0, errno.EAGAIN)
+        """,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        "hello from __main__ True 11\n",
+        "",
+    )
+
+
+def test_a_raising_script(tmp_path: Path) -> None:
+    result = _pystack_run(tmp_path, "print('partial')\nraise ValueError('boom')\n")
+    assert result.returncode == 1
+    assert result.stdout == "partial\n"
+    assert result.stderr == (
+        "Traceback (most recent call last):\n"
+        f'  File "{tmp_path / "script.py"}", line 2, in <module>\n'
+        "    raise ValueError('boom')\n"
+        "ValueError: boom\n"
+    )
+
+
+def test_a_script_with_arguments_and_an_exit_status(tmp_path: Path) -> None:
+    result = _pystack_run(
+        tmp_path,
+        "import sys\nprint(sys.argv[1:])\nsys.exit(int(sys.argv[-1]))\n",
+        "--trace",
+        "--link",
+        "tun",
+        "-x",
+        "5",
+        options=("--link", "sim", "--seed", "1"),
+    )
+    assert result.stdout == "['--trace', '--link', 'tun', '-x', '5']\n", result.stderr
+    assert result.returncode == 5
+
+
+def test_options_before_the_script_are_pystacks() -> None:
+    arguments = build_parser().parse_args(
+        ["run", "--link", "tap", "--seed", "3", "--trace", "s.py", "--seed", "-v", "--", "a"]
+    )
+    assert (arguments.link, arguments.seed, arguments.trace) == ("tap", 3, True)
+    assert arguments.script == "s.py"
+    assert arguments.arguments == ["--seed", "-v", "--", "a"]
+
+
+def test_run_defaults() -> None:
+    arguments = build_parser().parse_args(["run", "s.py"])
+    assert (arguments.link, arguments.netns, arguments.dns, arguments.arguments) == (
+        "sim",
+        None,
+        None,
+        [],
+    )
+
+
+def test_a_script_importing_socket_gets_the_not_yet_message(tmp_path: Path) -> None:
+    result = _pystack_run(tmp_path, "import usocket\n")
+    assert result.returncode == 1
+    assert result.stderr.endswith(
+        "ImportError: pystack run: 'socket' is not available yet (socket support lands with the "
+        "usocket work)\n"
+    )
