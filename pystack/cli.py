@@ -20,6 +20,7 @@ from pystack.host import HostError, HostOptions, KernelHost
 from pystack.link.tuntap import LinkUnavailable
 from pystack.netns import NamespaceError
 from pystack.runtime import build_runtime
+from pystack.runtime.network import ScriptNetwork
 from pystack.runtime.script import run_script
 
 
@@ -114,17 +115,23 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--seed", type=int, help="seed for the stack's randomness")
     run.add_argument("--pcap", metavar="FILE", help="write every frame to FILE")
     run.add_argument("--trace", action="store_true", help="pystack's trace lines on stderr")
+    run.add_argument("--hosts", metavar="FILE", help="more names for the simulated DNS server")
     run.add_argument("script", metavar="SCRIPT")
     run.add_argument("arguments", metavar="ARGS", nargs=argparse.REMAINDER)
 
 
 def command_run(arguments: argparse.Namespace) -> int:
+    network = ScriptNetwork(arguments)
     try:
-        providers = build_runtime(arguments)
-    except (HostError, LinkUnavailable, NamespaceError, ValueError) as error:
-        _say(str(error))
-        return 1
-    return run_script(arguments.script, arguments.arguments, providers)
+        try:
+            providers = build_runtime(arguments)
+            network.register(providers, network.start())
+        except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
+            _say(str(error))
+            return 1
+        return run_script(arguments.script, arguments.arguments, providers)
+    finally:
+        network.close()
 
 
 def command_up(arguments: argparse.Namespace) -> int:

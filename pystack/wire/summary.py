@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pystack.wire.addresses import ip_to_str
 from pystack.wire.arp import ARPPacket
+from pystack.wire.dns import DNSMessage
 from pystack.wire.errors import MalformedPacket
 from pystack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetFrame
 from pystack.wire.icmpv4 import ICMPv4Message
@@ -47,7 +48,13 @@ def summarize_packet(packet: IPv4Packet) -> str:
             return head + IGMPMessage.parse(packet.payload).summary() + frag
         if packet.protocol == PROTO_UDP and whole:
             udp = UDPDatagram.parse(packet.payload, packet.src, packet.dst)
-            return f"IP {src}.{udp.src_port} > {dst}.{udp.dst_port}: UDP, length {len(udp.payload)}{frag}"
+            head = f"IP {src}.{udp.src_port} > {dst}.{udp.dst_port}: "
+            if 53 in (udp.src_port, udp.dst_port):
+                try:
+                    return head + DNSMessage.parse(udp.payload).summary() + frag
+                except MalformedPacket:
+                    pass
+            return f"{head}UDP, length {len(udp.payload)}{frag}"
         if packet.protocol == PROTO_TCP:
             tcp = TCPSegment.parse(packet.payload, packet.src, packet.dst, verify_checksum=whole)
             line = tcp.summary().split(": ", 1)[1]

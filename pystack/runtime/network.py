@@ -1,0 +1,124 @@
+"""The network a ``pystack run`` script gets: a stack on the simulated network or on a real
+TUN/TAP device in a namespace, and the ``socket``/``select`` modules bound to it.
+
+``--link sim`` (the default) builds ``SimulatedNetwork`` (no root); ``--link tun|tap`` builds a
+``KernelHost`` in ``--netns`` (an existing namespace is used as it is: only the device is added,
+given the peer address on the kernel side, and removed afterwards). ``--dns`` (default: the
+peer) is the server ``getaddrinfo`` asks. ``--trace`` sends pystack's packet lines to stderr.
+Entry points: ``ScriptNetwork``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from types import ModuleType
+
+from pystack.dns.client import StackResolver
+from pystack.dns.hosts import load_hosts_file
+from pystack.dns.resolver import ResolverSettings
+from pystack.host import HostError, HostOptions, KernelHost
+from pystack.runner import StackThread
+from pystack.runtime.providers import ModuleKind, ModuleProviders
+from pystack.runtime.world import ScriptWorld
+from pystack.sim.world import HOST_ADDRESS, PEER_ADDRESS, SimulatedNetwork
+from pystack.stack import Stack
+from pystack.wire.addresses import ip_from_str
+from usocket.context import NetworkContext, resolver_function
+from usocket.modules import select_module, socket_module
+
+DNS_PORT = 53
+
+
+def _trace_sink() -> Callable[[str], None]:
+    start = time.monotonic()
+
+    def sink(line: str) -> None:
+        print(f"{time.monotonic() - start:10.6f} {line}", file=sys.stderr, flush=True)
+
+    return sink
+
+
+class ScriptNetwork:
+    """Owns the stack a script runs on; ``close()`` takes it all down again."""
+
+    def __init__(self, arguments: argparse.Namespace) -> None:
+        self.arguments = arguments
+        self.simulation: SimulatedNetwork | None = None
+        self.host: KernelHost | None = None
+        self.thread: StackThread
+        self.stack: Stack
+        self.resolver: StackResolver
+
+    def start(self) -> NetworkContext:
+        arguments = self.arguments
+        trace = _trace_sink() if getattr(arguments, "trace", False) else None
+        address = arguments.addr or HOST_ADDRESS
+        peer = arguments.peer or PEER_ADDRESS
+        hosts_file = getattr(arguments, "hosts", None)
+        hosts = load_hosts_file(hosts_file) if hosts_file else None
+        if arguments.link == "sim":
+            self.simulation = SimulatedNetwork(
+                address=address,
+                peer=peer,
+                seed=arguments.seed,
+                impair=arguments.impair,
+                pcap=arguments.pcap,
+                trace=trace,
+                hosts=hosts,
+            ).start()
+            self.thread, self.stack = self.simulation.thread, self.simulation.host
+            self.resolver = self.simulation.resolver
+        else:
+            if not arguments.netns:
+                raise HostError(f"--link {arguments.link} needs --netns NAME")
+            options = HostOptions(
+                link=arguments.link,
+                netns=arguments.netns,
+                address=address,
+                peer=peer,
+                impair=arguments.impair,
+                seed=arguments.seed,
+                pcap=arguments.pcap,
+                trace=trace,
+            )
+            self.host = KernelHost(options)
+            try:
+                self._start_kernel_host(arguments.dns or peer)
+            except BaseException:
+                self.host.close()
+                raise
+        return NetworkContext(
+            self.thread, self.stack, resolver_function(self.thread, self.stack, self.resolver)
+        )
+
+    def _start_kernel_host(self, dns: str) -> None:
+        host = self.host
+        assert host is not None
+        host.start()
+        assert host.stack is not None and host.thread is not None
+        self.thread, self.stack = host.thread, host.stack
+        settings = ResolverSettings(servers=((ip_from_str(dns), DNS_PORT),))
+        self.resolver = self.thread.call(lambda: StackResolver(self.stack, settings))
+
+    def register(self, providers: ModuleProviders, context: NetworkContext) -> None:
+        """The network-facing modules, each built for this context (socket, select)."""
+
+        def socket_factory(world: ScriptWorld) -> ModuleType:
+            return socket_module(context)
+
+        def select_factory(world: ScriptWorld) -> ModuleType:
+            return select_module(context)
+
+        providers.register("socket", socket_factory, ModuleKind.EXTENSIBLE)
+        providers.register("select", select_factory, ModuleKind.EXTENSIBLE)
+
+    def close(self) -> None:
+        if self.simulation is not None:
+            self.simulation.close()
+            self.simulation = None
+        if self.host is not None:
+            self.host.close()
+            self.host = None
