@@ -130,7 +130,8 @@ class Stack:
         prefix = f"{label} " if label else ""
 
         def trace(direction: str, data: bytes, ethernet: bool, note: str) -> None:
-            line = summarize_ethernet(data) if ethernet else summarize_ipv4(data)
+            verify = note != "offloaded checksum"
+            line = summarize_ethernet(data) if ethernet else summarize_ipv4(data, verify)
             arrow = {"in": "<", "out": ">", "drop": "x"}[direction]
             extra = f"  [{note}]" if note else ""
             sink(f"{prefix}{arrow} {line}{extra}")

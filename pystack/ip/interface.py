@@ -106,7 +106,8 @@ class IPv4Layer:
     def process_frame(self, frame: bytes, now: float) -> None:
         """One frame from the link: Ethernet (TAP) or a bare IPv4 packet (TUN)."""
         if self.trace is not None:
-            self.trace("in", frame, self.ethernet, "")
+            offloaded = frame.__class__ is OffloadedFrame
+            self.trace("in", frame, self.ethernet, "offloaded checksum" if offloaded else "")
         self.trusted_frame = trusted = frame.__class__ is OffloadedFrame
         if trusted:
             self.statistics.count("ipv4.offloaded_frames_received")
@@ -257,11 +258,22 @@ class IPv4Layer:
                 return False
             self.loopback.append(packet)
             return True
-        if (segmentation is not None and packet.total_length > self.mtu
-                and packet.total_length <= self.segmentation_limit and route.device == LINK):
+        if (
+            segmentation is not None
+            and packet.total_length > self.mtu
+            and packet.total_length <= self.segmentation_limit
+            and route.device == LINK
+        ):
             header_length = packet.header_length
-            self._queue_frame(SegmentedFrame(packet.build(), segmentation[0],
-                                             header_length + segmentation[1], header_length, 16))
+            self._queue_frame(
+                SegmentedFrame(
+                    packet.build(),
+                    segmentation[0],
+                    header_length + segmentation[1],
+                    header_length,
+                    16,
+                )
+            )
             self.statistics.count("ipv4.segmentation_offloaded")
             return True
         if packet.total_length > self.mtu and packet.dont_fragment:
@@ -302,7 +314,12 @@ class IPv4Layer:
         self.outbox.append(frame)
         if self.trace is not None:
             if isinstance(frame, SegmentedFrame):
-                self.trace("out", frame.frame, False, f"segmentation offload, {frame.segment_size}-byte pieces")
+                self.trace(
+                    "out",
+                    frame.frame,
+                    False,
+                    f"segmentation offload, {frame.segment_size}-byte pieces",
+                )
             else:
                 self.trace("out", frame, self.ethernet, "")
 

@@ -18,15 +18,16 @@ from pystack.wire.tcp import TCPSegment
 from pystack.wire.udp import UDPDatagram
 
 
-def summarize_ipv4(data: bytes | bytearray | memoryview) -> str:
+def summarize_ipv4(data: bytes | bytearray | memoryview, verify: bool = True) -> str:
+    """``verify=False`` for packets whose transport checksum was left to compute (offloads)."""
     try:
         packet = IPv4Packet.parse(data)
     except MalformedPacket as error:
         return f"IP malformed ({error.reason}), length {len(data)}"
-    return summarize_packet(packet)
+    return summarize_packet(packet, verify)
 
 
-def summarize_packet(packet: IPv4Packet) -> str:
+def summarize_packet(packet: IPv4Packet, verify: bool = True) -> str:
     """One line for a parsed packet: transport details when it is a first (or only) fragment."""
     src, dst = ip_to_str(packet.src), ip_to_str(packet.dst)
     head = f"IP {src} > {dst}: "
@@ -42,12 +43,14 @@ def summarize_packet(packet: IPv4Packet) -> str:
     try:
         if packet.protocol == PROTO_ICMP:
             return (
-                head + ICMPv4Message.parse(packet.payload, verify_checksum=whole).summary() + frag
+                head
+                + ICMPv4Message.parse(packet.payload, verify_checksum=whole and verify).summary()
+                + frag
             )
         if packet.protocol == PROTO_IGMP and whole:
             return head + IGMPMessage.parse(packet.payload).summary() + frag
         if packet.protocol == PROTO_UDP and whole:
-            udp = UDPDatagram.parse(packet.payload, packet.src, packet.dst)
+            udp = UDPDatagram.parse(packet.payload, packet.src, packet.dst, verify_checksum=verify)
             head = f"IP {src}.{udp.src_port} > {dst}.{udp.dst_port}: "
             if 53 in (udp.src_port, udp.dst_port):
                 try:
@@ -56,7 +59,9 @@ def summarize_packet(packet: IPv4Packet) -> str:
                     pass
             return f"{head}UDP, length {len(udp.payload)}{frag}"
         if packet.protocol == PROTO_TCP:
-            tcp = TCPSegment.parse(packet.payload, packet.src, packet.dst, verify_checksum=whole)
+            tcp = TCPSegment.parse(
+                packet.payload, packet.src, packet.dst, verify_checksum=whole and verify
+            )
             line = tcp.summary().split(": ", 1)[1]
             return f"IP {src}.{tcp.src_port} > {dst}.{tcp.dst_port}: {line}{frag}"
     except MalformedPacket as error:

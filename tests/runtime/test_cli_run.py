@@ -95,10 +95,20 @@ def test_run_defaults() -> None:
     )
 
 
-def test_a_script_importing_socket_gets_the_not_yet_message(tmp_path: Path) -> None:
-    result = _pystack_run(tmp_path, "import usocket\n")
+def test_a_script_importing_usocket_gets_the_lwip_socket_module(tmp_path: Path) -> None:
+    result = _pystack_run(
+        tmp_path,
+        "import usocket, socket\n"
+        "print(usocket is socket, socket.MSG_PEEK, socket.SO_REUSEADDR, hasattr(socket, 'IPPROTO_UDP'))\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True 1 4 False\n"
+
+
+def test_a_script_importing_ssl_gets_the_not_yet_message(tmp_path: Path) -> None:
+    result = _pystack_run(tmp_path, "import ssl\n")
     assert result.returncode == 1
     assert result.stderr.endswith(
-        "ImportError: pystack run: 'socket' is not available yet (socket support lands with the "
+        "ImportError: pystack run: 'ssl' is not available yet (socket support lands with the "
         "usocket work)\n"
     )
