@@ -22,8 +22,9 @@ tools:
 	  else echo "note: missing$$missing (kernel tests will skip)"; fi; \
 	fi
 
+# A MicroPython example on the simulated network, traced (`pystack demo` is the ARP/ping demo).
 demo: $(STAMP)
-	$(PY) -m pystack demo
+	$(PY) -m pystack run --trace tools/examples/udp_echo_client.py
 
 test: $(STAMP) tools
 	$(PY) -m pytest -q

@@ -88,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--serve",
         metavar="LIST",
-        help="TCP services on the stack: echo,discard,chargen[=N],daytime",
+        help="services on the stack: echo,discard,chargen[=N],daytime,dns",
+    )
+    up.add_argument(
+        "--hosts",
+        metavar="FILE",
+        help="hosts(5) file: more names for --serve dns (it always answers pystack.test)",
     )
     up.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     show = commands.add_parser(
@@ -146,6 +151,7 @@ def command_up(arguments: argparse.Namespace) -> int:
         seed=arguments.seed,
         pcap=arguments.pcap,
         serve=arguments.serve,
+        hosts=arguments.hosts,
         trace=_trace_sink() if arguments.trace else None,  # type: ignore[arg-type]
     )
     stop = threading.Event()

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pystack import netns
+from pystack.dns.hosts import load_hosts_file
 from pystack.link.base import Link
 from pystack.link.impair import ImpairmentConfig, ImpairmentLink
 from pystack.link.pcap import PcapLink
 from pystack.link.tuntap import TapLink, TunLink
 from pystack.runner import StackThread
-from pystack.services.datagram import DatagramService
-from pystack.services.stream import StreamService, parse_services, start_services
+from pystack.services.stream import Service, parse_services, start_services
 from pystack.stack import Stack, StackConfig
 from pystack.wire.addresses import ip_from_str, parse_cidr
 
@@ -49,6 +49,7 @@ class HostOptions:
     # device without --pcap or --impair (both want to see every wire-sized frame).
     offload: bool | None = None
     serve: str | None = None  # services to run on the stack, e.g. "echo,discard,chargen=1000"
+    hosts: str | None = None  # hosts(5) file: more names for ``serve="dns"`` to answer
     stack_config: StackConfig | None = None  # base settings; address, gateway and mtu are set here
 
     def validate(self) -> ImpairmentConfig | None:
@@ -93,7 +94,7 @@ class KernelHost:
         self.link: Link | None = None
         self.stack: Stack | None = None
         self.thread: StackThread | None = None
-        self.services: list[StreamService | DatagramService] = []
+        self.services: list[Service] = []
 
     def __enter__(self) -> KernelHost:
         self.start()
@@ -157,9 +158,19 @@ class KernelHost:
         if options.trace is not None:
             self.stack.set_trace(options.trace)
         if options.serve:
-            self.services = start_services(self.stack, options.serve)
+            self.services = start_services(self.stack, options.serve, self._hosts())
         self.thread = StackThread(self.stack)
         self.thread.start()
+
+    def _hosts(self) -> dict[str, int] | None:
+        if not self.options.hosts:
+            return None
+        try:
+            return load_hosts_file(self.options.hosts)
+        except OSError as error:
+            raise HostError(
+                f"--hosts: cannot read {self.options.hosts}: {error.strerror}"
+            ) from None
 
     def describe(self) -> str:
         assert self.stack is not None and self.device is not None

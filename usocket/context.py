@@ -17,6 +17,7 @@ from pystack.dns.client import StackResolver
 from pystack.dns.resolver import getaddrinfo_errno
 from pystack.runner import StackThread
 from pystack.stack import Stack
+from usocket import errors
 
 T = TypeVar("T")
 
@@ -66,7 +67,7 @@ def resolver_function(
         thread.wait_for(lambda: lookup.done, timeout)
         if not lookup.done or lookup.error is not None:
             error = lookup.error
-            raise OSError(getaddrinfo_errno(error) if error is not None else -2)
+            raise errors.error(getaddrinfo_errno(error) if error is not None else -2)
         return list(lookup.addresses)
 
     return resolve

@@ -19,6 +19,29 @@ EHOSTUNREACH, EALREADY, EINPROGRESS = 113, 114, 115
 assert errno.ECONNRESET == ECONNRESET and errno.ETIMEDOUT == ETIMEDOUT  # Linux numbering
 
 
+class MicroPythonOSError(OSError):
+    """``OSError(code)`` as MicroPython has it: ``args == (code,)``, ``errno == code`` and
+    ``str()`` like ``[Errno 110] ETIMEDOUT``. (CPython's one-argument ``OSError(110)`` leaves
+    ``errno`` None and prints ``110``.) It is an ``OSError``, named so in tracebacks."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.errno = code
+
+    def __str__(self) -> str:
+        name = errno.errorcode.get(self.errno) if self.errno and self.errno > 0 else None
+        return f"[Errno {self.errno}] {name}" if name else str(self.errno)
+
+
+MicroPythonOSError.__name__ = MicroPythonOSError.__qualname__ = "OSError"
+MicroPythonOSError.__module__ = "builtins"
+
+
+def error(code: int) -> OSError:
+    """The MicroPython form of an error, to raise: ``OSError(code)``."""
+    return MicroPythonOSError(code)
+
+
 def fail(code: int) -> NoReturn:
     """Raise the MicroPython form of an error: ``OSError(code)``."""
-    raise OSError(code)
+    raise MicroPythonOSError(code)

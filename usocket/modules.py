@@ -14,6 +14,7 @@ from typing import Any
 from pystack.wire.addresses import ip_from_str, ip_to_str
 from usocket import constants as c
 from usocket.context import NetworkContext
+from usocket.errors import error
 from usocket.polling import Poll, select_function
 from usocket.socket import socket_type
 
@@ -36,16 +37,16 @@ def getaddrinfo_function(context: NetworkContext) -> Callable[..., list[tuple[An
         if af not in (0, c.AF_INET, c.AF_INET6) or type not in (0, c.SOCK_STREAM) or proto or flags:
             print(CONSTRAINT_WARNING, file=sys.stderr)
         if not host:
-            raise OSError(EMPTY_NAME)
+            raise error(EMPTY_NAME)
         try:
             address = ip_from_str(host)
         except ValueError:
             resolve = context.resolve_name
             if resolve is None:
-                raise OSError(NOT_FOUND) from None
+                raise error(NOT_FOUND) from None
             addresses = resolve(host, None)
             if not addresses:
-                raise OSError(NOT_FOUND) from None
+                raise error(NOT_FOUND) from None
             address = addresses[0]
         return [(c.AF_INET, c.SOCK_STREAM, 0, "", (ip_to_str(address), port))]
 

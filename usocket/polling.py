@@ -16,6 +16,7 @@ from typing import Any
 
 from usocket import constants as c
 from usocket.context import NetworkContext
+from usocket.errors import error
 
 _ALWAYS = c.POLLHUP | c.POLLERR | c.POLLNVAL
 
@@ -54,7 +55,7 @@ class Poll:
     def modify(self, obj: Any, eventmask: int) -> None:
         entry = self._entries.get(id(obj))
         if entry is None:
-            raise OSError(errno.ENOENT)
+            raise error(errno.ENOENT)
         entry[1] = eventmask
 
     def _scan(self) -> list[tuple[Any, int]]:

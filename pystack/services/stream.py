@@ -1,10 +1,12 @@
 """Small TCP services that run inside a stack: echo (RFC 862), discard (RFC 863), chargen
-(RFC 864) and daytime (RFC 867).
+(RFC 864) and daytime (RFC 867); ``start_services`` also starts DNS (``naming.py``).
 
 They are applications, not protocol code: each owns a listener and is stepped by ``Stack.poll``
 after input is processed, so they work the same on a real device (``pystack up --serve``) and in
 a simulation. They never block and respect flow control: echo reads only as much as it can send.
-``start_services`` also starts the UDP forms of echo, discard and daytime (``datagram.py``).
+``start_services`` also starts the UDP forms of echo, discard and daytime (``datagram.py``) and,
+for ``dns``, a DNS server answering ``pystack.test`` with the stack's own address plus the names
+it is given (``pystack up --serve dns --hosts FILE``).
 Entry points: ``EchoService``, ``DiscardService``, ``ChargenService``, ``DaytimeService``,
 ``parse_services``, ``start_services``.
 """
@@ -12,10 +14,11 @@ Entry points: ``EchoService``, ``DiscardService``, ``ChargenService``, ``Daytime
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from pystack.services.datagram import DATAGRAM_SERVICES, DatagramService
+from pystack.services.naming import DNSService
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.state import TCPState
 
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 
 CHARGEN_LINE = 72  # RFC 864: 72 printable characters, then CR LF
 CHARGEN_CHARACTERS = bytes(range(32, 127))  # the 95 printable ASCII characters
+OWN_NAME = "pystack.test"  # what ``--serve dns`` answers with the stack's own address
 
 
 def chargen_pattern() -> bytes:
@@ -174,6 +178,8 @@ _SERVICES: dict[str, type[StreamService]] = {
     "chargen": ChargenService,
     "daytime": DaytimeService,
 }
+_DATAGRAM_ONLY = ("dns",)
+_NAMES = (*_SERVICES, *_DATAGRAM_ONLY)
 
 
 def parse_services(text: str) -> list[tuple[str, int | None]]:
@@ -181,8 +187,8 @@ def parse_services(text: str) -> list[tuple[str, int | None]]:
     result: list[tuple[str, int | None]] = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = item.partition("=")
-        if name not in _SERVICES:
-            raise ValueError(f"unknown service {name!r} (have: {', '.join(_SERVICES)})")
+        if name not in _NAMES:
+            raise ValueError(f"unknown service {name!r} (have: {', '.join(_NAMES)})")
         argument: int | None = None
         if value:
             if name != "chargen" or not value.isdigit():
@@ -194,11 +200,20 @@ def parse_services(text: str) -> list[tuple[str, int | None]]:
     return result
 
 
-def start_services(stack: Stack, text: str) -> list[StreamService | DatagramService]:
+Service = StreamService | DatagramService | DNSService
+
+
+def start_services(
+    stack: Stack, text: str, hosts: Mapping[str, int] | None = None
+) -> list[Service]:
     """Start each named service on TCP and, for echo, discard and daytime, on UDP too (the RFCs
-    define both forms on the same port)."""
-    services: list[StreamService | DatagramService] = []
+    define both forms on the same port). ``dns`` is UDP only: its zone is ``pystack.test`` (the
+    stack's address) plus ``hosts``."""
+    services: list[Service] = []
     for name, argument in parse_services(text):
+        if name == "dns":
+            services.append(DNSService(stack, {OWN_NAME: stack.address, **(hosts or {})}))
+            continue  # DNSService steps itself (it joins stack.applications)
         if name == "chargen":
             service: StreamService = ChargenService(stack, limit=argument)
         else:
