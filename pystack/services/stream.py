@@ -54,10 +54,14 @@ class StreamService:
             self.connections.append(connection)
             self.served += 1
             self.opened(connection, now)
+        closed = False
         for connection in self.connections:
-            if connection.state is not TCPState.CLOSED:
+            if connection.state is TCPState.CLOSED:
+                closed = True
+            else:
                 self.serve(connection, now)
-        self.connections = [c for c in self.connections if c.state is not TCPState.CLOSED]
+        if closed:  # this runs on every poll: rebuild the list only when something closed
+            self.connections = [c for c in self.connections if c.state is not TCPState.CLOSED]
 
     def opened(self, connection: TCPConnection, now: float) -> None:
         """A new connection was accepted."""
