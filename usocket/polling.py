@@ -36,12 +36,45 @@ def _timeout_ms(timeout: object) -> int | None:
     return None if value < 0 else value
 
 
+class _ReusedPair:
+    """The one ``(obj, revents)`` pair ``ipoll`` mutates and yields for every result.
+
+    CPython tuples cannot be mutated, so this stands in for MicroPython's callee-owned tuple:
+    it unpacks, indexes, compares equal to ``(obj, revents)`` and prints like that tuple.
+    """
+
+    __slots__ = ("events", "obj")
+
+    def __init__(self) -> None:
+        self.obj: Any = None
+        self.events = 0
+
+    def __len__(self) -> int:
+        return 2
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.obj, self.events))
+
+    def __getitem__(self, index: Any) -> Any:
+        return (self.obj, self.events)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _ReusedPair | tuple | list):
+            return (self.obj, self.events) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return repr((self.obj, self.events))
+
+
 class Poll:
     def __init__(self, context: NetworkContext) -> None:
         self._context = context
         self._entries: dict[int, list[Any]] = {}  # id(obj) -> [obj, mask]
         self._results: list[tuple[Any, int]] = []
-        self._reused = [None, 0]
+        self._reused = _ReusedPair()
         self._one_shot = False
 
     def register(self, obj: Any, eventmask: int = c.POLLIN | c.POLLOUT) -> None:
@@ -88,7 +121,7 @@ class Poll:
     def __iter__(self) -> Iterator[Any]:
         return self
 
-    def __next__(self) -> list[Any]:
+    def __next__(self) -> _ReusedPair:
         if not self._results:
             raise StopIteration
         obj, events = self._results.pop(0)
@@ -97,7 +130,7 @@ class Poll:
             if entry is not None:
                 entry[1] = 0  # one-shot: silent until modify()
         reused = self._reused
-        reused[0], reused[1] = obj, events
+        reused.obj, reused.events = obj, events
         return reused  # one mutable pair, as MicroPython's callee-owned tuple
 
 

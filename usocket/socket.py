@@ -42,6 +42,24 @@ def _int_arguments(arguments: tuple[Any, ...]) -> tuple[int, int, int]:
     return af, kind, proto
 
 
+def _get_int(value: Any) -> int:
+    """MicroPython's ``mp_obj_get_int``: an int (or bool); anything else is a TypeError."""
+    if not isinstance(value, int):
+        raise TypeError(f"can't convert {type(value).__name__} to int")
+    return value
+
+
+def _buffer(data: Any) -> bytes:
+    """MicroPython's ``mp_get_buffer_raise(..., MP_BUFFER_READ)``: any readable buffer, and a
+    str too (MicroPython's str has the buffer protocol: its UTF-8 bytes); an int is no buffer."""
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogatepass")
+    try:
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError("object with buffer protocol required") from None
+
+
 def socket_type(context: NetworkContext) -> type:
     """The ``socket`` class for scripts running on ``context``'s stack."""
 
@@ -85,6 +103,9 @@ class _Socket:
         if value is None:
             self._timeout = None
             return
+        if isinstance(value, str | bytes | bytearray) or not hasattr(value, "__float__"):
+            # mp_obj_get_float: a number or nothing (CPython's float("1") would parse strings)
+            raise TypeError(f"can't convert {type(value).__name__} to float")
         seconds = float(value)
         if seconds < 0:
             raise ValueError("timeout must be >= 0 or None")
@@ -95,6 +116,9 @@ class _Socket:
 
     def setsockopt(self, level: int, optname: int, value: Any) -> None:
         del level  # USOCKET.md 3: the level is ignored, options are told apart by name only
+        optname = _get_int(optname)
+        if optname in (c.SO_REUSEADDR, c.SO_BROADCAST, c.TCP_NODELAY):
+            value = _get_int(value)  # modlwip reads these values with mp_obj_get_int
         if optname == c.SO_REUSEADDR:
             self._reuse = bool(value)
         elif optname == c.SO_BROADCAST:
@@ -113,7 +137,7 @@ class _Socket:
             print(NOT_IMPLEMENTED_WARNING)  # on stdout, as modlwip does
 
     def _membership(self, join: bool, value: Any) -> None:
-        buffer = bytes(value)
+        buffer = _buffer(value)
         if len(buffer) != 8:
             raise ValueError("ip_mreq must be 8 bytes")
         group = int.from_bytes(buffer[:4], "big")
@@ -181,16 +205,18 @@ class _Socket:
         self._check_open()
         if self._kind != c.SOCK_DGRAM:
             fail(EOPNOTSUPP)
+        payload = _buffer(data)
         if self._peer is None:
             fail(EINVAL)  # USOCKET.md 3 send: UDP send() without connect() (lwIP ERR_VAL)
-        return self._send_to(bytes(data), self._peer)
+        return self._send_to(payload, self._peer)
 
     def sendto(self, data: Any, address: Any) -> int:
         self._check_open()
+        payload = _buffer(data)  # modlwip takes the buffer before it parses the address
         remote = parse_address(address)
         if self._kind != c.SOCK_DGRAM:
-            return self.send(data)  # USOCKET.md 3 sendto: TCP ignores the address
-        return self._send_to(bytes(data), remote)
+            return self.send(payload)  # USOCKET.md 3 sendto: TCP ignores the address
+        return self._send_to(payload, remote)
 
     def _send_to(self, payload: bytes, remote: tuple[int, int]) -> int:
         payload = payload[:MAX_DATAGRAM]
@@ -202,6 +228,8 @@ class _Socket:
             fail(error.errno or EHOSTUNREACH)
 
     def sendall(self, data: Any) -> None:
+        self._check_open()  # modlwip: the PCB check, then the buffer, then the type
+        _buffer(data)
         if self._kind == c.SOCK_DGRAM:
             raise NotImplementedError("sendall on a UDP socket")
         fail(EOPNOTSUPP)
