@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,dev]'
 	touch $(STAMP)
 
-# Debian tools the kernel tests use (only installed when missing; needs root).
+# Debian tools the kernel tests use (only installed when missing; needs root). dnsmasq comes as
+# dnsmasq-base: the binary alone, no service that would start a DNS server outside a namespace.
 tools:
 	@missing=""; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v ping >/dev/null 2>&1 || missing="$$missing iputils-ping"; \
+	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	  else echo "note: missing$$missing (kernel tests will skip)"; fi; \

@@ -24,8 +24,10 @@ from pystack.link.pcap import PcapLink
 from pystack.link.tuntap import TapLink, TunLink
 from pystack.runner import StackThread
 from pystack.services.stream import Service, parse_services, start_services
-from pystack.stack import Stack, StackConfig
+from pystack.stack import DHCP, Stack, StackConfig
 from pystack.wire.addresses import ip_from_str, parse_cidr
+
+DHCP_PEER_PREFIX = 24  # the kernel side's prefix when pystack's address comes from DHCP
 
 
 class HostError(Exception):
@@ -37,7 +39,7 @@ class HostOptions:
     link: str = "tun"  # "tun" or "tap"
     netns: str | None = None  # namespace to create (or reuse) and put the device in
     device: str | None = None  # attach to this existing device instead of creating one
-    address: str = "10.0.0.2/24"
+    address: str = "10.0.0.2/24"  # or "dhcp": start unconfigured, ask a DHCP server (kernel side)
     peer: str = "10.0.0.1"
     mtu: int = 1500
     impair: str | None = None
@@ -60,7 +62,9 @@ class HostOptions:
                 "give --netns NAME (pystack never configures this namespace) or --device NAME"
             )
         try:
-            address, prefix = parse_cidr(self.address)
+            address, prefix = (
+                (0, DHCP_PEER_PREFIX) if self.address == DHCP else parse_cidr(self.address)
+            )
             peer = ip_from_str(self.peer)
         except ValueError as error:
             raise HostError(str(error)) from None
@@ -135,7 +139,9 @@ class KernelHost:
                 self.device = TapLink("pst%d", mtu=options.mtu)
             netns.move_device(self.namespace, self.device.name)
             if self.namespace.created or options.configure_existing_namespace:
-                prefix = parse_cidr(options.address)[1]
+                prefix = (
+                    DHCP_PEER_PREFIX if options.address == DHCP else parse_cidr(options.address)[1]
+                )
                 netns.configure_peer(
                     self.namespace,
                     self.device.name,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pystack.clock import Clock, SystemClock
+from pystack.dhcp.client import DHCPClientSettings, StackDHCPClient
 from pystack.ip.arp import ARPSettings
 from pystack.ip.fragments import ReassemblySettings
 from pystack.ip.icmp import EchoReply, ICMPSettings
@@ -33,7 +34,7 @@ from pystack.wire.summary import summarize_ethernet, summarize_ipv4
 class StackConfig:
     """Everything a host needs to know about itself. Addresses are text, checked here."""
 
-    address: str = "10.0.0.2/24"
+    address: str = "10.0.0.2/24"  # or DHCP ("dhcp"): start unconfigured and ask a server
     gateway: str | None = None
     mac: str | None = None  # Ethernet links only; default: a locally administered one from the rng
     mtu: int | None = None  # default: the link's
@@ -47,6 +48,10 @@ class StackConfig:
     tcp: TCPSettings = field(default_factory=TCPSettings)
     udp: UDPSettings = field(default_factory=UDPSettings)
     gratuitous_arp: bool = True
+    dhcp: DHCPClientSettings = field(default_factory=DHCPClientSettings)
+
+
+DHCP = "dhcp"  # StackConfig.address for an address from DHCP
 
 
 def _random_mac(rng: random.Random) -> bytes:
@@ -67,8 +72,9 @@ class Stack:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.rng = rng if rng is not None else random.Random()
         self._statistics = Statistics()
-        address, prefix = parse_cidr(config.address)
-        gateway = ip_from_str(config.gateway) if config.gateway else None
+        use_dhcp = config.address == DHCP
+        address, prefix = (0, 0) if use_dhcp else parse_cidr(config.address)
+        gateway = ip_from_str(config.gateway) if config.gateway and not use_dhcp else None
         mac = mac_from_str(config.mac) if config.mac else _random_mac(self.rng)
         mtu = config.mtu if config.mtu is not None else link.mtu
         if not 68 <= mtu <= 65535:  # RFC 791: every host must handle 68
@@ -98,6 +104,8 @@ class Stack:
         self.applications: list[Callable[[float], None]] = []
         # ... and their timers: each returns its next deadline (or None).
         self.deadlines: list[Callable[[], float | None]] = []
+        # The DHCP client (StackConfig(address="dhcp")): started at the first poll.
+        self.dhcp = StackDHCPClient(self, config.dhcp) if use_dhcp else None
         self._started = False
         self._last_now = 0.0
         self._trace: Callable[[str], None] | None = None
@@ -143,7 +151,7 @@ class Stack:
     def start(self, now: float) -> None:
         """Once, at the first poll: announce ourselves on Ethernet (gratuitous ARP)."""
         self._started = True
-        if self.link.kind is LinkKind.ETHERNET and self.config.gratuitous_arp:
+        if self.link.kind is LinkKind.ETHERNET and self.config.gratuitous_arp and self.address:
             self.ip.arp.announce(now)
 
     def poll(self, now: float) -> int:

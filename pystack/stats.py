@@ -92,6 +92,12 @@ class DropReason(enum.Enum):
     IGMP_UNHANDLED = "IGMP message type a host ignores (RFC 2236 2.1)"
     # DNS (the resolver and the server core)
     DNS_MALFORMED = "malformed DNS message"
+    # DHCP (the client and the server)
+    DHCP_MALFORMED = "malformed DHCP message"
+    DHCP_NOT_OURS = "DHCP reply for another client or transaction (xid, chaddr)"
+    DHCP_UNEXPECTED = "DHCP message not expected in this state or missing what it must carry"
+    DHCP_POOL_EXHAUSTED = "DHCP request while no address of the pool is free"
+    ARP_UNCONFIGURED = "ARP packet while the interface has no address yet (DHCP pending)"
 
 
 _MALFORMED_BY_LAYER = {
@@ -103,6 +109,7 @@ _MALFORMED_BY_LAYER = {
     "udp": DropReason.UDP_MALFORMED,
     "igmp": DropReason.IGMP_MALFORMED,
     "dns": DropReason.DNS_MALFORMED,
+    "dhcp": DropReason.DHCP_MALFORMED,
 }
 _SPECIFIC = {
     "ipv4.bad_checksum": DropReason.IPV4_BAD_CHECKSUM,

@@ -9,6 +9,14 @@ Acceptance (RFC 1122 3.2.1.3): our address, the limited and directed broadcasts,
 groups (224.0.0.1 always), and 127.0.0.0/8 only from the loopback. Martian sources (multicast,
 broadcast, loopback or our own address arriving from the link) are dropped.
 Upper protocols register ``handlers[protocol](packet, now, broadcast)``.
+
+``configure(address, prefix_length, gateway)`` changes the address at run time (DHCP): routes,
+ARP's own address and the directed broadcast follow. Address 0 is the *unconfigured* state:
+only loopback, the limited broadcast and multicast are routed, ARP input is ignored, and a
+unicast UDP datagram that reached us (our MAC on Ethernet) is accepted whatever its destination
+address, delivered as if broadcast (no ICMP errors), because a DHCP server unicasts OFFER and
+ACK to the offered ``yiaddr`` (RFC 2131 4.1; lwIP's ``IP_ACCEPT_LINK_LAYER_ADDRESSED_PORT``,
+which also checks for port 68; here any endpoint bound to 0.0.0.0 on that port takes it).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pystack.ip.arp import ARPCache, ARPSettings
 from pystack.ip.fragments import Reassembler, ReassemblySettings, fragment
@@ -32,6 +40,7 @@ from pystack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4
 from pystack.wire.ipv4 import IPv4Packet
 
 ALL_HOSTS = 0xE0000001  # 224.0.0.1
+_PROTO_UDP = 17
 LOOPBACK_ADDRESS = 0x7F000001
 LOOPBACK_MTU = 65535
 _ETHER_IPV4 = ETHERTYPE_IPV4.to_bytes(2, "big")
@@ -69,21 +78,16 @@ class IPv4Layer:
         self.address = settings.address
         self.mtu = settings.mtu
         self.ethernet = settings.kind is LinkKind.ETHERNET
-        mask = prefix_mask(settings.prefix_length)
-        self.network = settings.address & mask
-        self.directed_broadcast = (
-            self.network | (~mask & 0xFFFFFFFF) if settings.prefix_length < 31 else None
-        )
+        self.network = 0
+        self.directed_broadcast: int | None = None
         self.routes = RoutingTable()
         self.routes.add(0x7F000000, 8, None, LOOPBACK)
-        self.routes.add(settings.address, 32, None, LOOPBACK)
-        self.routes.add(self.network, settings.prefix_length, None, LINK)
         # One interface: the limited broadcast and multicast leave through the link even with no
         # gateway (DHCP, mDNS), as lwIP does; send_packet maps them to broadcast or group MACs.
         self.routes.add(LIMITED_BROADCAST, 32, None, LINK)
         self.routes.add(0xE0000000, 4, None, LINK)
-        if settings.gateway is not None:
-            self.routes.add(0, 0, settings.gateway, LINK)
+        self._address_routes: list[tuple[int, int]] = []  # what configure() installed
+        self._install_address(settings.address, settings.prefix_length, settings.gateway)
         self.multicast_groups: set[int] = {ALL_HOSTS}
         self.handlers: dict[int, ProtocolHandler] = {}
         self.outbox: list[bytes | SegmentedFrame] = []
@@ -100,6 +104,46 @@ class IPv4Layer:
             settings.arp, statistics, settings.address, settings.mac, self._emit_arp
         )
         self.handlers[1] = self._deliver_icmp
+
+    # ---------------------------------------------------------------------------------------
+    # configuration
+    def configure(self, address: int, prefix_length: int, gateway: int | None) -> None:
+        """Take a new address (0: unconfigured), subnet and default gateway at run time."""
+        if not 0 <= address <= 0xFFFFFFFF or not 0 <= prefix_length <= 32:
+            raise ValueError(f"bad address {address:#x}/{prefix_length}")
+        for network, length in self._address_routes:
+            self.routes.remove(network, length)
+        self._address_routes.clear()
+        self.settings = replace(
+            self.settings, address=address, prefix_length=prefix_length, gateway=gateway
+        )
+        self._install_address(address, prefix_length, gateway)
+        self.arp.address = address
+        self.statistics.count("ipv4.address_changes")
+
+    def _install_address(self, address: int, prefix_length: int, gateway: int | None) -> None:
+        self.address = address
+        if address == 0:  # unconfigured: nothing but loopback, broadcast and multicast
+            self.network, self.directed_broadcast = 0, None
+            return
+        mask = prefix_mask(prefix_length)
+        self.network = address & mask
+        self.directed_broadcast = (
+            self.network | (~mask & 0xFFFFFFFF) if prefix_length < 31 else None
+        )
+        installed: list[tuple[int, int, int | None, str]] = [
+            (address, 32, None, LOOPBACK),
+            (self.network, prefix_length, None, LINK),
+        ]
+        if gateway is not None:
+            installed.append((0, 0, gateway, LINK))
+        for network, length, via, device in installed:
+            route = self.routes.add(network, length, via, device)
+            self._address_routes.append((route.network, route.prefix_length))
+
+    @property
+    def configured(self) -> bool:
+        return self.address != 0
 
     # ---------------------------------------------------------------------------------------
     # input
@@ -141,6 +185,9 @@ class IPv4Layer:
             self._drop_malformed(error.reason, frame, True)
             return
         self.statistics.count("arp.received")
+        if not self.address:  # no address to answer for, none to resolve from
+            self._drop(DropReason.ARP_UNCONFIGURED, frame)
+            return
         for mac, packet in self.arp.process(arp, now):
             self._transmit(packet, mac)
 
@@ -156,7 +203,7 @@ class IPv4Layer:
     def process_packet(self, packet: IPv4Packet, now: float, from_loopback: bool) -> None:
         dst, src = packet.dst, packet.src
         broadcast = False
-        if dst != self.address:
+        if dst != self.address or not dst:
             if dst >> 24 == 127:
                 if not from_loopback:
                     self._drop_packet(DropReason.IPV4_MARTIAN_DESTINATION, packet)
@@ -166,6 +213,10 @@ class IPv4Layer:
                 or dst == self.directed_broadcast
                 or dst in self.multicast_groups
             ):
+                broadcast = True
+            elif not self.address and dst and packet.protocol == _PROTO_UDP:
+                # Unconfigured: a DHCP reply unicast to the offered address (see the docstring).
+                self.statistics.count("ipv4.unconfigured_accepted")
                 broadcast = True
             else:
                 self._drop_packet(DropReason.IPV4_NOT_FOR_US, packet)
@@ -293,6 +344,12 @@ class IPv4Layer:
         if mac is not None:
             self._transmit(packet, mac)
         return True
+
+    def send_to_mac(self, packet: IPv4Packet, mac: bytes) -> None:
+        """Queue ``packet`` for ``mac`` without ARP: a DHCP server's reply to a client that has
+        no address yet (RFC 2131 4.1; what dnsmasq does by writing the kernel's ARP table)."""
+        self.statistics.count("ipv4.sent")
+        self._transmit(packet, mac if self.ethernet else b"")
 
     def _transmit(self, packet: IPv4Packet, mac: bytes) -> None:
         """Fragment to the MTU and queue the frames (``mac`` empty on a TUN link)."""

@@ -38,7 +38,9 @@ INTERFACE_NAME_MAXIMUM = 15  # IFNAMSIZ - 1
 # Offloads (linux/if_tun.h, linux/virtio_net.h): a virtio-net header before every frame.
 TUNSETOFFLOAD = 0x400454D0  # _IOW('T', 208, unsigned int)
 TUN_F_CSUM, TUN_F_TSO4 = 0x01, 0x02
-VNET_HEADER = struct.Struct("=BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+VNET_HEADER = struct.Struct(
+    "=BBHHHH"
+)  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_NEEDS_CSUM = 0x01
 VNET_GSO_NONE, VNET_GSO_TCPV4 = 0, 1
 _PLAIN_HEADER = VNET_HEADER.pack(0, VNET_GSO_NONE, 0, 0, 0, 0)
@@ -86,7 +88,16 @@ def _interface_exists(name: str) -> bool:
 class _KernelLink:
     """Shared body of ``TunLink`` and ``TapLink`` (the subclasses fix the flags and kind)."""
 
-    __slots__ = ("_device", "_fd", "_hwaddr", "_mtu", "_name", "_offload", "_read_size", "_statistics")
+    __slots__ = (
+        "_device",
+        "_fd",
+        "_hwaddr",
+        "_mtu",
+        "_name",
+        "_offload",
+        "_read_size",
+        "_statistics",
+    )
 
     _kind: ClassVar[LinkKind]
     _flag: ClassVar[int]
@@ -168,9 +179,10 @@ class _KernelLink:
                 fcntl.ioctl(device.fileno(), TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
             except OSError as error:
                 device.close()
-                raise LinkUnavailable(f"the kernel refused TUN offloads: {error.strerror}") from error
+                raise LinkUnavailable(
+                    f"the kernel refused TUN offloads: {error.strerror}"
+                ) from error
         return device
-
 
     @property
     def kind(self) -> LinkKind:
@@ -200,8 +212,14 @@ class _KernelLink:
 
     def send_segmented(self, frame: SegmentedFrame, now: float) -> None:
         """Write a large TCP frame for the kernel to cut into ``segment_size`` pieces (TSO)."""
-        header = VNET_HEADER.pack(VNET_NEEDS_CSUM, VNET_GSO_TCPV4, frame.header_length,
-                                  frame.segment_size, frame.checksum_start, frame.checksum_offset)
+        header = VNET_HEADER.pack(
+            VNET_NEEDS_CSUM,
+            VNET_GSO_TCPV4,
+            frame.header_length,
+            frame.segment_size,
+            frame.checksum_start,
+            frame.checksum_offset,
+        )
         self._write(header + frame.frame)
 
     def send(self, frame: bytes, now: float) -> None:

@@ -21,6 +21,7 @@ from pystack.dns.hosts import load_hosts_file
 from pystack.dns.resolver import ResolverSettings
 from pystack.host import HostError, HostOptions, KernelHost
 from pystack.runner import StackThread
+from pystack.runtime.network_module import network_module
 from pystack.runtime.providers import ModuleKind, ModuleProviders
 from pystack.runtime.world import ScriptWorld
 from pystack.sim.world import HOST_ADDRESS, PEER_ADDRESS, SimulatedNetwork
@@ -112,8 +113,13 @@ class ScriptNetwork:
         def select_factory(world: ScriptWorld) -> ModuleType:
             return select_module(context)
 
+        def network_factory(world: ScriptWorld) -> ModuleType:
+            servers = self.resolver.resolver.settings.servers
+            return network_module(context, tuple(address for address, _port in servers))
+
         providers.register("socket", socket_factory, ModuleKind.EXTENSIBLE)
         providers.register("select", select_factory, ModuleKind.EXTENSIBLE)
+        providers.register("network", network_factory, ModuleKind.BUILTIN)
 
     def close(self) -> None:
         if self.simulation is not None:

@@ -2,9 +2,11 @@
 
 The script's host is 10.0.0.2/24; the peer 10.0.0.1 is another pystack stack in the same process
 running the small services (TCP and UDP echo 7, discard 9, daytime 13, TCP chargen 19) and, once
-given a zone, a DNS server on 53. Both stacks share one ``StackThread`` on the real clock, over an
-in-memory Ethernet link (so ARP happens as on a board's network), optionally impaired. Nothing
-needs root and nothing touches the host's network.
+given a zone, a DNS server on 53. With ``dhcp=True`` the host starts unconfigured and the peer's
+DHCP server leases it an address (the first free one, 10.0.0.2; router and DNS 10.0.0.1).
+Both stacks share one ``StackThread`` on the real clock, over an in-memory Ethernet link (so
+ARP happens as on a board's network), optionally impaired. Nothing needs root and nothing
+touches the host's network.
 Entry points: ``SimulatedNetwork``.
 """
 
@@ -14,6 +16,7 @@ import random
 from collections.abc import Callable
 
 from pystack.clock import SystemClock
+from pystack.dhcp.server import DHCPServerService, DHCPServerSettings
 from pystack.dns.client import StackResolver
 from pystack.dns.resolver import ResolverSettings
 from pystack.link.base import Link, LinkKind
@@ -23,13 +26,24 @@ from pystack.link.pcap import PcapLink
 from pystack.runner import StackThread
 from pystack.services.naming import DNSService
 from pystack.services.stream import start_services
-from pystack.stack import Stack, StackConfig
-from pystack.wire.addresses import ip_from_str, parse_cidr
+from pystack.stack import DHCP, Stack, StackConfig
+from pystack.wire.addresses import ip_from_str, parse_cidr, prefix_mask
 
 HOST_ADDRESS = "10.0.0.2/24"
 PEER_ADDRESS = "10.0.0.1"
 PEER_SERVICES = "echo,discard,daytime,chargen=1000000"
 DNS_PORT = 53
+DHCP_PREFIX = 24  # the subnet the peer serves when the host's address is "dhcp"
+
+
+def _dhcp_server(peer: Stack, address: int, prefix: int) -> DHCPServerService:
+    """The peer's DHCP server: the whole subnet but the peer, the peer as router and DNS."""
+    mask = prefix_mask(prefix)
+    network, broadcast = address & mask, (address & mask) | (~mask & 0xFFFFFFFF)
+    settings = DHCPServerSettings(
+        address, (network + 1, broadcast - 1), prefix, router=address, dns_servers=(address,)
+    )
+    return DHCPServerService(peer, settings)
 
 
 class SimulatedNetwork:
@@ -45,6 +59,7 @@ class SimulatedNetwork:
         services: str = PEER_SERVICES,
         mtu: int = 1500,
         hosts: dict[str, int] | None = None,
+        dhcp: bool = False,
     ) -> None:
         rng = random.Random(seed)
         host_end, peer_end = MemoryLink.pair(kind=LinkKind.ETHERNET, mtu=mtu, capacity=4096)
@@ -57,9 +72,10 @@ class SimulatedNetwork:
                 config = ImpairmentConfig(config.inbound, config.outbound, seed)
             link = ImpairmentLink(link, config)
         clock = SystemClock()
-        prefix = parse_cidr(address)[1]
+        dhcp = dhcp or address == DHCP
+        prefix = DHCP_PREFIX if address == DHCP else parse_cidr(address)[1]
         self.host = Stack(
-            StackConfig(address=address, gateway=peer),
+            StackConfig(address=DHCP) if dhcp else StackConfig(address=address, gateway=peer),
             link,
             clock,
             random.Random(rng.getrandbits(64)),
@@ -77,6 +93,8 @@ class SimulatedNetwork:
         peer_address = ip_from_str(peer)
         self.zone = {"peer.sim": peer_address, "example.com": peer_address, **(hosts or {})}
         self.dns = DNSService(self.peer, self.zone, DNS_PORT)
+        # With dhcp, the host starts unconfigured and the peer leases it an address of its subnet.
+        self.dhcp_server = _dhcp_server(self.peer, peer_address, prefix) if dhcp else None
         settings = ResolverSettings(servers=((peer_address, DNS_PORT),))
         self.resolver = StackResolver(self.host, settings)
         self.thread = StackThread(self.host, self.peer, clock=clock, name="pystack-sim")

@@ -129,7 +129,9 @@ class TCPLayer:
         self, local: tuple[int, int], remote: tuple[int, int], now: float, iss: int | None = None
     ) -> TCPConnection | None:
         settings = self.settings
-        per_connection = settings.send_buffer + settings.receive_buffer + settings.out_of_order_limit
+        per_connection = (
+            settings.send_buffer + settings.receive_buffer + settings.out_of_order_limit
+        )
         if len(self.connections) >= settings.max_connections or (
             (len(self.connections) + 1) * per_connection > settings.memory_limit
         ):
@@ -164,10 +166,14 @@ class TCPLayer:
             listener.forget(connection)
         self._dirty[connection] = None  # a final RST may still be queued
 
-    def connection_transition(self, connection: TransmissionControlBlock, transition: Transition) -> None:
+    def connection_transition(
+        self, connection: TransmissionControlBlock, transition: Transition
+    ) -> None:
         if self.trace is not None:
-            self.trace(f"{connection.describe_endpoints()} {transition.old.value} -> "
-                       f"{transition.new.value} ({transition.cause})")
+            self.trace(
+                f"{connection.describe_endpoints()} {transition.old.value} -> "
+                f"{transition.new.value} ({transition.cause})"
+            )
 
     def connection_established(self, connection: TransmissionControlBlock) -> None:
         listener = connection.listener
@@ -193,8 +199,9 @@ class TCPLayer:
     # -- input -----------------------------------------------------------------------------------
     def process_packet(self, packet: IPv4Packet, now: float, broadcast: bool) -> None:
         try:
-            segment = TCPSegment.parse(packet.payload, packet.src, packet.dst,
-                                       verify_checksum=not self.ip.trusted_frame)
+            segment = TCPSegment.parse(
+                packet.payload, packet.src, packet.dst, verify_checksum=not self.ip.trusted_frame
+            )
         except MalformedPacket as error:
             self.statistics.drop_malformed(error.reason)
             return
@@ -312,8 +319,9 @@ class TCPLayer:
         self._dirty[connection] = None
 
     # -- output and timers -----------------------------------------------------------------------
-    def send_segment(self, segment: TCPSegment, local: int, remote: int, now: float,
-                     mss: int = 0) -> None:
+    def send_segment(
+        self, segment: TCPSegment, local: int, remote: int, now: float, mss: int = 0
+    ) -> None:
         self.statistics.count("tcp.segments_sent")
         if mss and len(segment.payload) > mss:
             # A TSO burst: the link cuts it into MSS pieces and completes each checksum, so the
@@ -321,8 +329,15 @@ class TCPLayer:
             length = HEADER_LENGTH + len(encode_options(segment.options)) + len(segment.payload)
             partial = fold(pseudo_header_sum(local, remote, PROTO_TCP, length))
             data = segment.build(local, remote, checksum=partial)
-            self.ip.send(remote, PROTO_TCP, data, now, source=local, dont_fragment=True,
-                         segmentation=(mss, length - len(segment.payload)))
+            self.ip.send(
+                remote,
+                PROTO_TCP,
+                data,
+                now,
+                source=local,
+                dont_fragment=True,
+                segmentation=(mss, length - len(segment.payload)),
+            )
             return
         self.ip.send(
             remote, PROTO_TCP, segment.build(local, remote), now, source=local, dont_fragment=True
@@ -337,7 +352,10 @@ class TCPLayer:
             for connection in dirty:
                 for segment in connection.segments_to_send(now):
                     self.send_segment(
-                        segment, connection.local_address, connection.remote_address, now,
+                        segment,
+                        connection.local_address,
+                        connection.remote_address,
+                        now,
                         connection.mss,
                     )
                 self._schedule(connection)

@@ -35,7 +35,9 @@ class ConnectionOwner(Protocol):
 
     def connection_closed(self, connection: TransmissionControlBlock) -> None: ...
 
-    def connection_transition(self, connection: TransmissionControlBlock, transition: Transition) -> None: ...
+    def connection_transition(
+        self, connection: TransmissionControlBlock, transition: Transition
+    ) -> None: ...
 
     def connection_established(self, connection: TransmissionControlBlock) -> None: ...
 
@@ -195,8 +197,10 @@ class TransmissionControlBlock:
     def describe_endpoints(self) -> str:
         from pystack.wire.addresses import ip_to_str
 
-        return (f"TCP {ip_to_str(self.local_address)}:{self.local_port} <-> "
-                f"{ip_to_str(self.remote_address)}:{self.remote_port}")
+        return (
+            f"TCP {ip_to_str(self.local_address)}:{self.local_port} <-> "
+            f"{ip_to_str(self.remote_address)}:{self.remote_port}"
+        )
 
     def describe(self) -> str:
         from pystack.wire.addresses import ip_to_str

@@ -89,6 +89,7 @@ from tests.wire.reference import (
     udp_raw,
     with_checksum,
 )
+from tests.wire.test_dhcp import DHCP_MALFORMED_CASES
 from tests.wire.test_dns import DNS_MALFORMED_CASES
 from tests.wire.test_igmp import IGMP_MALFORMED_CASES
 
@@ -545,7 +546,8 @@ def test_malformed_cases_cover_every_reason_in_the_source():
                 and isinstance(node.args[0], ast.Constant)
             ):
                 raised.add(node.args[0].value)
-    covered = {reason for _name, reason, _parse in MALFORMED_CASES + IGMP_MALFORMED_CASES + DNS_MALFORMED_CASES}
+    cases = MALFORMED_CASES + IGMP_MALFORMED_CASES + DNS_MALFORMED_CASES + DHCP_MALFORMED_CASES
+    covered = {reason for _name, reason, _parse in cases}
     assert raised, "found no MalformedPacket(...) calls: did the source move?"
     assert raised - covered == set(), "reasons without a crafted input in MALFORMED_CASES"
 
@@ -1096,7 +1098,8 @@ def test_summary_of_unparsable_transport_names_the_reason():
     )
     short_igmp = ipv4_raw(b"igmp", protocol=2)
     assert (
-        summarize_ipv4(short_igmp) == "IP 10.0.0.1 > 10.0.0.2: malformed (igmp.truncated), length 24"
+        summarize_ipv4(short_igmp)
+        == "IP 10.0.0.1 > 10.0.0.2: malformed (igmp.truncated), length 24"
     )
     other = ipv4_raw(b"what", protocol=99)
     assert summarize_ipv4(other) == "IP 10.0.0.1 > 10.0.0.2: proto-99, ttl 64, id 0, length 24"

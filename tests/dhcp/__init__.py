@@ -1,0 +1,1 @@
+"""DHCP client and server tests."""
