@@ -121,6 +121,11 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--pcap", metavar="FILE", help="write every frame to FILE")
     run.add_argument("--trace", action="store_true", help="pystack's trace lines on stderr")
     run.add_argument("--hosts", metavar="FILE", help="more names for the simulated DNS server")
+    run.add_argument(
+        "--socket-extensions",
+        action="store_true",
+        help="also give socket the unix port's inet_pton/inet_ntop (off: lwIP's exact surface)",
+    )
     run.add_argument("script", metavar="SCRIPT")
     run.add_argument("arguments", metavar="ARGS", nargs=argparse.REMAINDER)
 

@@ -6,6 +6,7 @@ Entry points: ``socket_module``, ``select_module``, ``getaddrinfo_function``.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 import types
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 from pystack.wire.addresses import ip_from_str, ip_to_str
 from usocket import constants as c
 from usocket.context import NetworkContext
-from usocket.errors import error
+from usocket.errors import EINVAL, error
 from usocket.polling import Poll, select_function
 from usocket.socket import socket_type
 
@@ -53,12 +54,45 @@ def getaddrinfo_function(context: NetworkContext) -> Callable[..., list[tuple[An
     return getaddrinfo
 
 
-def socket_module(context: NetworkContext, name: str = "socket") -> types.ModuleType:
+def inet_pton(af: int, text: Any) -> bytes:
+    """The unix port's ``inet_pton`` (``ports/unix/modsocket.c``): EINVAL when unparsable."""
+    if not isinstance(af, int) or not isinstance(text, str):
+        raise TypeError("inet_pton(af, str)")
+    try:
+        if af == c.AF_INET:
+            return ipaddress.IPv4Address(text).packed
+        if af == c.AF_INET6:
+            return ipaddress.IPv6Address(text).packed
+    except ValueError:
+        raise error(EINVAL) from None
+    raise error(EINVAL)
+
+
+def inet_ntop(af: int, packed: Any) -> str:
+    """The unix port's ``inet_ntop``: 4 bytes for AF_INET, 16 for AF_INET6, else EINVAL."""
+    data = bytes(packed) if isinstance(packed, bytes | bytearray | memoryview) else None
+    if data is None:
+        raise TypeError("object with buffer protocol required")
+    if af == c.AF_INET and len(data) == 4:
+        return str(ipaddress.IPv4Address(data))
+    if af == c.AF_INET6 and len(data) == 16:
+        return str(ipaddress.IPv6Address(data))
+    raise error(EINVAL)
+
+
+def socket_module(
+    context: NetworkContext, name: str = "socket", extensions: bool = False
+) -> types.ModuleType:
+    """The lwIP module surface exactly; ``extensions`` adds the unix port's ``inet_pton`` and
+    ``inet_ntop`` (USOCKET.md decision 1: off unless asked for, since hasattr() probes see them)."""
     module = types.ModuleType(name, "MicroPython's lwIP socket module, on a pystack stack")
     for constant in c.EXPORTED:
         setattr(module, constant, getattr(c, constant))
     module.socket = socket_type(context)  # type: ignore[attr-defined]
     module.getaddrinfo = getaddrinfo_function(context)  # type: ignore[attr-defined]
+    if extensions:
+        module.inet_pton = inet_pton  # type: ignore[attr-defined]
+        module.inet_ntop = inet_ntop  # type: ignore[attr-defined]
     return module
 
 

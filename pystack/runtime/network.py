@@ -61,7 +61,9 @@ class ScriptNetwork:
         hosts_file = getattr(arguments, "hosts", None)
         hosts = load_hosts_file(hosts_file) if hosts_file else None
         if arguments.link == "sim":
+            dns = ip_from_str(arguments.dns) if arguments.dns else None
             self.simulation = SimulatedNetwork(
+                dns=dns,
                 address=address,
                 peer=peer,
                 seed=arguments.seed,
@@ -107,8 +109,10 @@ class ScriptNetwork:
     def register(self, providers: ModuleProviders, context: NetworkContext) -> None:
         """The network-facing modules, each built for this context (socket, select)."""
 
+        extensions = bool(getattr(self.arguments, "socket_extensions", False))
+
         def socket_factory(world: ScriptWorld) -> ModuleType:
-            return socket_module(context)
+            return socket_module(context, extensions=extensions)
 
         def select_factory(world: ScriptWorld) -> ModuleType:
             return select_module(context)

@@ -60,6 +60,7 @@ class SimulatedNetwork:
         mtu: int = 1500,
         hosts: dict[str, int] | None = None,
         dhcp: bool = False,
+        dns: int | None = None,  # the server getaddrinfo asks (default: the peer's)
     ) -> None:
         rng = random.Random(seed)
         host_end, peer_end = MemoryLink.pair(kind=LinkKind.ETHERNET, mtu=mtu, capacity=4096)
@@ -95,7 +96,8 @@ class SimulatedNetwork:
         self.dns = DNSService(self.peer, self.zone, DNS_PORT)
         # With dhcp, the host starts unconfigured and the peer leases it an address of its subnet.
         self.dhcp_server = _dhcp_server(self.peer, peer_address, prefix) if dhcp else None
-        settings = ResolverSettings(servers=((peer_address, DNS_PORT),))
+        server = peer_address if dns is None else dns
+        settings = ResolverSettings(servers=((server, DNS_PORT),))
         self.resolver = StackResolver(self.host, settings)
         self.thread = StackThread(self.host, self.peer, clock=clock, name="pystack-sim")
         self._started = False

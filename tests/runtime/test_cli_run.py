@@ -112,3 +112,40 @@ def test_a_script_importing_ssl_gets_the_not_yet_message(tmp_path: Path) -> None
         "ImportError: pystack run: 'ssl' is not available yet (socket support lands with the "
         "usocket work)\n"
     )
+
+
+INET_SCRIPT = """\
+import socket
+print(hasattr(socket, "inet_pton"), hasattr(socket, "inet_ntop"))
+if hasattr(socket, "inet_pton"):
+    print(socket.inet_pton(socket.AF_INET, "10.0.0.1"), socket.inet_ntop(socket.AF_INET, b"\\x7f\\0\\0\\1"))
+    try:
+        socket.inet_pton(socket.AF_INET, "no.such")
+    except OSError as e:
+        print(e.errno)
+"""
+
+
+def test_inet_pton_is_absent_by_default_as_on_lwip_ports(tmp_path: Path) -> None:
+    result = _pystack_run(tmp_path, INET_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "False False\n"
+
+
+def test_socket_extensions_add_the_unix_ports_inet_pton_and_inet_ntop(tmp_path: Path) -> None:
+    result = _pystack_run(tmp_path, INET_SCRIPT, options=("--socket-extensions",))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True True\nb'\\n\\x00\\x00\\x01' 127.0.0.1\n22\n"
+
+
+def test_dns_option_chooses_the_server_getaddrinfo_asks(tmp_path: Path) -> None:
+    source = """\
+    import socket
+    try:
+        print(socket.getaddrinfo("peer.sim", 7)[0][-1])
+    except OSError as e:
+        print("error", e.args[0])
+    """
+    assert _pystack_run(tmp_path, source).stdout == "('10.0.0.1', 7)\n"
+    # Nobody answers DNS at 10.0.0.1's neighbour: lwIP's callback failure, -2.
+    assert _pystack_run(tmp_path, source, options=("--dns", "10.0.0.3")).stdout == "error -2\n"
