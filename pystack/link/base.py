@@ -40,6 +40,35 @@ class LinkStatistics:
     receive_overflows: int = 0  # frames dropped because a bounded queue was full
 
 
+class LinkWrapper:
+    """What a link stacked on another link (pcap tap, impairments) passes straight through:
+    ``inner``, ``kind``, ``mtu``, ``statistics`` (the inner link's) and ``fileno``."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Link) -> None:
+        self._inner = inner
+
+    @property
+    def inner(self) -> Link:
+        return self._inner
+
+    @property
+    def kind(self) -> LinkKind:
+        return self._inner.kind
+
+    @property
+    def mtu(self) -> int:
+        return self._inner.mtu
+
+    @property
+    def statistics(self) -> LinkStatistics:
+        return self._inner.statistics
+
+    def fileno(self) -> int | None:
+        return self._inner.fileno()
+
+
 class SegmentedFrame(NamedTuple):
     """A frame the device cuts into ``segment_size`` pieces itself (TCP segmentation offload).
 

@@ -25,7 +25,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from pystack.link.base import Link, LinkKind, LinkStatistics
+from pystack.link.base import Link, LinkKind, LinkWrapper
 from pystack.link.impairspec import ImpairmentConfig, ImpairmentSpec
 
 __all__ = [
@@ -176,7 +176,7 @@ def _direction_rngs(
     )
 
 
-class ImpairmentLink:
+class ImpairmentLink(LinkWrapper):
     """A ``Link`` that impairs the frames passing between the stack and ``inner``.
 
     ``mtu`` is the inner link's (an MTU clamp is a path property the stack must discover);
@@ -184,7 +184,7 @@ class ImpairmentLink:
     With ``rng``, the two direction generators are seeded from it instead of ``config.seed``.
     """
 
-    __slots__ = ("_inbound", "_inner", "_outbound", "config")
+    __slots__ = ("_inbound", "_outbound", "config")
 
     def __init__(
         self,
@@ -194,28 +194,12 @@ class ImpairmentLink:
     ) -> None:
         if isinstance(config, str):
             config = ImpairmentConfig.parse(config)
+        super().__init__(inner)
         self.config = config
-        self._inner = inner
         header = ETHERNET_HEADER_LENGTH if inner.kind is LinkKind.ETHERNET else 0
         inbound_rng, outbound_rng = _direction_rngs(config, rng)
         self._inbound = _Direction(config.inbound, inbound_rng, header)
         self._outbound = _Direction(config.outbound, outbound_rng, header)
-
-    @property
-    def inner(self) -> Link:
-        return self._inner
-
-    @property
-    def kind(self) -> LinkKind:
-        return self._inner.kind
-
-    @property
-    def mtu(self) -> int:
-        return self._inner.mtu
-
-    @property
-    def statistics(self) -> LinkStatistics:
-        return self._inner.statistics
 
     @property
     def impairment_statistics(self) -> ImpairmentStatisticsByDirection:
@@ -274,9 +258,6 @@ class ImpairmentLink:
             if deadline is not None
         ]
         return min(deadlines) if deadlines else None
-
-    def fileno(self) -> int | None:
-        return self._inner.fileno()
 
     def close(self) -> None:
         self._inner.close()

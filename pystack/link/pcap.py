@@ -18,7 +18,7 @@ import struct
 import time
 from typing import BinaryIO
 
-from pystack.link.base import Link, LinkKind, LinkStatistics
+from pystack.link.base import Link, LinkKind, LinkWrapper
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # raw IPv4/IPv6, no link header: what TUN carries
@@ -93,7 +93,7 @@ class PcapWriter:
         self.close()
 
 
-class PcapLink:
+class PcapLink(LinkWrapper):
     """A transparent ``Link`` that records every frame sent and received through ``inner``.
 
     Timestamps are ``time_origin + now`` when ``time_origin`` is given (deterministic captures
@@ -101,7 +101,7 @@ class PcapLink:
     captures taken with a monotonic clock show wall-clock time.
     """
 
-    __slots__ = ("_inner", "_offset", "_owns_writer", "_writer")
+    __slots__ = ("_offset", "_owns_writer", "_writer")
 
     def __init__(
         self,
@@ -121,28 +121,12 @@ class PcapLink:
         else:
             self._writer = PcapWriter(writer_or_path, linktype)
             self._owns_writer = True
-        self._inner = inner
+        super().__init__(inner)
         self._offset: float | None = time_origin
-
-    @property
-    def inner(self) -> Link:
-        return self._inner
 
     @property
     def writer(self) -> PcapWriter:
         return self._writer
-
-    @property
-    def kind(self) -> LinkKind:
-        return self._inner.kind
-
-    @property
-    def mtu(self) -> int:
-        return self._inner.mtu
-
-    @property
-    def statistics(self) -> LinkStatistics:
-        return self._inner.statistics
 
     def _timestamp(self, now: float) -> float:
         offset = self._offset
@@ -165,9 +149,6 @@ class PcapLink:
 
     def next_deadline(self) -> float | None:
         return self._inner.next_deadline()
-
-    def fileno(self) -> int | None:
-        return self._inner.fileno()
 
     def flush(self) -> None:
         self._writer.flush()
