@@ -17,22 +17,37 @@ from pystack.dns.resolver import Lookup, Resolver, ResolverSettings
 if TYPE_CHECKING:
     from pystack.stack import Stack
 
+DNS_PORT = 53
 MAX_PORT_ATTEMPTS = 8  # a random source port already bound elsewhere: pick again, this often
 
 
 class StackResolver:
-    def __init__(self, stack: Stack, settings: ResolverSettings) -> None:
+    def __init__(self, stack: Stack, settings: ResolverSettings, configured: bool = True) -> None:
         self.stack = stack
+        self.configured_servers = configured  # False: follow the DHCP lease's DNS servers
         self.resolver = Resolver(settings, stack.rng, stack.counters)
         self._endpoints: dict[int, Any] = {}
         stack.applications.append(self.step)
         stack.deadlines.append(self.resolver.next_deadline)
 
     def resolve(self, name: str, now: float) -> Lookup:
+        self._follow_dhcp()
         lookup = self.resolver.resolve(name, now)
         if not lookup.done:
             self._send(now)
         return lookup
+
+    def _follow_dhcp(self) -> None:
+        """Without a configured server, ask the ones the DHCP lease named (RFC 2132 option 6)."""
+        if self.configured_servers:
+            return
+        dhcp = getattr(self.stack, "dhcp", None)
+        lease = dhcp.lease if dhcp is not None else None
+        if lease is not None and lease.dns_servers:
+            servers = tuple((address, DNS_PORT) for address in lease.dns_servers)
+            if tuple(self.resolver.settings.servers) != servers:
+                self.resolver.set_servers(servers)
+                self.stack.counters.count("dns.servers_from_dhcp")
 
     def step(self, now: float) -> None:
         resolver = self.resolver

@@ -45,6 +45,7 @@ MicroPython's ``getaddrinfo`` raises ``OSError(n)`` with a negative lwIP ``err_t
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -187,6 +188,10 @@ class Resolver:
         self._by_name: dict[str, _Query] = {}  # by the lookup's name key
 
     # --- the application side ----------------------------------------------------------------
+
+    def set_servers(self, servers: Sequence[tuple[int, int]]) -> None:
+        """Ask these servers from now on (queries in flight keep theirs)."""
+        self.settings = dataclasses.replace(self.settings, servers=tuple(servers))
 
     def resolve(self, name: str, now: float) -> Lookup:
         lookup = Lookup(name)

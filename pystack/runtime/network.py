@@ -104,7 +104,8 @@ class ScriptNetwork:
         assert host.stack is not None and host.thread is not None
         self.thread, self.stack = host.thread, host.stack
         settings = ResolverSettings(servers=((ip_from_str(dns), DNS_PORT),))
-        self.resolver = self.thread.call(lambda: StackResolver(self.stack, settings))
+        configured = bool(self.arguments.dns)  # else the DHCP lease's servers, when it has any
+        self.resolver = self.thread.call(lambda: StackResolver(self.stack, settings, configured))
 
     def register(self, providers: ModuleProviders, context: NetworkContext) -> None:
         """The network-facing modules, each built for this context (socket, select)."""

@@ -98,7 +98,8 @@ class SimulatedNetwork:
         self.dhcp_server = _dhcp_server(self.peer, peer_address, prefix) if dhcp else None
         server = peer_address if dns is None else dns
         settings = ResolverSettings(servers=((server, DNS_PORT),))
-        self.resolver = StackResolver(self.host, settings)
+        # An explicit --dns stays; otherwise a DHCP lease's DNS servers are followed.
+        self.resolver = StackResolver(self.host, settings, configured=dns is not None)
         self.thread = StackThread(self.host, self.peer, clock=clock, name="pystack-sim")
         self._started = False
 
