@@ -281,3 +281,117 @@ class _Socket:
                 events |= c.POLLIN
             return events
         return c.POLLHUP | (mask & c.POLLOUT)  # a NEW stream socket (stream sockets: issue 6)
+
+
+# -- the stream protocol (py/stream.c) every modlwip socket has (USOCKET.md 3 "Stream methods") --
+_CHUNK = 256  # stream_readall reads this much at a time
+
+
+def _would_block(error: OSError) -> bool:
+    return error.args[:1] == (EAGAIN,)
+
+
+def _stream_read(sock: _Socket, size: int | None) -> bytes | None:
+    """``read(n)``: up to n bytes, looping until n or EOF; None if EAGAIN came before any byte."""
+    if size is None or size < 0:
+        return _stream_read_all(sock)
+    chunks: list[bytes] = []
+    got = 0
+    while got < size:
+        try:
+            data = sock.recv(size - got)
+        except OSError as error:
+            if _would_block(error):
+                return b"".join(chunks) if chunks else None
+            raise
+        if not data:
+            break  # EOF
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+def _stream_read_all(sock: _Socket) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = sock.recv(_CHUNK)
+        except OSError as error:
+            if _would_block(error):
+                return b"".join(chunks) if chunks else None
+            raise
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def _stream_readline(sock: _Socket, limit: int | None) -> bytes | None:
+    """One byte at a time up to and including ``\\n`` (py/stream.c stream_unbuffered_readline)."""
+    line = bytearray()
+    while limit is None or limit < 0 or len(line) < limit:
+        try:
+            byte = sock.recv(1)
+        except OSError as error:
+            if _would_block(error):
+                return bytes(line) if line else None
+            raise
+        if not byte:
+            break
+        line += byte
+        if byte == b"\n":
+            break
+    return bytes(line)
+
+
+def _stream_write(sock: _Socket, data: bytes) -> int | None:
+    """Send everything; non-blocking: the partial count, or None when nothing could go."""
+    done = 0
+    view = memoryview(data)
+    while done < len(data):
+        try:
+            sent = sock.send(view[done:])
+        except OSError as error:
+            if _would_block(error):
+                return done if done else None
+            raise
+        if sent == 0:
+            break
+        done += sent
+    return done
+
+
+def _stream_methods() -> None:
+    def read(self: _Socket, size: int | None = None) -> bytes | None:
+        return _stream_read(self, size)
+
+    def readall(self: _Socket) -> bytes | None:
+        return _stream_read_all(self)
+
+    def readline(self: _Socket, limit: int | None = None) -> bytes | None:
+        return _stream_readline(self, limit)
+
+    def readinto(self: _Socket, buffer: Any, nbytes: int | None = None) -> int | None:
+        target = memoryview(buffer).cast("B")
+        size = len(target) if nbytes is None else min(nbytes, len(target))
+        data = _stream_read(self, size)
+        if data is None:
+            return None
+        target[: len(data)] = data
+        return len(data)
+
+    def write(self: _Socket, buffer: Any, *arguments: int) -> int | None:
+        data = _buffer(buffer)
+        if len(arguments) == 1:  # write(buf, max_len)
+            data = data[: arguments[0]]
+        elif len(arguments) == 2:  # write(buf, off, max_len)
+            offset, length = arguments
+            data = data[offset : offset + length]
+        elif arguments:
+            raise TypeError("write takes 1 to 3 arguments")
+        return _stream_write(self, data)
+
+    for function in (read, readall, readline, readinto, write):
+        setattr(_Socket, function.__name__, function)
+
+
+_stream_methods()
