@@ -11,12 +11,11 @@ import argparse
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from types import FrameType
 
 from pystack import demo
-from pystack.host import HostError, HostOptions, KernelHost
+from pystack.host import HostError, HostOptions, KernelHost, stderr_trace_sink
 from pystack.link.tuntap import LinkUnavailable
 from pystack.netns import NamespaceError
 from pystack.runtime import build_runtime
@@ -26,15 +25,6 @@ from pystack.runtime.script import run_script
 
 def _say(text: str) -> None:
     print(f"pystack: {text}", file=sys.stderr, flush=True)
-
-
-def _trace_sink() -> object:
-    start = time.monotonic()
-
-    def sink(line: str) -> None:
-        print(f"{time.monotonic() - start:10.6f} {line}", file=sys.stderr, flush=True)
-
-    return sink
 
 
 def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,7 +147,7 @@ def command_up(arguments: argparse.Namespace) -> int:
         pcap=arguments.pcap,
         serve=arguments.serve,
         hosts=arguments.hosts,
-        trace=_trace_sink() if arguments.trace else None,  # type: ignore[arg-type]
+        trace=stderr_trace_sink() if arguments.trace else None,
     )
     stop = threading.Event()
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +30,16 @@ from pystack.stack import DHCP, Stack, StackConfig
 from pystack.wire.addresses import ip_from_str, parse_cidr
 
 DHCP_PEER_PREFIX = 24  # the kernel side's prefix when pystack's address comes from DHCP
+
+
+def stderr_trace_sink() -> Callable[[str], None]:
+    """``--trace``: each line on stderr after the seconds since the trace began."""
+    start = time.monotonic()
+
+    def sink(line: str) -> None:
+        print(f"{time.monotonic() - start:10.6f} {line}", file=sys.stderr, flush=True)
+
+    return sink
 
 
 class HostError(Exception):
@@ -81,12 +93,9 @@ class HostOptions:
                 raise HostError(f"--serve: {error}") from None
         if self.impair:
             try:
-                config = ImpairmentConfig.parse(self.impair)
+                return ImpairmentConfig.parse(self.impair, default_seed=self.seed)
             except ValueError as error:
                 raise HostError(f"--impair: {error}") from None
-            if self.seed is not None and "seed=" not in self.impair:
-                config = ImpairmentConfig(config.inbound, config.outbound, self.seed)
-            return config
         return None
 
 

@@ -149,10 +149,9 @@ class IPv4Layer:
     # input
     def process_frame(self, frame: bytes, now: float) -> None:
         """One frame from the link: Ethernet (TAP) or a bare IPv4 packet (TUN)."""
-        if self.trace is not None:
-            offloaded = frame.__class__ is OffloadedFrame
-            self.trace("in", frame, self.ethernet, "offloaded checksum" if offloaded else "")
         self.trusted_frame = trusted = frame.__class__ is OffloadedFrame
+        if self.trace is not None:
+            self.trace("in", frame, self.ethernet, "offloaded checksum" if trusted else "")
         if trusted:
             self.statistics.count("ipv4.offloaded_frames_received")
         if not self.ethernet:

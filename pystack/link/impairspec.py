@@ -117,10 +117,14 @@ class ImpairmentConfig:
         return cls(inbound=spec, outbound=spec, seed=seed)
 
     @classmethod
-    def parse(cls, text: str) -> ImpairmentConfig:
-        """Parse ``"loss=5%,in.delay=20ms,seed=7"``; a bad item raises a one-line ValueError."""
+    def parse(cls, text: str, default_seed: int | None = None) -> ImpairmentConfig:
+        """Parse ``"loss=5%,in.delay=20ms,seed=7"``; a bad item raises a one-line ValueError.
+
+        A ``seed=`` in the text wins; otherwise ``default_seed`` (e.g. the stack's ``--seed``),
+        else 0.
+        """
         settings: dict[str, dict[str, Any]] = {"inbound": {}, "outbound": {}}
-        seed = 0
+        seed = 0 if default_seed is None else default_seed
         for item in text.split(","):
             item = item.strip()
             if not item:

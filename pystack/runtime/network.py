@@ -11,15 +11,12 @@ Entry points: ``ScriptNetwork``.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from collections.abc import Callable
 from types import ModuleType
 
 from pystack.dns.client import StackResolver
 from pystack.dns.hosts import load_hosts_file
 from pystack.dns.resolver import ResolverSettings
-from pystack.host import HostError, HostOptions, KernelHost
+from pystack.host import HostError, HostOptions, KernelHost, stderr_trace_sink
 from pystack.runner import StackThread
 from pystack.runtime.network_module import network_module
 from pystack.runtime.providers import ModuleKind, ModuleProviders
@@ -31,15 +28,6 @@ from usocket.context import NetworkContext, resolver_function
 from usocket.modules import select_module, socket_module
 
 DNS_PORT = 53
-
-
-def _trace_sink() -> Callable[[str], None]:
-    start = time.monotonic()
-
-    def sink(line: str) -> None:
-        print(f"{time.monotonic() - start:10.6f} {line}", file=sys.stderr, flush=True)
-
-    return sink
 
 
 class ScriptNetwork:
@@ -55,7 +43,7 @@ class ScriptNetwork:
 
     def start(self) -> NetworkContext:
         arguments = self.arguments
-        trace = _trace_sink() if getattr(arguments, "trace", False) else None
+        trace = stderr_trace_sink() if getattr(arguments, "trace", False) else None
         address = arguments.addr or HOST_ADDRESS
         peer = arguments.peer or PEER_ADDRESS
         hosts_file = getattr(arguments, "hosts", None)

@@ -68,10 +68,7 @@ class SimulatedNetwork:
         if pcap:
             link = PcapLink(link, pcap)
         if impair:
-            config = ImpairmentConfig.parse(impair)
-            if seed is not None and "seed=" not in impair:
-                config = ImpairmentConfig(config.inbound, config.outbound, seed)
-            link = ImpairmentLink(link, config)
+            link = ImpairmentLink(link, ImpairmentConfig.parse(impair, default_seed=seed))
         clock = SystemClock()
         dhcp = dhcp or address == DHCP
         prefix = DHCP_PREFIX if address == DHCP else parse_cidr(address)[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pystack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt
 from pystack.tcp.state import TCPState
-from pystack.tcp.tcb import IP_TCP_HEADERS, TIMESTAMP_SPACE, TransmissionControlBlock
+from pystack.tcp.tcb import TIMESTAMP_SPACE, TransmissionControlBlock
 from pystack.wire.tcp import (
     ACK,
     FIN,
@@ -344,6 +344,3 @@ class ConnectionOutput(TransmissionControlBlock):
             self.high_rxt = seq_add(seq, length)
             if self.retransmit_deadline is None:
                 self.retransmit_deadline = now + self.rtt.rto
-
-    def mss_for_path(self, mtu: int) -> int:
-        return mtu - IP_TCP_HEADERS

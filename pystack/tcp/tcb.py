@@ -202,14 +202,6 @@ class TransmissionControlBlock:
             f"{ip_to_str(self.remote_address)}:{self.remote_port}"
         )
 
-    def describe(self) -> str:
-        from pystack.wire.addresses import ip_to_str
-
-        return (
-            f"{ip_to_str(self.local_address)}:{self.local_port} <-> "
-            f"{ip_to_str(self.remote_address)}:{self.remote_port} {self.state.value}"
-        )
-
     # ---------------------------------------------------------------------------------------
     def ts_value(self, now: float) -> int:
         """Our timestamp clock: 1 ms ticks (RFC 7323 5.4), offset per connection."""

@@ -130,3 +130,9 @@ def test_spec_constructor_validates_ranges() -> None:
         ImpairmentSpec(rate=0.0)
     with pytest.raises(ValueError, match="queue"):
         ImpairmentSpec(queue=0)
+
+
+def test_default_seed_applies_only_when_the_spec_names_none() -> None:
+    assert ImpairmentConfig.parse("loss=5%", default_seed=9).seed == 9
+    assert ImpairmentConfig.parse("loss=5%,seed=3", default_seed=9).seed == 3
+    assert ImpairmentConfig.parse("loss=5%").seed == 0
