@@ -9,6 +9,7 @@ in one process; nothing here is global.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -18,6 +19,7 @@ from pystack.dns.resolver import getaddrinfo_errno
 from pystack.runner import StackThread
 from pystack.stack import Stack
 from usocket import errors
+from usocket.stream import StreamRegistry
 
 T = TypeVar("T")
 
@@ -32,9 +34,17 @@ class NetworkContext:
         self.thread = thread
         self.stack = stack
         self.resolve_name = resolve  # name, timeout (s) -> addresses; OSError(negative) on failure
+        self._streams: StreamRegistry | None = None
 
     @property
-    def lock(self) -> object:
+    def streams(self) -> StreamRegistry:
+        """The TCP bookkeeping of this context's sockets (bindings, accept rings)."""
+        if self._streams is None:
+            self._streams = StreamRegistry(self)
+        return self._streams
+
+    @property
+    def lock(self) -> threading.RLock:
         return self.thread.lock
 
     def now(self) -> float:

@@ -1,6 +1,8 @@
-"""The MicroPython ``socket`` object (modlwip's ``lwip_socket_obj_t``), datagram part.
+"""The MicroPython ``socket`` object (modlwip's ``lwip_socket_obj_t``): datagrams and streams.
 
-Rules are those of shared/USOCKET.md, cited by section. The class is created per
+Rules are those of shared/USOCKET.md, cited by section. The TCP state machine (modlwip's state
+number, the accept ring, bindings) is in ``stream.py``; this class turns it into the method
+calls, errnos and waits a script sees. The class is created per
 ``NetworkContext`` by ``socket_type(context)``, so every socket knows its stack without a global.
 Every stack access happens under the context's lock; blocking waits use ``context.wait`` with
 the socket's timeout (None = blocking, 0 = non-blocking, else milliseconds).
@@ -17,12 +19,31 @@ from usocket.context import NetworkContext
 from usocket.errors import (
     EADDRINUSE,
     EAGAIN,
+    EALREADY,
     EBADF,
+    ECONNRESET,
     EHOSTUNREACH,
+    EINPROGRESS,
     EINVAL,
+    EISCONN,
+    ENOMEM,
+    ENOTCONN,
     EOPNOTSUPP,
     ETIMEDOUT,
     fail,
+)
+from usocket.stream import (
+    BADF,
+    CONNECTED,
+    CONNECTING,
+    DEFAULT_BACKLOG,
+    LISTENING,
+    NEW,
+    PEER_CLOSED,
+    PEER_RST_HANDLED,
+    SEND_WAIT_ROOM,
+    StreamEndpoint,
+    lwip_errno,
 )
 
 MAX_DATAGRAM = 65535  # USOCKET.md 3 send: longer UDP data is cut to this
@@ -87,10 +108,20 @@ class _Socket:
         self._callback: object = None
         self._endpoint: Any = None  # UDP endpoint, created at bind/connect/first send
         self._peer: tuple[int, int] | None = None
+        self._tcp: StreamEndpoint | None = None
+        if self._kind == c.SOCK_STREAM:
+            self._tcp = StreamEndpoint(self._context.streams)
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("udp" if self._kind == c.SOCK_DGRAM else "tcp")
-        return f"<socket state={state} timeout={self._timeout}>"
+        if self._closed:
+            state = BADF
+        elif self._tcp is None:
+            state = 4  # modlwip's STATE_ACTIVE_UDP
+        else:
+            with self._context.lock:
+                state = self._tcp.state()
+        timeout = -1 if self._timeout is None else self._timeout
+        return f"<socket state={state} timeout={timeout}>"
 
     def __del__(self) -> None:
         try:
@@ -121,6 +152,8 @@ class _Socket:
             value = _get_int(value)  # modlwip reads these values with mp_obj_get_int
         if optname == c.SO_REUSEADDR:
             self._reuse = bool(value)
+            if self._tcp is not None:
+                self._tcp.reuse = self._reuse
         elif optname == c.SO_BROADCAST:
             self._broadcast = bool(value)
             if self._endpoint is not None:
@@ -129,12 +162,21 @@ class _Socket:
             self._membership(optname == c.IP_ADD_MEMBERSHIP, value)
         elif optname == c.TCP_NODELAY:
             self._nodelay = bool(value)
+            if self._tcp is not None:
+                self._context.call(self._set_nodelay)
         elif optname == c.SO_CALLBACK:
             if value is not None and not callable(value):
                 raise TypeError("callback must be callable or None")
             self._callback = value
         else:
             print(NOT_IMPLEMENTED_WARNING)  # on stdout, as modlwip does
+
+    def _set_nodelay(self) -> None:
+        tcp = self._stream()
+        tcp.nodelay = self._nodelay
+        if tcp.connection is not None:
+            tcp.connection.nodelay = self._nodelay
+            tcp.connection.owner.connection_changed(tcp.connection)  # may send what Nagle held
 
     def _membership(self, join: bool, value: Any) -> None:
         buffer = _buffer(value)
@@ -157,6 +199,10 @@ class _Socket:
         endpoint, self._endpoint = self._endpoint, None
         if endpoint is not None:
             self._context.call(endpoint.close)
+        tcp = self._tcp
+        if tcp is not None:
+            context = self._context
+            context.call(lambda: tcp.close(context.now()))
 
     def makefile(self, *arguments: Any) -> _Socket:
         if not 0 <= len(arguments) <= 2:
@@ -185,8 +231,9 @@ class _Socket:
     def bind(self, address: Any) -> None:
         local = parse_address(address)
         self._check_open()
-        if self._kind != c.SOCK_DGRAM:
-            fail(EOPNOTSUPP)  # stream sockets: issue 6
+        if self._tcp is not None:
+            self._context.call(lambda: self._bind_stream(local))
+            return
         if self._endpoint is not None:
             old, self._endpoint = self._endpoint, None
             self._context.call(old.close)
@@ -195,17 +242,18 @@ class _Socket:
     def connect(self, address: Any) -> None:
         remote = parse_address(address)
         self._check_open()
-        if self._kind != c.SOCK_DGRAM:
-            fail(EOPNOTSUPP)
+        if self._tcp is not None:
+            self._connect_stream(remote)
+            return
         endpoint = self._udp_endpoint()
         self._context.call(lambda: endpoint.connect(remote))
         self._peer = remote
 
     def send(self, data: Any) -> int:
         self._check_open()
-        if self._kind != c.SOCK_DGRAM:
-            fail(EOPNOTSUPP)
         payload = _buffer(data)
+        if self._tcp is not None:
+            return self._send_stream(payload)
         if self._peer is None:
             fail(EINVAL)  # USOCKET.md 3 send: UDP send() without connect() (lwIP ERR_VAL)
         return self._send_to(payload, self._peer)
@@ -229,10 +277,10 @@ class _Socket:
 
     def sendall(self, data: Any) -> None:
         self._check_open()  # modlwip: the PCB check, then the buffer, then the type
-        _buffer(data)
-        if self._kind == c.SOCK_DGRAM:
+        payload = _buffer(data)
+        if self._tcp is None:
             raise NotImplementedError("sendall on a UDP socket")
-        fail(EOPNOTSUPP)
+        self._sendall_stream(payload)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         return self._receive(bufsize, flags)[0]
@@ -245,8 +293,8 @@ class _Socket:
         if not isinstance(bufsize, int) or not isinstance(flags, int):
             raise TypeError("bufsize and flags must be ints")
         self._check_open()
-        if self._kind != c.SOCK_DGRAM:
-            fail(EOPNOTSUPP)
+        if self._tcp is not None:
+            return self._receive_stream(bufsize, flags), self._tcp.peer
         endpoint = self._udp_endpoint()
         timeout = 0 if flags & c.MSG_DONTWAIT else self._timeout
         peek = bool(flags & c.MSG_PEEK)
@@ -280,7 +328,233 @@ class _Socket:
             if endpoint is not None and mask & c.POLLIN and endpoint.pending:
                 events |= c.POLLIN
             return events
-        return c.POLLHUP | (mask & c.POLLOUT)  # a NEW stream socket (stream sockets: issue 6)
+        tcp = self._stream()
+        with self._context.lock:
+            return tcp.poll(mask)
+
+    # -- stream (TCP) ----------------------------------------------------------------------------
+    def _stream(self) -> StreamEndpoint:
+        assert self._tcp is not None
+        return self._tcp
+
+    def _bind_stream(self, local: tuple[int, int]) -> None:
+        """USOCKET.md 3 bind, under the lock: EADDRINUSE on a clash (SO_REUSEADDR: see listen)."""
+        tcp = self._stream()
+        if tcp.badf:
+            fail(EBADF)
+        if tcp.state() != NEW:
+            fail(EINVAL)  # lwIP tcp_bind: only in state CLOSED (ERR_VAL)
+        try:
+            self._context.streams.bind(tcp, local[0], local[1])
+        except OSError as error:
+            fail(error.errno or EADDRINUSE)
+
+    def listen(self, backlog: int = DEFAULT_BACKLOG) -> None:
+        backlog = _get_int(backlog)
+        self._check_open()
+        if self._tcp is None:
+            fail(EOPNOTSUPP)
+        self._context.call(lambda: self._listen_stream(max(backlog, 0)))
+
+    def _listen_stream(self, backlog: int) -> None:
+        tcp = self._stream()
+        registry = self._context.streams
+        slots = backlog if backlog > 1 else 1  # USOCKET.md 3 listen: one slot, or a ring
+        state = tcp.state()
+        if state == LISTENING:
+            tcp.slots = slots
+            return
+        if state == BADF:
+            fail(EBADF)
+        if state != NEW:
+            fail(EINVAL)
+        if tcp.bound is None:
+            registry.bind(tcp, 0, 0)  # listen() on an unbound socket: an ephemeral port
+        assert tcp.bound is not None
+        address, port = tcp.bound
+        if registry.listener_clash(address, port):
+            fail(EADDRINUSE)  # lwIP tcp_listen: ERR_USE (both sockets had SO_REUSEADDR)
+        stack = self._context.stack
+        try:
+            tcp.listener = stack.tcp.listen(port, stack.tcp.settings.max_backlog, address)
+        except OSError as error:
+            fail(error.errno or EADDRINUSE)
+        tcp.slots = slots
+        registry.listening.add(tcp)
+        registry.start_pump()
+
+    def accept(self) -> tuple[_Socket, tuple[str, int]]:
+        tcp = self._tcp
+        if tcp is None:
+            fail(EOPNOTSUPP)
+        self._check_open()
+        context = self._context
+        while True:
+            with context.lock:
+                state = tcp.state()
+                if state == BADF:
+                    fail(EBADF)
+                if state != LISTENING:
+                    fail(EINVAL)  # USOCKET.md 3 accept: not listening
+
+            def ready() -> bool:
+                tcp.take_new_connections()
+                return bool(tcp.ring) or tcp.listener is None
+
+            if not context.wait(ready, self._timeout):
+                fail(EAGAIN if self._timeout == 0 else ETIMEDOUT)
+            with context.lock:
+                connection = tcp.ring.popleft() if tcp.ring else None
+            if connection is not None:
+                break  # (else another thread took it, or the socket closed: look again)
+        accepted = type(self)(self._af, c.SOCK_STREAM)
+        accepted._timeout = self._timeout  # USOCKET.md 3 accept: inherits the listener's mode
+        accepted._nodelay = self._nodelay
+        accepted_tcp = accepted._stream()
+        accepted_tcp.connection = connection
+        accepted_tcp.nodelay = connection.nodelay = self._nodelay
+        return accepted, format_address((connection.remote_address, connection.remote_port))
+
+    def _connect_stream(self, remote: tuple[int, int]) -> None:
+        tcp = self._stream()
+        context = self._context
+        context.call(lambda: self._start_connect(remote))
+        if self._timeout == 0:
+            fail(EINPROGRESS)  # decision 2: always, even when it could complete at once
+        if not context.wait(lambda: tcp.state() != CONNECTING, self._timeout):
+            fail(ETIMEDOUT)  # the SYN carries on; a later connect() raises EALREADY
+        with context.lock:
+            state = tcp.state()
+        if state < 0:
+            fail(-state)  # the error stays pending: recv and poll report it as well
+
+    def _start_connect(self, remote: tuple[int, int]) -> None:
+        tcp = self._stream()
+        state = tcp.state()
+        if state in (BADF, PEER_RST_HANDLED) or state < 0:
+            fail(EBADF)  # no PCB: a failed TCP socket cannot be connected again
+        if state == CONNECTED:
+            fail(EISCONN)
+        if state != NEW:
+            fail(EALREADY)
+        stack = self._context.stack
+        if stack.ip.routes.lookup(remote[0]) is None:
+            fail(EHOSTUNREACH)  # lwIP tcp_connect: ERR_RTE, and the state stays NEW
+        local_address, local_port = tcp.bound if tcp.bound is not None else (0, None)
+        try:
+            connection = stack.tcp.connect(
+                remote[0], remote[1], self._context.now(), local_port, local_address
+            )
+        except ValueError:
+            fail(EINVAL)  # port 0
+        except OSError as error:
+            fail(error.errno if error.errno == EADDRINUSE else ENOMEM)
+        connection.nodelay = tcp.nodelay
+        tcp.connection = connection
+        tcp.peer = remote
+
+    def _send_stream(self, payload: bytes) -> int:
+        """USOCKET.md 3 send: what fits now (maybe short); waits only when nothing fits."""
+        tcp = self._stream()
+        context = self._context
+        wanted = min(SEND_WAIT_ROOM, max(len(payload), 1))
+
+        def attempt() -> int | None:
+            state = tcp.state()
+            if state == BADF:
+                fail(EBADF)
+            if state == PEER_RST_HANDLED:
+                fail(ECONNRESET)  # decision 3 (modlwip reads outside its table here)
+            if state < 0:
+                tcp.forget()  # the first send after an error reports it, later ones EBADF
+                fail(-state)
+            if state in (NEW, LISTENING):
+                fail(ENOTCONN)  # lwIP tcp_write: ERR_CONN
+            if state == CONNECTING:
+                return None  # no send buffer yet
+            connection = tcp.connection
+            assert connection is not None
+            if not payload:
+                return 0
+            room = connection.send_room
+            if room == 0:
+                return None
+            try:
+                return connection.send(payload[:room], context.now())
+            except ConnectionError as error:
+                fail(lwip_errno(error.errno or 0))
+
+        def ready() -> bool:
+            if tcp.state() not in (CONNECTING, CONNECTED, PEER_CLOSED):
+                return True
+            connection = tcp.connection
+            return connection is not None and connection.send_room >= wanted
+
+        while True:
+            sent = context.call(attempt)
+            if sent is not None:
+                return sent
+            if self._timeout == 0:
+                fail(EAGAIN)
+            if not context.wait(ready, self._timeout):
+                fail(ETIMEDOUT)
+
+    def _sendall_stream(self, payload: bytes) -> None:
+        """USOCKET.md 3 sendall: non-blocking and too big for the buffer is EAGAIN, nothing sent."""
+        tcp = self._stream()
+        if self._timeout == 0:
+            with self._context.lock:
+                connection = tcp.connection
+                free = (
+                    connection.send_room
+                    if connection is not None and tcp.state() in (CONNECTED, PEER_CLOSED)
+                    else 0
+                )
+            if len(payload) > free:
+                fail(EAGAIN)
+        view = memoryview(payload)
+        done = 0
+        while done < len(payload):
+            done += self._send_stream(view[done:].tobytes())
+
+    def _receive_stream(self, bufsize: int, flags: int) -> bytes:
+        """USOCKET.md 3 recv, TCP: data first (even after FIN or RST), then the pending error."""
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        tcp = self._stream()
+        context = self._context
+        timeout = 0 if flags & c.MSG_DONTWAIT else self._timeout
+        peek = bool(flags & c.MSG_PEEK)
+
+        def attempt() -> bytes | None:
+            state = tcp.state()
+            if state == LISTENING:
+                fail(ENOTCONN)
+            connection = tcp.connection
+            if connection is not None and connection.readable:
+                return connection.peek(bufsize) if peek else connection.receive(bufsize)
+            if state < 0:
+                if state != BADF:
+                    tcp.report(state)  # ECONNRESET once, then b"" forever
+                fail(-state)
+            if state in (PEER_CLOSED, PEER_RST_HANDLED):
+                return b""  # EOF, every time it is asked for
+            if timeout == 0:
+                fail(EAGAIN)
+            if state != CONNECTED:
+                fail(ENOTCONN)  # NEW or CONNECTING: a blocking recv does not wait for these
+            return None
+
+        def ready() -> bool:
+            connection = tcp.connection
+            return tcp.state() != CONNECTED or (connection is not None and connection.readable > 0)
+
+        while True:
+            data = context.call(attempt)
+            if data is not None:
+                return data
+            if not context.wait(ready, timeout):
+                fail(ETIMEDOUT)
 
 
 # -- the stream protocol (py/stream.c) every modlwip socket has (USOCKET.md 3 "Stream methods") --
