@@ -18,6 +18,7 @@ tools:
 	@missing=""; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v ping >/dev/null 2>&1 || missing="$$missing iputils-ping"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
@@ -28,7 +29,14 @@ tools:
 demo: $(STAMP)
 	$(PY) -m pystack run --trace tools/examples/udp_echo_client.py
 
-test: $(STAMP) tools
+# micropython-lib's urequests and umqtt, laid out as mip installs them (tests run them unmodified).
+MPLIB := $(VENV)/micropython-lib
+
+$(MPLIB)/.installed: $(STAMP) tools/fetch_micropython_lib.py
+	$(PY) tools/fetch_micropython_lib.py $(MPLIB) >/dev/null
+	touch $@
+
+test: $(STAMP) tools $(MPLIB)/.installed
 	$(PY) -m pytest -q
 
 bench: $(STAMP) tools

@@ -10,29 +10,20 @@ it failed. Without root these tests skip; with ``PYSTACK_REQUIRE_KERNEL=1`` a sk
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
-import textwrap
-import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any
 
 import pytest
 
-from pystack.netns import Namespace
 from pystack.wire.addresses import ip_from_str
 from pystack.wire.dns import RCODE_NXDOMAIN, TYPE_A, DNSMessage
+from tests.helpers.kernel_bench import ROOT, WAIT, Bench, stop, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "tools" / "examples"
 PYSTACK = "10.0.0.2"
 KERNEL = "10.0.0.1"
-WAIT = 20.0  # seconds any one step may take; every wait below is bounded by it
 
 # The kernel's side: plain CPython socket programs run inside the namespace.
 KERNEL_ECHO = """
@@ -108,127 +99,6 @@ KERNEL_DNS_SERVER = """
 """
 
 
-def _environ(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "PYTHONUNBUFFERED": "1",
-        "MICROPYPATH": ".frozen",
-        "HOME": str(tmp_path),
-    }
-
-
-class Bench:
-    """One namespace, the kernel-side programs in it, and the pystack processes on it."""
-
-    def __init__(self, namespace: Namespace, tmp_path: Path) -> None:
-        self.namespace = namespace
-        self.tmp_path = tmp_path
-        self.processes: list[subprocess.Popen[Any]] = []  # pystack, in this namespace
-        self._files: list[IO[str]] = []
-        self._count = 0
-
-    def _output(self, label: str) -> Path:
-        self._count += 1
-        return self.tmp_path / f"{self._count:02d}-{label}.txt"
-
-    def _open(self, path: Path) -> IO[str]:
-        file = path.open("w")
-        self._files.append(file)
-        return file
-
-    def kernel(
-        self, label: str, program: str, *arguments: str
-    ) -> tuple[subprocess.Popen[Any], Path]:
-        """Start a kernel-side Python program in the namespace (stopped by its handle at the end)."""
-        path = self._output(label)
-        process = self.namespace.popen(
-            [sys.executable, "-c", textwrap.dedent(program), *arguments],
-            stdout=self._open(path),
-            stderr=subprocess.STDOUT,
-            env=_environ(self.tmp_path),
-            text=True,
-        )
-        return process, path
-
-    def kernel_run(self, program: str, *arguments: str) -> subprocess.CompletedProcess[str]:
-        return self.namespace.run(
-            [sys.executable, "-c", textwrap.dedent(program), *arguments], check=False, timeout=WAIT
-        )
-
-    def pystack(self, *arguments: str) -> tuple[subprocess.Popen[Any], Path, Path]:
-        """Start ``pystack ARGS`` (in this process's namespace: it makes the device and moves it)."""
-        out, err = self._output("pystack-out"), self._output("pystack-err")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pystack", *arguments],
-            stdout=self._open(out),
-            stderr=self._open(err),
-            stdin=subprocess.DEVNULL,
-            env=_environ(self.tmp_path),
-            cwd=self.tmp_path,
-            text=True,
-        )
-        self.processes.append(process)
-        return process, out, err
-
-    def pystack_run(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        process, out, err = self.pystack("run", *arguments)
-        try:
-            status = process.wait(timeout=WAIT * 2)
-        finally:
-            _stop(process)
-        return subprocess.CompletedProcess(process.args, status, out.read_text(), err.read_text())
-
-    def devices(self) -> list[str]:
-        listing = self.namespace.ip("-o", "link", "show").stdout
-        return re.findall(r"^\d+: (pst\d+)", listing, re.MULTILINE)
-
-    def close(self) -> None:
-        for process in self.processes:
-            _stop(process)
-        for file in self._files:
-            file.close()
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
-def _wait_for(path: Path, pattern: str, process: subprocess.Popen[Any]) -> str:
-    """Wait (bounded) until ``path`` holds a line matching ``pattern``; returns the whole text."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        text = path.read_text()
-        if re.search(pattern, text, re.MULTILINE):
-            return text
-        if process.poll() is not None:
-            break
-        time.sleep(0.02)
-    text = path.read_text()
-    if re.search(pattern, text, re.MULTILINE):
-        return text
-    raise AssertionError(f"no {pattern!r} within {WAIT} s (exit {process.poll()}):\n{text}")
-
-
-@pytest.fixture
-def bench(netns: Namespace, tmp_path: Path) -> Iterator[Bench]:
-    bench = Bench(netns, tmp_path)
-    try:
-        yield bench
-    finally:
-        bench.close()
-    assert all(p.poll() is not None for p in bench.processes)
-    assert bench.devices() == [], "a pystack device was left in the namespace"
-    assert netns.exists(), "pystack removed a namespace it did not create"
-
-
 def _arp_lines(trace: str) -> set[str]:
     """Which ARP exchanges a ``--trace`` shows, as 'pystack asks', 'kernel answers' and so on."""
     seen = set()
@@ -246,7 +116,7 @@ def _arp_lines(trace: str) -> set[str]:
 @pytest.mark.parametrize("link", ["tun", "tap"])
 def test_script_is_a_client_of_a_kernel_echo_server(bench: Bench, link: str) -> None:
     echo, echo_output = bench.kernel("kernel-echo", KERNEL_ECHO, "7", "6", str(WAIT))
-    _wait_for(echo_output, "^ready", echo)
+    wait_for(echo_output, "^ready", echo)
     run = ("--link", link, "--netns", bench.namespace.name, "--trace")
     short = bench.pystack_run(*run, str(EXAMPLES / "udp_echo_client.py"), KERNEL, "7", "3")
     assert short.returncode == 0, short.stdout + short.stderr
@@ -277,7 +147,7 @@ def test_kernel_is_a_client_of_the_scripts_echo_server(bench: Bench, link: str) 
         "run", "--link", link, "--netns", bench.namespace.name, "--trace",
         str(EXAMPLES / "udp_echo_server.py"), "7000", "3", str(WAIT),
     )  # fmt: skip
-    _wait_for(out, "^listening on port 7000", server)
+    wait_for(out, "^listening on port 7000", server)
     client = bench.kernel_run(KERNEL_CLIENT, PYSTACK, "7000", "5,1000,20000")
     assert client.returncode == 0, client.stdout + client.stderr
     assert client.stdout.splitlines() == ["ok 5", "ok 1000", "ok 20000"]
@@ -306,10 +176,10 @@ def test_port_unreachable_reaches_a_connected_kernel_socket_as_econnrefused(
         "run", "--link", "tun", "--netns", bench.namespace.name,
         str(EXAMPLES / "udp_echo_server.py"), "7000", "1", "3",
     )  # fmt: skip
-    _wait_for(out, "^listening on port 7000", server)
+    wait_for(out, "^listening on port 7000", server)
     result = bench.kernel_run(KERNEL_REFUSED, PYSTACK, "7001")
     assert result.stdout == "refused 111\n", result.stdout + result.stderr
-    _stop(server)
+    stop(server)
 
 
 def test_kernel_resolves_names_through_pystack_up_serve_dns(bench: Bench) -> None:
@@ -319,7 +189,7 @@ def test_kernel_resolves_names_through_pystack_up_serve_dns(bench: Bench) -> Non
         "up", "--link", "tun", "--netns", bench.namespace.name, "--serve", "dns",
         "--hosts", str(hosts), "--duration", str(WAIT * 2),
     )  # fmt: skip
-    text = _wait_for(err, r"is up", up)
+    text = wait_for(err, r"is up", up)
     assert "serving dns/53" in text
     queries = [
         DNSMessage.query(0x1001, "pystack.test"),
@@ -360,10 +230,10 @@ def test_script_resolves_a_name_through_a_kernel_side_dns_server(bench: Bench, s
             stderr=subprocess.STDOUT,
             text=True,
         )  # fmt: skip
-        _wait_for(path, r"dnsmasq: started", process)
+        wait_for(path, r"dnsmasq: started", process)
     else:
         process, path = bench.kernel("dns-server", KERNEL_DNS_SERVER, KERNEL, str(WAIT))
-        _wait_for(path, "^ready", process)
+        wait_for(path, "^ready", process)
     result = bench.pystack_run(
         "--link", "tun", "--netns", bench.namespace.name, "--dns", KERNEL, "--trace",
         str(EXAMPLES / "dns_lookup.py"), "kernel.test",
@@ -388,7 +258,7 @@ KERNEL_MULTICAST_SENDER = """
 @pytest.mark.parametrize("link", ["tun", "tap"])
 def test_broadcast_beacons_reach_a_kernel_echo_server(bench: Bench, link: str) -> None:
     echo, echo_output = bench.kernel("kernel-echo", KERNEL_ECHO, "7", "2", str(WAIT))
-    _wait_for(echo_output, "^ready", echo)
+    wait_for(echo_output, "^ready", echo)
     result = bench.pystack_run(
         "--link", link, "--netns", bench.namespace.name,
         str(EXAMPLES / "broadcast_beacon.py"), "7", "1",
@@ -410,7 +280,7 @@ def test_multicast_listener_hears_the_kernel_send_to_its_group(bench: Bench, lin
         "run", "--link", link, "--netns", bench.namespace.name, "--trace",
         str(EXAMPLES / "multicast_listener.py"), "239.1.2.3", "5007", str(WAIT), "3",
     )  # fmt: skip
-    _wait_for(out, "^joined 239.1.2.3", listener)
+    wait_for(out, "^joined 239.1.2.3", listener)
     sender = bench.kernel_run(KERNEL_MULTICAST_SENDER, "239.1.2.3", "5007", KERNEL, "3")
     assert sender.returncode == 0, sender.stderr
     assert listener.wait(timeout=WAIT) == 0, err.read_text()

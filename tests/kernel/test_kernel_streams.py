@@ -1,0 +1,146 @@
+"""TCP scripts under ``pystack run --link tun`` against the Linux kernel, in a namespace per test.
+
+The MicroPython examples in tools/examples run unmodified: the web server answers ``curl`` on the
+kernel side, the HTTP client fetches a file from CPython's ``http.server``, and the poll-driven
+echo server serves 50 kernel clients connected at the same time. Every wait is bounded; the
+``bench`` fixture stops what it started and checks that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+from tests.helpers.kernel_bench import ROOT, WAIT, Bench, wait_for
+
+EXAMPLES = ROOT / "tools" / "examples"
+PYSTACK = "10.0.0.2"
+KERNEL = "10.0.0.1"
+
+KERNEL_CLIENTS = """
+    import socket, sys, time
+    host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    sockets = []
+    for number in range(count):  # all connected before any sends: count clients at once
+        s = socket.create_connection((host, port), timeout=10)
+        sockets.append(s)
+    print("connected", len(sockets), flush=True)
+    for number, s in enumerate(sockets):
+        s.sendall(b"client %d says hello\\n" % number * (number + 1))
+    for number, s in enumerate(sockets):
+        want = b"client %d says hello\\n" % number * (number + 1)
+        got = b""
+        while len(got) < len(want):
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+        if got != want:
+            sys.exit(f"client {number}: got {len(got)} bytes, wanted {len(want)}")
+    for s in sockets:
+        s.close()
+    print("all echoed", len(sockets), flush=True)
+"""
+
+
+def _run_options(bench: Bench) -> tuple[str, ...]:
+    return ("--link", "tun", "--netns", bench.namespace.name)
+
+
+def test_curl_on_the_kernel_side_gets_pages_from_the_scripts_web_server(bench: Bench) -> None:
+    server, out, err = bench.pystack(
+        "run", *_run_options(bench), str(EXAMPLES / "web_server.py"), "8080", "3", str(WAIT)
+    )
+    wait_for(out, "^listening on port 8080", server)
+    pages = []
+    for path in ("/", "/", "/missing"):
+        fetched = bench.namespace.run(
+            [
+                "curl",
+                "-s",
+                "-S",
+                "-m",
+                "10",
+                "-w",
+                "\\n%{http_code}",
+                f"http://{PYSTACK}:8080{path}",
+            ],
+            check=False,
+            timeout=WAIT,
+        )
+        assert fetched.returncode == 0, fetched.stderr
+        pages.append(fetched.stdout)
+    assert server.wait(timeout=WAIT) == 0, err.read_text()
+    assert "Request number 1." in pages[0] and pages[0].endswith("\n200")
+    assert "Request number 2." in pages[1] and pages[1].endswith("\n200")
+    assert pages[2] == "not found\n\n404"
+    lines = out.read_text().splitlines()
+    assert lines[-1] == "served 3 requests"
+    assert [line.split(" to ")[0] for line in lines[1:4]] == [
+        "served /",
+        "served /",
+        "served /missing",
+    ]
+
+
+def test_script_fetches_a_file_from_a_kernel_http_server(bench: Bench) -> None:
+    www = bench.tmp_path / "www"
+    www.mkdir()
+    body = "".join(f"line {n} of a file served by CPython's http.server\n" for n in range(400))
+    (www / "big.txt").write_text(body)
+    (www / "small.txt").write_text("hello from the kernel side\n")
+    server = bench.namespace.popen(
+        [sys.executable, "-m", "http.server", "8000", "--bind", "0.0.0.0", "--directory", str(www)],
+        stdout=bench._open(bench.tmp_path / "http-server.txt"),
+        stderr=bench._open(bench.tmp_path / "http-server-err.txt"),
+    )
+    try:
+        small = bench.pystack_run(
+            *_run_options(bench), str(EXAMPLES / "http_get.py"), f"http://{KERNEL}:8000/small.txt"
+        )
+        assert small.returncode == 0, small.stdout + small.stderr
+        assert "HTTP/1.0 200 OK" in small.stdout
+        assert small.stdout.endswith("\nhello from the kernel side\n\n")
+        script = bench.tmp_path / "fetch_exact.py"
+        script.write_text(
+            textwrap.dedent(
+                """
+                import socket, sys
+                s = socket.socket()
+                s.connect(socket.getaddrinfo(sys.argv[1], 8000)[0][-1])
+                s.write(b"GET /big.txt HTTP/1.0\\r\\n\\r\\n")
+                data = s.read()
+                s.close()
+                head, _, body = data.partition(b"\\r\\n\\r\\n")
+                open(sys.argv[2], "wb").write(body)
+                print(head.split(b"\\r\\n")[0].decode(), len(body))
+                """
+            )
+        )
+        copy = bench.tmp_path / "copy.txt"
+        big = bench.pystack_run(*_run_options(bench), str(script), KERNEL, str(copy))
+        assert big.returncode == 0, big.stdout + big.stderr
+        assert big.stdout.strip() == f"HTTP/1.0 200 OK {len(body)}"
+        assert copy.read_text() == body
+    finally:
+        server.terminate()
+        server.wait(timeout=5)
+
+
+def test_poll_echo_server_serves_fifty_kernel_clients_at_once(bench: Bench) -> None:
+    server, out, err = bench.pystack(
+        "run",
+        *_run_options(bench),
+        str(EXAMPLES / "tcp_echo_poll_server.py"),
+        "7007",
+        "50",
+        str(WAIT),
+    )
+    wait_for(out, "^echo server on port 7007", server)
+    clients = bench.kernel_run(KERNEL_CLIENTS, PYSTACK, "7007", "50")
+    assert clients.returncode == 0, clients.stdout + clients.stderr
+    assert clients.stdout.splitlines() == ["connected 50", "all echoed 50"]
+    assert server.wait(timeout=WAIT) == 0, err.read_text()
+    summary = out.read_text().splitlines()[-1]
+    expected = sum(len(b"client %d says hello\n" % n) * (n + 1) for n in range(50))
+    assert summary == f"served 50 clients, at most 50 at once, echoed {expected} bytes"
