@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pystack.dns.client import StackResolver
 from pystack.dns.resolver import getaddrinfo_errno
@@ -35,6 +35,8 @@ class NetworkContext:
         self.stack = stack
         self.resolve_name = resolve  # name, timeout (s) -> addresses; OSError(negative) on failure
         self._streams: StreamRegistry | None = None
+        # micropython.schedule of the script world, for socket callbacks (setsockopt 20)
+        self.schedule: Callable[[Callable[[Any], object], object], None] | None = None
 
     @property
     def streams(self) -> StreamRegistry:

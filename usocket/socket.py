@@ -168,6 +168,10 @@ class _Socket:
             if value is not None and not callable(value):
                 raise TypeError("callback must be callable or None")
             self._callback = value
+            self._check_open()
+            if self._tcp is None:
+                self._udp_endpoint()  # modlwip's UDP PCB exists from the start
+            self._context.call(lambda: self._context.streams.watch(self, value))
         else:
             print(NOT_IMPLEMENTED_WARNING)  # on stdout, as modlwip does
 
@@ -331,6 +335,18 @@ class _Socket:
         tcp = self._stream()
         with self._context.lock:
             return tcp.poll(mask)
+
+    def _news(self) -> tuple[int, int, int]:
+        """What a socket callback fires on (under the lock): bytes or datagrams waiting,
+        connections waiting, and whether the peer closed (or an error came)."""
+        tcp = self._tcp
+        if tcp is None:
+            endpoint = self._endpoint
+            return (endpoint.pending if endpoint is not None else 0), 0, 0
+        connection = tcp.connection
+        state = tcp.state()
+        ended = 1 if state == PEER_CLOSED or (state < 0 and state != BADF) else 0
+        return (connection.readable if connection is not None else 0), len(tcp.ring), ended
 
     # -- stream (TCP) ----------------------------------------------------------------------------
     def _stream(self) -> StreamEndpoint:

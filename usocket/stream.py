@@ -25,8 +25,10 @@ Entry points: ``StreamEndpoint``, ``StreamRegistry``, ``lwip_errno``.
 from __future__ import annotations
 
 import errno as _errno
+import weakref
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.listener import TCPListener
@@ -197,12 +199,44 @@ class StreamRegistry:
         self.context = context
         self.bindings: dict[int, list[StreamEndpoint]] = {}  # port -> sockets holding it
         self.listening: set[StreamEndpoint] = set()
+        # sockets with a callback (setsockopt 20): id -> (weak socket, callback, last news)
+        self.watched: dict[int, tuple[weakref.ref[Any], Callable[[Any], object], tuple[int, ...]]]
+        self.watched = {}
         self._pumping = False
 
     def pump(self, now: float) -> None:
-        """A stack application: new connections reach their listening socket's ring at once."""
+        """A stack application: new connections reach their listening socket's ring at once, and
+        sockets with a callback get it scheduled when something arrived."""
         for endpoint in list(self.listening):
             endpoint.take_new_connections()
+        if self.watched:
+            self._run_callbacks()
+
+    def watch(self, sock: Any, callback: Callable[[Any], object] | None) -> None:
+        """USOCKET.md 3 setsockopt: optname 20 sets (or, with None, removes) the callback."""
+        if callback is None:
+            self.watched.pop(id(sock), None)
+            return
+        self.watched[id(sock)] = (weakref.ref(sock), callback, sock._news())
+        self.start_pump()
+
+    def _run_callbacks(self) -> None:
+        schedule = self.context.schedule
+        for key, (reference, callback, last) in list(self.watched.items()):
+            sock = reference()
+            if sock is None or sock._closed:
+                del self.watched[key]
+                continue
+            news = sock._news()
+            if news == last:
+                continue
+            self.watched[key] = (reference, callback, news)
+            if schedule is None or not any(new > old for new, old in zip(news, last, strict=True)):
+                continue  # (only arrivals count: reading the data changes nothing)
+            try:
+                schedule(callback, sock)
+            except RuntimeError:  # micropython.schedule's queue is full
+                self.context.stack.tcp.statistics.count("usocket.callback_queue_full")
 
     def start_pump(self) -> None:
         if not self._pumping:

@@ -106,6 +106,7 @@ class ScriptNetwork:
         extensions = bool(getattr(self.arguments, "socket_extensions", False))
 
         def socket_factory(world: ScriptWorld) -> ModuleType:
+            context.schedule = world.scheduler.schedule  # socket callbacks (setsockopt 20)
             return socket_module(context, extensions=extensions)
 
         def select_factory(world: ScriptWorld) -> ModuleType:
