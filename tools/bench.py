@@ -10,7 +10,8 @@ same small Python client (``CLIENT`` below), so the three peers differ only in w
 pystack runs with TUN offloads (TSO, checksums) unless a row says "plain"; the raw-TUN ceiling
 uses none, so compare it with the plain row. Rows: TCP bulk kernel -> peer (MB/s), TCP bulk
 peer -> kernel (MB/s), TCP request/response with 1-byte messages (round trip in us), ICMP echo
-flood (round trip in us), plus codec speeds.
+flood (round trip in us), plus codec speeds. The "usocket script" row is a MicroPython script under
+``pystack run --link tun`` serving the same services through usocket (what a user's code gets).
 Reference: the incumbent pure-Python stack moves about 10 MB/s and takes 1.4 ms per
 request/response; pystack aims at 10x that (100 MB/s, 140 us). Not a test: numbers vary by machine.
 """
@@ -21,6 +22,7 @@ import argparse
 import multiprocessing
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -136,6 +138,46 @@ def measure_pystack(size: int, count: int, mtu: int, offload: bool = True) -> Ro
         }
 
 
+def measure_usocket(size: int, count: int) -> Row:
+    """A MicroPython script (tools/bench_script.py) serving the same three services via usocket."""
+    script = Path(__file__).resolve().parent / "bench_script.py"
+    with netns.Namespace.create() as namespace:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pystack",
+                "run",
+                "--link",
+                "tun",
+                "--netns",
+                namespace.name,
+                str(script),
+                str(size),
+                "3",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != "ready":
+                raise RuntimeError("bench_script.py did not start")
+            ping = flood_ping(namespace)  # first: the script stops after its three connections
+            return {
+                "in": client(namespace, "send", 9, size),
+                "out": client(namespace, "recv", 19, size),
+                "rr": client(namespace, "rr", 7, count),
+                "ping": ping,
+            }
+        finally:
+            try:
+                process.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def _with_raw_tun(work: Callable[[netns.Namespace], float], echo: bool) -> float:
     with netns.Namespace.create() as namespace:
         device = TunLink("pst%d", mtu=1500)
@@ -231,6 +273,7 @@ def main() -> int:
         "pystack, TUN mtu 1500": measure_pystack(arguments.size, arguments.count, 1500, True),
         "pystack, mtu 1500, plain": measure_pystack(arguments.size, arguments.count, 1500, False),
         "pystack, TUN mtu 65535": measure_pystack(arguments.size, arguments.count, 65535),
+        "usocket script, TUN 1500": measure_usocket(arguments.size, arguments.count),
         "raw-TUN ceiling (1500)": measure_raw_tun(arguments.size, arguments.count),
         "Linux kernel (veth)": measure_kernel(arguments.size, arguments.count),
     }
@@ -247,6 +290,7 @@ def main() -> int:
         rows["Linux kernel (veth)"],
     )
     plain = rows["pystack, mtu 1500, plain"]
+    script = rows["usocket script, TUN 1500"]
     print("\nratios at mtu 1500 (pystack with TUN offloads unless 'plain'):")
     print(
         f"  plain pystack / raw-TUN ceiling (neither offloads): bulk in {plain['in'] / raw['in']:.2f}x, "
@@ -259,6 +303,10 @@ def main() -> int:
     print(
         f"  pystack / incumbent (10 MB/s, 1400 us): bulk in {ours['in'] / 10:.1f}x, bulk out "
         f"{ours['out'] / 10:.1f}x, RR {1400 / ours['rr']:.1f}x faster"
+    )
+    print(
+        f"  usocket script / incumbent: bulk in {script['in'] / 10:.1f}x, bulk out "
+        f"{script['out'] / 10:.1f}x, RR {1400 / script['rr']:.1f}x faster"
     )
     return 0
 
