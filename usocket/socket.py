@@ -507,7 +507,7 @@ class _Socket:
             return connection is not None and connection.send_room >= wanted
 
         while True:
-            sent = context.call(attempt)
+            sent = context.call_and_flush(attempt)
             if sent is not None:
                 return sent
             if self._timeout == 0:
