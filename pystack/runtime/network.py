@@ -27,6 +27,8 @@ from pystack.stack import Stack
 from pystack.wire.addresses import ip_from_str
 from usocket.context import NetworkContext, resolver_function
 from usocket.modules import select_module, socket_module
+from usocket.ssl_module import ssl_module
+from usocket.tls import tls_module
 
 DNS_PORT = 53
 SWITCH_INTERVAL = 0.0005  # seconds
@@ -101,7 +103,8 @@ class ScriptNetwork:
         self.resolver = self.thread.call(lambda: StackResolver(self.stack, settings, configured))
 
     def register(self, providers: ModuleProviders, context: NetworkContext) -> None:
-        """The network-facing modules, each built for this context (socket, select)."""
+        """The network-facing modules, each built for this context: socket, select, network,
+        tls and ssl (ussl)."""
 
         extensions = bool(getattr(self.arguments, "socket_extensions", False))
 
@@ -116,7 +119,15 @@ class ScriptNetwork:
             servers = self.resolver.resolver.settings.servers
             return network_module(context, tuple(address for address, _port in servers))
 
+        def tls_factory(world: ScriptWorld) -> ModuleType:
+            return tls_module("tls")
+
+        def ssl_factory(world: ScriptWorld) -> ModuleType:
+            return ssl_module(world.provided("tls"), "ssl")  # over the tls the script sees
+
         providers.register("socket", socket_factory, ModuleKind.EXTENSIBLE)
+        providers.register("tls", tls_factory, ModuleKind.BUILTIN)
+        providers.register("ssl", ssl_factory, ModuleKind.FROZEN, ("ussl",))
         providers.register("select", select_factory, ModuleKind.EXTENSIBLE)
         providers.register("network", network_factory, ModuleKind.BUILTIN)
 

@@ -1,0 +1,460 @@
+"""The ``SSLSocket`` of MicroPython's ``tls`` module: CPython's ``SSLObject`` over a MicroPython
+stream (extmod/modtls_mbedtls.c ``ssl_socket_*``, shared/USOCKET.md section 5).
+
+The wrapped object is any MicroPython stream: ``read(n)`` (``None`` when a non-blocking stream
+would block, ``b''`` at EOF, OSError(ETIMEDOUT) on a timeout), ``write(buf)`` (the count, or
+``None``), ``ioctl(MP_STREAM_POLL, mask)`` and ``setblocking``. Ciphertext moves between it and
+two ``ssl.MemoryBIO``; OpenSSL never sees a kernel socket.
+
+How it mirrors mbedTLS:
+
+- *Reading ciphertext* asks the stream for exactly one TLS record: the 5-byte header, then the
+  length it announces, as ``mbedtls_ssl_fetch_input`` does. A MicroPython stream's ``read(n)``
+  blocks until it has n bytes, so asking for more than the peer sent could hang; asking for one
+  record never does. A header that is not TLS raises MBEDTLS_ERR_SSL_INVALID_RECORD.
+- *Stream hooks* ``_read_once``/``_write_once`` are ``socket_read``/``socket_write``: EAGAIN
+  becomes ``None``, and ``poll_mask`` records the direction the handshake needs when it is not
+  the direction asked (a read that must write sets POLLOUT, a write that must read POLLIN).
+  Around them ``read``, ``readinto``, ``readline`` and ``write`` follow py/stream.c exactly.
+- *Writes* encrypt at most 4096 bytes (MicroPython's MBEDTLS_SSL_OUT_CONTENT_LEN) per call.
+  When the ciphertext cannot all leave at once the call gives ``None`` and keeps it; the next
+  ``write`` (which, as with ``mbedtls_ssl_write``, must pass the same data) finishes sending it
+  and returns the count. Such waiting ciphertext never holds up a read once the handshake is
+  done (a reader that waited for the writer could deadlock two peers with full buffers); during
+  the handshake a flight must leave before the peer's answer is read.
+- *Errors* are kept (mbedTLS ``last_error``): after any failure, including a timeout of the
+  wrapped stream, every later read or write raises again, and poll reports POLLNVAL. The
+  fatal alert OpenSSL queues on a failed handshake is sent before the error is raised.
+- *EOF*: the peer's close_notify, or the stream's EOF after the handshake, read as ``b''``
+  (every time); EOF during the handshake raises MBEDTLS_ERR_SSL_CONN_EOF.
+- *Poll* (``socket_ioctl``): POLLIN when decrypted or received-but-unread data is buffered;
+  otherwise the wrapped stream is asked, about the ``poll_mask`` direction instead of the
+  requested one while the handshake needs it, and the requested bit is faked when that
+  direction is ready. A closed or failed socket reports POLLNVAL.
+
+pystack choices: ``close()`` sends close_notify when the handshake had completed (best effort:
+only when the stream polls writable, and without waiting for the peer's close_notify; alerts
+are sent the same way) and then closes the wrapped stream, also after a failure
+(modtls_mbedtls drops the stream there and leaves the closing to the garbage collector). After
+``close()``, read and write raise EBADF. ``cipher()`` is ``None`` before the handshake. A
+non-blocking ``do_handshake_on_connect`` spins in 1 ms steps as MicroPython does, but gives up
+after ``spin_limit`` seconds with MBEDTLS_ERR_SSL_TIMEOUT instead of spinning forever. The
+verify callback runs once the handshake is done, on the peer's certificate (depth 0) only:
+CPython 3.11 exposes neither OpenSSL's verify callback nor the peer's chain.
+There is no ``__del__``: the wrapped socket closes itself when collected. Like an mbedTLS
+context, one SSLSocket serves one thread at a time.
+Entry points: ``SSLSocket``, ``WiPySSLSocket``.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+from usocket import constants as c
+from usocket import tls_errors as e
+from usocket.errors import EBADF, EINVAL, error
+from usocket.tls_credentials import SUITES
+
+T = TypeVar("T")
+
+HEADER = 5  # TLS record header: type, version (2), length (2)
+MAX_RECORD = 16384 + 2048  # the largest TLSCiphertext (RFC 5246 6.2.3)
+RECORD_TYPES = (20, 21, 22, 23, 24)  # change_cipher_spec, alert, handshake, application, heartbeat
+WRITE_CHUNK = 4096  # MicroPython's MBEDTLS_SSL_OUT_CONTENT_LEN
+SPIN_STEP = 0.001  # mp_event_wait_ms(1) between non-blocking handshake attempts
+_READ, _WRITE = c.POLLIN, c.POLLOUT
+_RDWR = c.POLLIN | c.POLLOUT
+_OPENSSL_TO_MBEDTLS = {openssl: mbedtls for mbedtls, openssl in SUITES}  # a constant
+
+
+class _WouldBlock(Exception):
+    """The stream would block; ``want`` is the direction it must become ready in."""
+
+    def __init__(self, want: int) -> None:
+        super().__init__(want)
+        self.want = want
+
+
+class SSLSocket:
+    """A TLS stream over a MicroPython stream (``tls.SSLContext.wrap_socket`` makes them)."""
+
+    def __init__(
+        self,
+        sock: Any,
+        sslobj: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        *,
+        verify_callback: Callable[..., Any] | None = None,
+        spin_limit: float = 60.0,
+        no_ca_chain: bool = False,
+    ) -> None:
+        self._sock: Any = sock
+        self._object = sslobj
+        self._incoming = incoming
+        self._outgoing = outgoing
+        self._callback = verify_callback
+        self._spin_limit = spin_limit
+        self._no_ca_chain = no_ca_chain  # CERT_REQUIRED without a CA: mbedTLS fails regardless
+        self._record = bytearray()  # the part of the next record received so far
+        self._unsent = bytearray()  # ciphertext the stream has not taken yet
+        self._write_done: int | None = None  # plaintext already encrypted into _unsent
+        self._handshake_done = False
+        self._eof = False
+        self._error: tuple[type[BaseException], tuple[Any, ...]] | None = None
+        self._poll_mask = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return "<SSLSocket>"
+
+    # -- moving ciphertext -----------------------------------------------------------------------
+    def _flush(self) -> bool:
+        """Hand queued ciphertext to the stream; True when none is left."""
+        if self._outgoing.pending:
+            self._unsent += self._outgoing.read()
+        while self._unsent:
+            sent = self._sock.write(self._unsent)
+            if not sent:  # None: it would block
+                return False
+            del self._unsent[:sent]
+        return True
+
+    def _receive(self) -> bool:
+        """Read (part of) one TLS record from the stream into the incoming BIO; False when the
+        stream would block before the record was complete."""
+        record = self._record
+        while True:
+            have = len(record)
+            size = HEADER if have < HEADER else HEADER + int.from_bytes(record[3:5], "big")
+            data = self._sock.read(size - have)
+            if data is None:
+                return False
+            if not data:
+                self._incoming.write_eof()  # OpenSSL now reports EOF (SSLEOFError / b'')
+                return True
+            record += data
+            if len(record) < HEADER:
+                continue
+            if not _plausible(record):
+                raise e.tls_error(e.SSL_INVALID_RECORD)
+            if len(record) == HEADER + int.from_bytes(record[3:5], "big"):
+                self._incoming.write(bytes(record))
+                record.clear()
+                return True
+
+    def _drive(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` on the SSLObject, moving ciphertext until it is done; raise
+        ``_WouldBlock`` with the direction the stream must become ready in."""
+        while True:
+            try:
+                return operation()
+            except ssl.SSLWantReadError:
+                pass
+            if not self._flush() and not self._handshake_done:
+                raise _WouldBlock(_WRITE)  # our flight must leave before the peer can answer
+            if self._incoming.eof:
+                raise ssl.SSLEOFError("EOF occurred in violation of protocol")
+            if not self._receive():
+                raise _WouldBlock(_READ)
+
+    def _handshake(self) -> None:
+        if self._handshake_done:
+            return
+        self._drive(self._object.do_handshake)
+        self._handshake_done = True
+        self._flush()  # the last flight; what does not fit now goes with the next call
+        self._call_verify_callback()
+
+    def _call_verify_callback(self) -> None:
+        """mbedTLS calls ``verify_callback(cert, depth)`` for each certificate it verifies; a
+        non-zero result fails the handshake with that code."""
+        der = self._object.getpeercert(True)
+        if self._callback is None or der is None:
+            return
+        result = int(self._callback(memoryview(der), 0))
+        if result:
+            raise e.tls_error(result)
+
+    # -- failures ----------------------------------------------------------------------------------
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise error(EBADF)
+        if self._error is not None:
+            kind, arguments = self._error
+            raise kind(*arguments)
+
+    def _fail(self, failure: BaseException) -> NoReturn:
+        """Remember the failure (mbedTLS ``last_error``), send OpenSSL's alert, raise."""
+        self._send_alert()
+        raised: BaseException = failure
+        later: BaseException = failure  # the stream's own OSError, an error of the callback
+        if isinstance(failure, ssl.SSLCertVerificationError) and self._no_ca_chain:
+            raised = later = e.tls_error(e.SSL_CA_CHAIN_REQUIRED)  # "got no CA chain"
+        elif isinstance(failure, ssl.SSLCertVerificationError):
+            raised = ValueError(e.verify_text(failure.verify_code))
+            later = e.tls_error(e.X509_CERT_VERIFY_FAILED)
+        elif isinstance(failure, ssl.SSLError):
+            raised = later = e.translate(failure, self._handshake_done)
+        self._error = (type(later), later.args)
+        raise raised from None
+
+    def _send_alert(self) -> None:
+        if self._sock is not None and self._outgoing.pending:
+            self._send_last_words(self._sock)
+
+    def _send_last_words(self, sock: Any) -> None:
+        """Best effort for an alert or close_notify: only if the stream can take bytes now (a
+        blocking write to a peer that reads nothing would hang), and never an error."""
+        pending = bytes(self._unsent) + self._outgoing.read()
+        self._unsent.clear()
+        try:
+            if pending and int(sock.ioctl(c.MP_STREAM_POLL, c.POLLOUT)) & c.POLLOUT:
+                sock.write(pending)
+        except OSError:
+            pass  # the peer has gone: nothing to tell it
+
+    def _attempt(self, step: Callable[[], T]) -> T:
+        """Run a step that may fail; failures become MicroPython's errors and are kept."""
+        try:
+            return step()
+        except _WouldBlock:
+            raise
+        except (OSError, ValueError) as failure:  # ssl.SSLError is an OSError
+            self._fail(failure)
+
+    # -- the stream hooks (socket_read / socket_write) --------------------------------------------
+    def _read_once(self, size: int) -> bytes | None:
+        self._poll_mask = 0
+        self._check_usable()
+        if self._eof:
+            return b""
+        try:
+            return self._attempt(lambda: self._read_record(size))
+        except _WouldBlock as blocked:
+            if blocked.want == _WRITE:
+                self._poll_mask = _WRITE
+            return None
+
+    def _read_record(self, size: int) -> bytes:
+        self._handshake()
+        try:
+            data = self._drive(lambda: self._object.read(size))
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            self._eof = True  # close_notify, or EOF after the handshake: mbedtls_ssl_read's 0
+            return b""
+        if self._outgoing.pending or self._unsent:
+            self._flush()
+        return data
+
+    def _write_once(self, data: bytes) -> int | None:
+        self._poll_mask = 0
+        self._check_usable()
+        try:
+            return self._attempt(lambda: self._write_record(data))
+        except _WouldBlock as blocked:
+            if blocked.want == _READ:
+                self._poll_mask = _READ
+            return None
+
+    def _write_record(self, data: bytes) -> int:
+        self._handshake()
+        if self._write_done is None:
+            chunk = data[:WRITE_CHUNK]
+            self._object.write(chunk)
+            self._write_done = len(chunk)
+        if not self._flush():
+            raise _WouldBlock(_WRITE)
+        done, self._write_done = self._write_done, None
+        return done
+
+    def _handshake_now(self) -> None:
+        """``do_handshake_on_connect``: block, or spin in 1 ms steps on a non-blocking stream."""
+        deadline = time.monotonic() + self._spin_limit
+        while True:
+            try:
+                self._attempt(self._handshake)
+                return
+            except _WouldBlock:
+                if time.monotonic() >= deadline:
+                    self._fail(e.tls_error(e.SSL_TIMEOUT))
+                time.sleep(SPIN_STEP)
+
+    # -- py/stream.c methods ----------------------------------------------------------------------
+    def read(self, size: int | None = None) -> bytes | None:
+        """``read(n)``: loops until n bytes or EOF; None if it would block before any byte.
+        ``read()``: everything to EOF (256 bytes a call, as stream_readall)."""
+        if size is None or size < 0:
+            return self._read_all()
+        chunks: list[bytes] = []
+        got = 0
+        while got < size:
+            data = self._read_once(size - got)
+            if data is None:
+                return b"".join(chunks) if chunks else None
+            if not data:
+                break
+            chunks.append(data)
+            got += len(data)
+        return b"".join(chunks)
+
+    def _read_all(self) -> bytes | None:
+        chunks: list[bytes] = []
+        while True:
+            data = self._read_once(256)
+            if data is None:
+                return b"".join(chunks) if chunks else None
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+    def readinto(self, buffer: Any, nbytes: int | None = None) -> int | None:
+        target = memoryview(buffer).cast("B")
+        size = len(target) if nbytes is None else min(nbytes, len(target))
+        data = self.read(size)
+        if data is None:
+            return None
+        target[: len(data)] = data
+        return len(data)
+
+    def readline(self, limit: int | None = None) -> bytes | None:
+        """One byte at a time up to and including ``\\n`` (stream_unbuffered_readline)."""
+        line = bytearray()
+        while limit is None or limit < 0 or len(line) < limit:
+            byte = self._read_once(1)
+            if byte is None:
+                return bytes(line) if line else None
+            if not byte:
+                break
+            line += byte
+            if byte == b"\n":
+                break
+        return bytes(line)
+
+    def write(self, buffer: Any, *arguments: int) -> int | None:
+        """``write(buf[, max_len] | [, off, max_len])``: everything, or on a non-blocking
+        stream the count so far (None when nothing went: call again with the same data)."""
+        data = _buffer(buffer)
+        if len(arguments) == 1:
+            data = data[: arguments[0]]
+        elif len(arguments) == 2:
+            data = data[arguments[0] : arguments[0] + arguments[1]]
+        elif arguments:
+            raise TypeError("write takes 1 to 3 arguments")
+        done = 0
+        while done < len(data):
+            sent = self._write_once(data[done:])
+            if sent is None:
+                return done if done else None
+            done += sent
+        return done
+
+    # -- the rest of the SSLSocket surface ---------------------------------------------------------
+    def setblocking(self, flag: object) -> Any:
+        return self._sock_or_fail().setblocking(flag)
+
+    def _sock_or_fail(self) -> Any:
+        if self._sock is None:
+            raise error(EBADF)
+        return self._sock
+
+    def getpeercert(self, binary_form: object = False) -> bytes | None:
+        if not binary_form:
+            raise NotImplementedError
+        if self._closed or not self._handshake_done:
+            return None
+        return self._object.getpeercert(True)
+
+    def cipher(self) -> tuple[str, str] | None:
+        if self._closed or not self._handshake_done:
+            return None
+        got = self._object.cipher()
+        if got is None:
+            return None
+        return _mbedtls_suite(got[0]), got[1]
+
+    def close(self) -> None:
+        """close_notify (see the module docstring), then close the wrapped stream; twice is
+        fine."""
+        if self._closed:
+            return
+        self._closed = True
+        sock, self._sock = self._sock, None
+        if self._handshake_done and self._error is None:
+            self._send_close_notify(sock)
+        close = getattr(sock, "close", None)
+        if close is not None:
+            close()
+        else:
+            sock.ioctl(c.MP_STREAM_CLOSE, 0)
+
+    def _send_close_notify(self, sock: Any) -> None:
+        try:
+            self._object.unwrap()
+        except (ssl.SSLError, ValueError):
+            pass  # SSLWantReadError: the peer's close_notify is not awaited
+        self._send_last_words(sock)
+
+    def ioctl(self, request: int, argument: int = 0) -> int:
+        if request == c.MP_STREAM_POLL:
+            return self._poll(int(argument))
+        if request == c.MP_STREAM_CLOSE:
+            self.close()
+            return 0
+        raise error(EINVAL)
+
+    def _poll(self, mask: int) -> int:
+        """modtls_mbedtls ``socket_ioctl(MP_STREAM_POLL)``, step for step."""
+        if self._closed or self._error is not None:
+            return c.POLLNVAL
+        saved = 0
+        need = self._poll_mask
+        if need and mask & _RDWR:
+            saved = mask & _RDWR
+            mask = (mask & ~saved) | need
+        ready = 0
+        if mask & c.POLLIN and (self._eof or self._object.pending() or self._incoming.pending):
+            ready |= c.POLLIN
+            if mask == c.POLLIN:
+                return c.POLLIN
+        ready |= int(self._sock.ioctl(c.MP_STREAM_POLL, mask))
+        if ready & need:
+            ready |= saved  # the handshake can go on: let the caller call again
+        return ready
+
+
+class WiPySSLSocket(SSLSocket):
+    """The WiPy form (docs/wipy/general.rst): a socket made with ``IPPROTO_SEC`` is wrapped
+    before it is connected, and ``connect`` is called on the SSL socket, which connects the
+    wrapped socket and then runs the handshake."""
+
+    def __init__(self, *arguments: Any, handshake_on_connect: bool, **keywords: Any) -> None:
+        super().__init__(*arguments, **keywords)
+        self._handshake_on_connect = handshake_on_connect
+
+    def connect(self, address: Any) -> None:
+        self._check_usable()
+        self._sock.connect(address)  # EINPROGRESS on a non-blocking socket: handshake later
+        if self._handshake_on_connect:
+            self._handshake_now()
+
+
+def _plausible(record: bytearray) -> bool:
+    length = int.from_bytes(record[3:5], "big")
+    return record[0] in RECORD_TYPES and record[1] == 3 and length <= MAX_RECORD
+
+
+def _buffer(data: Any) -> bytes:
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogatepass")
+    try:
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError("object with buffer protocol required") from None
+
+
+def _mbedtls_suite(openssl_name: str) -> str:
+    return _OPENSSL_TO_MBEDTLS.get(openssl_name, openssl_name)
