@@ -14,6 +14,7 @@ import textwrap
 from tests.helpers.kernel_bench import ROOT, WAIT, Bench, wait_for
 
 EXAMPLES = ROOT / "tools" / "examples"
+CERTS = ROOT / "pystack" / "services" / "certs"
 PYSTACK = "10.0.0.2"
 KERNEL = "10.0.0.1"
 
@@ -40,6 +41,62 @@ KERNEL_CLIENTS = """
     for s in sockets:
         s.close()
     print("all echoed", len(sockets), flush=True)
+"""
+
+
+KERNEL_TLS_ECHO = """
+    import socket, ssl, sys
+    certs, port = sys.argv[1], int(sys.argv[2])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs + "/server.pem", certs + "/server.key")
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", port))
+    listener.listen(1)
+    listener.settimeout(20)
+    print("ready", flush=True)
+    raw, _ = listener.accept()
+    raw.settimeout(20)
+    with context.wrap_socket(raw, server_side=True) as tls:
+        print("handshake", tls.version(), flush=True)
+        while data := tls.recv(4096):
+            tls.sendall(data)
+    print("closed", flush=True)
+"""
+KERNEL_TLS_CLIENT = """
+    import socket, ssl, sys
+    ca, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    context = ssl.create_default_context(cafile=ca)
+    context.check_hostname = False  # the script's certificate names peer.sim, not 10.0.0.2
+    with socket.create_connection((host, port), timeout=20) as raw:
+        with context.wrap_socket(raw) as tls:
+            print("verified", tls.version(), flush=True)
+            tls.sendall(b"hello from the kernel\\n")
+            reply = b""
+            while not reply.endswith(b"\\n"):
+                data = tls.recv(100)
+                if not data:
+                    break
+                reply += data
+            print("reply", reply.decode().strip(), flush=True)
+"""
+SCRIPT_TLS_SERVER = """
+    import socket, ssl, sys
+    certs = sys.argv[1]
+    cert = open(certs + "/server.pem", "rb").read()
+    key = open(certs + "/server.key", "rb").read()
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", 4443))
+    server.listen(1)
+    print("listening", flush=True)
+    conn, peer = server.accept()
+    tls = ssl.wrap_socket(conn, server_side=True, cert=cert, key=key)
+    line = tls.readline()
+    tls.write(b"script got: " + line)
+    tls.close()
+    server.close()
+    print("served", line)
 """
 
 
@@ -144,3 +201,40 @@ def test_poll_echo_server_serves_fifty_kernel_clients_at_once(bench: Bench) -> N
     summary = out.read_text().splitlines()[-1]
     expected = sum(len(b"client %d says hello\n" % n) * (n + 1) for n in range(50))
     assert summary == f"served 50 clients, at most 50 at once, echoed {expected} bytes"
+
+
+def test_script_tls_client_verifies_and_talks_to_a_kernel_tls_server(bench: Bench) -> None:
+    server, server_output = bench.kernel("kernel-tls", KERNEL_TLS_ECHO, str(CERTS), "4443")
+    wait_for(server_output, "^ready", server)
+    result = bench.pystack_run(
+        *_run_options(bench),
+        str(EXAMPLES / "tls_client.py"),
+        KERNEL,
+        "4443",
+        str(CERTS / "ca.pem"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"connected to {KERNEL} ('{KERNEL}', 4443) with ('TLS-")
+    assert lines[1:] == [
+        "echo b'hello over TLS 0\\n'",
+        "echo b'hello over TLS 1\\n'",
+        "echo b'hello over TLS 2\\n'",
+        "echoed 3 of 3 lines",
+    ]
+    assert wait_for(server_output, "^closed", server).splitlines()[1] == "handshake TLSv1.2"
+
+
+def test_kernel_tls_client_verifies_and_talks_to_a_script_tls_server(bench: Bench) -> None:
+    script = bench.tmp_path / "tls_server.py"
+    script.write_text(textwrap.dedent(SCRIPT_TLS_SERVER))
+    server, out, err = bench.pystack("run", *_run_options(bench), str(script), str(CERTS))
+    wait_for(out, "^listening", server)
+    client = bench.kernel_run(KERNEL_TLS_CLIENT, str(CERTS / "ca.pem"), PYSTACK, "4443")
+    assert client.returncode == 0, client.stdout + client.stderr
+    assert client.stdout.splitlines() == [
+        "verified TLSv1.2",
+        "reply script got: hello from the kernel",
+    ]
+    assert server.wait(timeout=WAIT) == 0, err.read_text()
+    assert out.read_text().splitlines()[-1] == "served b'hello from the kernel\\n'"
