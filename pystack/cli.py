@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--serve",
         metavar="LIST",
-        help="services on the stack: echo,discard,chargen[=N],daytime,dns",
+        help="services on the stack: echo,discard,chargen[=N],daytime,http,https,tlsecho,mqtt,dns",
     )
     up.add_argument(
         "--hosts",

@@ -1,5 +1,7 @@
 """Small TCP services that run inside a stack: echo (RFC 862), discard (RFC 863), chargen
-(RFC 864) and daytime (RFC 867); ``start_services`` also starts DNS (``naming.py``).
+(RFC 864) and daytime (RFC 867); ``start_services`` also starts DNS (``naming.py``) and the
+session services: ``http`` (80), ``https`` (8443), ``tlsecho`` (443) and ``mqtt`` (1883), see
+``http.py``, ``tls.py``, ``mqtt.py``.
 
 They are applications, not protocol code: each owns a listener and is stepped by ``Stack.poll``
 after input is processed, so they work the same on a real device (``pystack up --serve``) and in
@@ -183,7 +185,8 @@ _SERVICES: dict[str, type[StreamService]] = {
     "daytime": DaytimeService,
 }
 _DATAGRAM_ONLY = ("dns",)
-_NAMES = (*_SERVICES, *_DATAGRAM_ONLY)
+_SESSION_SERVICES = ("http", "https", "tlsecho", "mqtt")  # built by _session_service
+_NAMES = (*_SERVICES, *_SESSION_SERVICES, *_DATAGRAM_ONLY)
 
 
 def parse_services(text: str) -> list[tuple[str, int | None]]:
@@ -220,6 +223,8 @@ def start_services(
             continue  # DNSService steps itself (it joins stack.applications)
         if name == "chargen":
             service: StreamService = ChargenService(stack, limit=argument)
+        elif name in _SESSION_SERVICES:
+            service = _session_service(stack, name)
         else:
             service = _SERVICES[name](stack)
         stack.applications.append(service.step)
@@ -230,3 +235,19 @@ def start_services(
             stack.applications.append(udp.step)
             services.append(udp)
     return services
+
+
+def _session_service(stack: Stack, name: str) -> StreamService:
+    """``http``, ``https``, ``tlsecho`` or ``mqtt``. Imported here, not at the top: those modules
+    build on ``StreamService`` (through ``session.py``), so they import this one."""
+    if name == "mqtt":
+        from pystack.services.mqtt import MQTTBroker
+
+        return MQTTBroker(stack)
+    if name == "tlsecho":
+        from pystack.services.tls import TLSEchoService
+
+        return TLSEchoService(stack)
+    from pystack.services.http import HTTPService, HTTPSService
+
+    return HTTPSService(stack) if name == "https" else HTTPService(stack)

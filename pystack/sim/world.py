@@ -1,8 +1,9 @@
 """The simulated network of ``pystack run --link sim``: the script's host and a peer, in memory.
 
 The script's host is 10.0.0.2/24; the peer 10.0.0.1 is another pystack stack in the same process
-running the small services (TCP and UDP echo 7, discard 9, daytime 13, TCP chargen 19) and, once
-given a zone, a DNS server on 53. With ``dhcp=True`` the host starts unconfigured and the peer's
+running services written on pystack: TCP and UDP echo 7, discard 9, daytime 13, TCP chargen 19
+(1,000,000 bytes, then a close), HTTP/1.1 on 80 and over TLS on 8443, a TLS echo on 443 and an
+MQTT 3.1.1 broker on 1883 (certificates: pystack/services/certs), and a DNS server on 53. With ``dhcp=True`` the host starts unconfigured and the peer's
 DHCP server leases it an address (the first free one, 10.0.0.2; router and DNS 10.0.0.1).
 Both stacks share one ``StackThread`` on the real clock, over an in-memory Ethernet link (so
 ARP happens as on a board's network), optionally impaired. Nothing needs root and nothing
@@ -31,7 +32,7 @@ from pystack.wire.addresses import ip_from_str, parse_cidr, prefix_mask
 
 HOST_ADDRESS = "10.0.0.2/24"
 PEER_ADDRESS = "10.0.0.1"
-PEER_SERVICES = "echo,discard,daytime,chargen=1000000"
+PEER_SERVICES = "echo,discard,daytime,chargen=1000000,http,https,tlsecho,mqtt"
 DNS_PORT = 53
 DHCP_PREFIX = 24  # the subnet the peer serves when the host's address is "dhcp"
 

@@ -129,8 +129,11 @@ class ConnectionOutput(TransmissionControlBlock):
         self.emit(self.snd_nxt, ACK, now)
 
     def send_reset(self, now: float) -> None:
-        """RST for an abort from a synchronized state (RFC 9293 3.10.5)."""
-        self.emit(self.snd_nxt, RST | ACK, now)
+        """RST for an abort from a synchronized state (RFC 9293 3.10.5). Its sequence number must
+        be inside the peer's window or the peer drops it (RFC 5961 3.2): after a zero-window probe
+        SND.NXT is one past the window, so the window's right edge is used (as Linux does)."""
+        window_end = seq_add(self.snd_una, self.snd_wnd)
+        self.emit(window_end if seq_gt(self.snd_nxt, window_end) else self.snd_nxt, RST | ACK, now)
         self.statistics.count("tcp.resets_sent")
 
     def send_challenge_ack(self, now: float) -> None:
