@@ -34,6 +34,7 @@ Entry points: ``HTTPService``, ``HTTPSService`` (the /bytes pattern itself:
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -72,6 +73,7 @@ SERVER = "pystack"
 MAX_BYTES = 100_000_000  # /bytes/N and /chunked/N
 MAX_BODY = 16 * 1024 * 1024  # request bodies; larger: 413
 MAX_REDIRECTS = 20  # /redirect/N
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")  # a Host we may echo in Location
 INPUT_LIMIT = 1 << 16  # request bytes buffered per connection (>= MAX_HEAD)
 IDLE_TIMEOUT = 30.0
 REQUESTS_PER_STEP = 8  # pipelined requests answered per step
@@ -375,12 +377,12 @@ class HTTPService(SessionService):
             document = json_document()
             return Response(200, FixedContent(document), len(document), "application/json")
         if path == "/redirect":
-            return self._redirect("/json")
+            return self._redirect(head, "/json")
         number = _number(argument) or 0
         if prefix == "redirect":
             if not 1 <= number <= MAX_REDIRECTS:
                 return text_response(400, f"/redirect/N takes N in 1..{MAX_REDIRECTS}\n")
-            return self._redirect("/json" if number == 1 else f"/redirect/{number - 1}")
+            return self._redirect(head, "/json" if number == 1 else f"/redirect/{number - 1}")
         return self._bytes(head, number, chunked=prefix == "chunked")
 
     def _status(self, status: int) -> Response:
@@ -401,7 +403,12 @@ class HTTPService(SessionService):
             return None
         return text_response(405, fields=[("Allow", ", ".join(methods))])
 
-    def _redirect(self, location: str) -> Response:
+    def _redirect(self, head: RequestHead, path: str) -> Response:
+        """302 with an absolute Location when the request named its host: RFC 9110 allows a
+        relative one, but older clients (micropython-lib's urequests) follow only absolute URLs."""
+        host = head.field("host")
+        scheme = "https" if self.tls is not None else "http"
+        location = f"{scheme}://{host}{path}" if host and _HOST.fullmatch(host) else path
         return text_response(302, f"redirecting to {location}\n", fields=[("Location", location)])
 
     def _echo(self, head: RequestHead) -> Response:

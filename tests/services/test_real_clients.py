@@ -104,7 +104,7 @@ def test_cpython_http_client_on_one_keep_alive_connection(sim: Simulation) -> No
         assert response.getheader("Content-Length") == "5000" and response.read() == b""
         connection.request("GET", "/redirect")
         response = connection.getresponse()
-        assert response.status == 302 and response.getheader("Location") == "/json"
+        assert response.status == 302 and response.getheader("Location") == "http://10.0.0.1/json"
         response.read()
         assert sim.peer.statistics()["counters"]["http.requests"] == 5  # (one connection)
     finally:
