@@ -25,9 +25,10 @@ tools:
 	  else echo "note: missing$$missing (kernel tests will skip)"; fi; \
 	fi
 
-# A MicroPython example on the simulated network, traced (`pystack demo` is the ARP/ping demo).
+# A MicroPython HTTP client on the simulated network, traced: DNS, the handshake, the data, the close
+# (`pystack demo` is the ARP/ping demo).
 demo: $(STAMP)
-	$(PY) -m pystack run --trace tools/examples/udp_echo_client.py
+	$(PY) -m pystack run --trace tools/examples/http_get.py
 
 # micropython-lib's urequests and umqtt, laid out as mip installs them (tests run them unmodified).
 MPLIB := $(VENV)/micropython-lib

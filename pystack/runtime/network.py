@@ -24,6 +24,7 @@ from pystack.runtime.providers import ModuleKind, ModuleProviders
 from pystack.runtime.world import ScriptWorld
 from pystack.sim.world import HOST_ADDRESS, PEER_ADDRESS, SimulatedNetwork
 from pystack.stack import Stack
+from pystack.tcp.state import TCPState
 from pystack.wire.addresses import ip_from_str
 from usocket.context import NetworkContext, resolver_function
 from usocket.modules import select_module, socket_module
@@ -32,6 +33,8 @@ from usocket.tls import tls_module
 
 DNS_PORT = 53
 SWITCH_INTERVAL = 0.0005  # seconds
+CLOSE_GRACE = 0.5  # seconds a closing connection may take to finish when the script ends
+_CLOSING = frozenset({TCPState.FIN_WAIT_1, TCPState.CLOSING, TCPState.LAST_ACK})
 
 
 class ScriptNetwork:
@@ -132,9 +135,27 @@ class ScriptNetwork:
         providers.register("network", network_factory, ModuleKind.BUILTIN)
 
     def close(self) -> None:
+        self._let_closes_finish()
         if self.simulation is not None:
             self.simulation.close()
             self.simulation = None
         if self.host is not None:
             self.host.close()
             self.host = None
+
+    def _let_closes_finish(self) -> None:
+        """Give connections the script closed a moment (``CLOSE_GRACE``) to finish their FIN
+        exchange, so the peer sees a clean close and ``--trace`` shows it, rather than a stack that
+        vanished mid-close. Bounded: a peer that never answers costs at most the grace."""
+        thread = getattr(self, "thread", None)
+        stack = getattr(self, "stack", None)
+        if thread is None or stack is None or thread.error is not None:
+            return
+
+        def settled() -> bool:
+            return not any(c.state in _CLOSING for c in stack.tcp.connections.values())
+
+        try:
+            thread.wait_for(settled, CLOSE_GRACE)
+        except RuntimeError:
+            pass  # the stack thread died; close() reports nothing more here

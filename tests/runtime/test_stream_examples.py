@@ -181,3 +181,46 @@ def test_server_examples_alone_on_the_simulator_stop_when_nobody_comes(
     result = pystack_run(tmp_path, example, *arguments)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == last_line
+
+
+def test_http_get_example_fetches_json_and_bytes_from_the_peer(tmp_path: Path) -> None:
+    result = pystack_run(tmp_path, "http_get.py")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["connecting to example.com ('10.0.0.1', 80)", "HTTP/1.1 200 OK"]
+    assert "Content-Type: application/json" in lines and '  "server": "pystack",' in lines
+    chunked = pystack_run(tmp_path, "http_get.py", "http://peer.sim/chunked/3000")
+    assert "Transfer-Encoding: chunked" in chunked.stdout.splitlines()
+    assert chunked.stdout.splitlines()[-1] == "3000 bytes of body"
+
+
+def test_http_get_traced_shows_dns_the_handshake_the_data_and_the_close(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pystack", "run", "--trace", str(EXAMPLES / "http_get.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "MICROPYPATH": ".frozen"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    trace = result.stderr
+    steps = [
+        "A? example.com.",
+        "CLOSED -> SYN-SENT (active open)",
+        "SYN-SENT -> ESTABLISHED",
+        "> 10.0.0.1.80: Flags [P.]",
+        "ESTABLISHED -> CLOSE-WAIT (FIN received)",
+        "CLOSE-WAIT -> LAST-ACK (close)",
+        "LAST-ACK -> CLOSED",
+    ]
+    positions = [trace.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), trace
+
+
+def test_tls_client_example_verifies_the_peer_and_gets_its_lines_back(tmp_path: Path) -> None:
+    result = pystack_run(tmp_path, "tls_client.py")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("connected to peer.sim ('10.0.0.1', 443) with ('TLS-ECDHE-")
+    assert lines[-1] == "echoed 3 of 3 lines"
