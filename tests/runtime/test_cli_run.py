@@ -105,13 +105,14 @@ def test_a_script_importing_usocket_gets_the_lwip_socket_module(tmp_path: Path) 
     assert result.stdout == "True 1 4 False\n"
 
 
-def test_a_script_importing_ssl_gets_the_not_yet_message(tmp_path: Path) -> None:
-    result = _pystack_run(tmp_path, "import ssl\n")
-    assert result.returncode == 1
-    assert result.stderr.endswith(
-        "ImportError: pystack run: 'ssl' is not available yet (socket support lands with the "
-        "usocket work)\n"
+def test_a_script_importing_ssl_ussl_and_tls_gets_micropythons_tls_modules(tmp_path: Path) -> None:
+    result = _pystack_run(
+        tmp_path,
+        "import ssl, ussl, tls\n"
+        "print(ssl is ussl, ssl.CERT_REQUIRED, tls.PROTOCOL_TLS_SERVER, hasattr(ssl, 'SSLError'))\n",
     )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True 2 1 False\n"
 
 
 INET_SCRIPT = """\
