@@ -244,11 +244,16 @@ class _Socket:
         self._udp_endpoint(local)
 
     def connect(self, address: Any) -> None:
-        remote = parse_address(address)
-        self._check_open()
+        self._check_open()  # modlwip checks the PCB before it parses the address
         if self._tcp is not None:
-            self._connect_stream(remote)
+            tcp = self._tcp
+            with self._context.lock:
+                state = tcp.state()
+            if state in (BADF, PEER_RST_HANDLED) or state < 0:
+                fail(EBADF)  # no PCB: a failed TCP socket cannot be connected again
+            self._connect_stream(parse_address(address))
             return
+        remote = parse_address(address)
         endpoint = self._udp_endpoint()
         self._context.call(lambda: endpoint.connect(remote))
         self._peer = remote
@@ -476,14 +481,7 @@ class _Socket:
         wanted = min(SEND_WAIT_ROOM, max(len(payload), 1))
 
         def attempt() -> int | None:
-            state = tcp.state()
-            if state == BADF:
-                fail(EBADF)
-            if state == PEER_RST_HANDLED:
-                fail(ECONNRESET)  # decision 3 (modlwip reads outside its table here)
-            if state < 0:
-                tcp.forget()  # the first send after an error reports it, later ones EBADF
-                fail(-state)
+            state = self._check_connected()
             if state in (NEW, LISTENING):
                 fail(ENOTCONN)  # lwIP tcp_write: ERR_CONN
             if state == CONNECTING:
@@ -515,17 +513,35 @@ class _Socket:
             if not context.wait(ready, self._timeout):
                 fail(ETIMEDOUT)
 
+    def _check_connected(self) -> int:
+        """modlwip's ``lwip_socket_check_connected`` (under the lock): a socket without a PCB
+        raises its pending errno, once (then EBADF); returns the state otherwise."""
+        tcp = self._stream()
+        state = tcp.state()
+        if state == BADF:
+            fail(EBADF)
+        if state == PEER_RST_HANDLED:
+            fail(ECONNRESET)  # decision 3 (modlwip reads outside its table here)
+        if state < 0:
+            tcp.forget()  # the first send after an error reports it, later ones EBADF
+            fail(-state)
+        return state
+
     def _sendall_stream(self, payload: bytes) -> None:
         """USOCKET.md 3 sendall: non-blocking and too big for the buffer is EAGAIN, nothing sent."""
         tcp = self._stream()
         if self._timeout == 0:
             with self._context.lock:
+                state = self._check_connected()
                 connection = tcp.connection
-                free = (
-                    connection.send_room
-                    if connection is not None and tcp.state() in (CONNECTED, PEER_CLOSED)
-                    else 0
-                )
+                if state == CONNECTING or connection is None:
+                    # CONNECTING has no room yet; a NEW socket's PCB has a whole empty buffer
+                    # (send() then says ENOTCONN)
+                    free = (
+                        0 if state == CONNECTING else self._context.stack.tcp.settings.send_buffer
+                    )
+                else:
+                    free = connection.send_room
             if len(payload) > free:
                 fail(EAGAIN)
         view = memoryview(payload)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from usocket.context import NetworkContext
 
 # modlwip's socket states (lwip_socket_obj_t.state); negative values are -errno, pending.
-NEW, LISTENING, CONNECTING, CONNECTED, PEER_CLOSED, PEER_RST_HANDLED = range(6)
+NEW, LISTENING, CONNECTING, CONNECTED, PEER_CLOSED, PEER_RST_HANDLED = 0, 1, 2, 3, 5, 6  # (4: UDP)
 BADF = -_errno.EBADF  # the socket lost its PCB (closed, or an error was reported by send)
 
 SEND_WAIT_ROOM = 16  # USOCKET.md 3 send: a blocking send waits until this much is free
@@ -185,11 +185,8 @@ class StreamEndpoint:
 
 
 def _reset_before_accept(connection: TCPConnection) -> bool:
-    return (
-        connection.state is TCPState.CLOSED
-        and connection.error is not None
-        and not connection.readable
-    )
+    """lwIP takes a reset unaccepted connection off the queue, data and all."""
+    return connection.state is TCPState.CLOSED and connection.error is not None
 
 
 class StreamRegistry:
