@@ -430,10 +430,7 @@ class _Socket:
                 break  # (else another thread took it, or the socket closed: look again)
         accepted = type(self)(self._af, c.SOCK_STREAM)
         accepted._timeout = self._timeout  # USOCKET.md 3 accept: inherits the listener's mode
-        accepted._nodelay = self._nodelay
-        accepted_tcp = accepted._stream()
-        accepted_tcp.connection = connection
-        accepted_tcp.nodelay = connection.nodelay = self._nodelay
+        accepted._stream().connection = connection  # (Nagle on: lwIP does not inherit TF_NODELAY)
         return accepted, format_address((connection.remote_address, connection.remote_port))
 
     def _connect_stream(self, remote: tuple[int, int]) -> None:

@@ -165,7 +165,6 @@ class StreamEndpoint:
                 context.stack.tcp.statistics.count("usocket.accept_queue_full")
                 context.thread.wake()  # the RST leaves at the stack thread's next flush
                 continue
-            connection.nodelay = self.nodelay
             ring.append(connection)
 
     def close(self, now: float) -> None:
