@@ -35,6 +35,7 @@ Entry points: ``compile_script``, ``BridgeTransformer``, ``HELPERS``.
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from collections.abc import Generator, Iterable, Mapping
 from types import CodeType, CoroutineType, MappingProxyType
@@ -138,6 +139,8 @@ def awaitable(value: object) -> object:
     kind = type(value)
     if kind is CoroutineType or hasattr(kind, "__await__") or not hasattr(kind, "__iter__"):
         return value  # an unawaitable non-iterable keeps CPython's TypeError
+    if inspect.isawaitable(value):
+        return value  # a generator marked with types.coroutine: CPython awaits it directly
     return _IteratorAwaitable(value)  # type: ignore[arg-type]
 
 

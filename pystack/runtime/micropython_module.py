@@ -1,6 +1,6 @@
 """The ``micropython``, ``time``/``utime`` and ``errno``/``uerrno`` modules a script sees.
 
-``micropython``: ``const`` returns its argument; ``native``, ``viper``, ``asm_thumb`` and
+``micropython``: ``const`` returns its argument; ``native``, ``bytecode``, ``viper``, ``asm_thumb`` and
 ``asm_xtensa`` are identity decorators (a viper function that uses ``ptr8`` or an assembler body
 cannot run on CPython); ``schedule`` is scheduler.py's approximation; ``mem_info``,
 ``qstr_info``, ``stack_use`` print or return plausible numbers from the world's heap model;
@@ -136,6 +136,7 @@ def make_micropython_module(world: ScriptWorld) -> ModuleType:
     namespace: dict[str, Any] = {
         "const": const,
         "native": _identity,
+        "bytecode": _identity,
         "viper": _identity,
         "asm_thumb": _identity,
         "asm_xtensa": _identity,

@@ -19,6 +19,7 @@ from pystack.dns.hosts import load_hosts_file
 from pystack.dns.resolver import ResolverSettings
 from pystack.host import HostError, HostOptions, KernelHost, stderr_trace_sink
 from pystack.runner import StackThread
+from pystack.runtime.masyncio import asyncio_module
 from pystack.runtime.network_module import network_module
 from pystack.runtime.providers import ModuleKind, ModuleProviders
 from pystack.runtime.world import ScriptWorld
@@ -107,7 +108,7 @@ class ScriptNetwork:
 
     def register(self, providers: ModuleProviders, context: NetworkContext) -> None:
         """The network-facing modules, each built for this context: socket, select, network,
-        tls and ssl (ussl)."""
+        tls, ssl (ussl) and asyncio (uasyncio)."""
 
         extensions = bool(getattr(self.arguments, "socket_extensions", False))
 
@@ -131,6 +132,7 @@ class ScriptNetwork:
         providers.register("socket", socket_factory, ModuleKind.EXTENSIBLE)
         providers.register("tls", tls_factory, ModuleKind.BUILTIN)
         providers.register("ssl", ssl_factory, ModuleKind.FROZEN, ("ussl",))
+        providers.register("asyncio", asyncio_module, ModuleKind.FROZEN, ("uasyncio",))
         providers.register("select", select_factory, ModuleKind.EXTENSIBLE)
         providers.register("network", network_factory, ModuleKind.BUILTIN)
 

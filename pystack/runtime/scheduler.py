@@ -67,12 +67,16 @@ class Scheduler:
         return len(self._queue)
 
     def run_pending(self) -> None:
-        """Run queued callbacks, oldest first, until the queue is empty (not re-entrant)."""
+        """Run the callbacks queued so far, oldest first (not re-entrant). One scheduled while
+        they run waits for the next call, as on MicroPython: a callback that schedules itself
+        again cannot keep the script from running."""
         if self._running:
             return
         self._running = True
         try:
-            while True:
+            with self._lock:
+                due = len(self._queue)
+            for _ in range(due):
                 with self._lock:
                     if not self._queue:
                         return

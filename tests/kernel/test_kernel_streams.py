@@ -238,3 +238,40 @@ def test_kernel_tls_client_verifies_and_talks_to_a_script_tls_server(bench: Benc
     ]
     assert server.wait(timeout=WAIT) == 0, err.read_text()
     assert out.read_text().splitlines()[-1] == "served b'hello from the kernel\\n'"
+
+
+KERNEL_LINE_CLIENTS = """
+    import socket, sys
+    host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    sockets = [socket.create_connection((host, port), timeout=10) for _ in range(count)]
+    for number, s in enumerate(sockets):
+        s.sendall(b"line %d from the kernel\\n" % number)
+    for number, s in enumerate(sockets):
+        reply = s.makefile("rb").readline()
+        if reply != b"line %d from the kernel\\n" % number:
+            sys.exit(f"client {number}: {reply!r}")
+        s.close()
+    print("echoed", count, flush=True)
+"""
+
+
+def test_asyncio_echo_server_example_serves_kernel_clients(bench: Bench) -> None:
+    server, out, err = bench.pystack(
+        "run",
+        *_run_options(bench),
+        str(EXAMPLES / "asyncio_echo_server.py"),
+        "7008",
+        "5",
+        str(WAIT),
+    )
+    wait_for(out, "^asyncio echo server on port 7008", server)
+    clients = bench.kernel_run(KERNEL_LINE_CLIENTS, PYSTACK, "7008", "5")
+    assert clients.returncode == 0, clients.stdout + clients.stderr
+    assert clients.stdout == "echoed 5\n"
+    assert server.wait(timeout=WAIT) == 0, err.read_text()
+    lines = out.read_text().splitlines()
+    assert len([line for line in lines if line.startswith("client ")]) == 5
+    assert (
+        lines[-1]
+        == f"served 5 clients, echoed {sum(len(f'line {n} from the kernel') + 1 for n in range(5))} bytes"
+    )

@@ -224,3 +224,23 @@ def test_tls_client_example_verifies_the_peer_and_gets_its_lines_back(tmp_path: 
     lines = result.stdout.splitlines()
     assert lines[0].startswith("connected to peer.sim ('10.0.0.1', 443) with ('TLS-ECDHE-")
     assert lines[-1] == "echoed 3 of 3 lines"
+
+
+def test_asyncio_echo_server_example_serves_its_own_self_test_client(tmp_path: Path) -> None:
+    result = pystack_run(tmp_path, "asyncio_echo_server.py", "7008", "1", "5", "--self-test")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "asyncio echo server on port 7008"
+    assert re.fullmatch(r"client 1 from \('127\.0\.0\.1', \d+\)", lines[1])
+    assert lines[2:] == [
+        "self-test got b'line 0\\n'",
+        "self-test got b'line 1\\n'",
+        "self-test got b'line 2\\n'",
+        "served 1 clients, echoed 21 bytes",
+    ]
+
+
+def test_asyncio_echo_server_example_alone_stops_when_idle(tmp_path: Path) -> None:
+    result = pystack_run(tmp_path, "asyncio_echo_server.py", "7008", "1", "0.2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == ["idle for 200 ms", "served 0 clients, echoed 0 bytes"]
