@@ -14,10 +14,14 @@ The pieces:
 - scheduler.py: ``micropython.schedule``; script.py: ``run_script`` and exit statuses;
   tracebacks.py: tracebacks without runtime frames.
 
-``build_runtime(arguments)`` is what the ``run`` subcommand calls. For now it registers every
-module that needs no network, and placeholders for ``socket``, ``select``, ``ssl``, ``tls``,
-``network`` and ``asyncio`` that raise ImportError when a script imports them; the stack set-up
-replaces them by registering real factories under the same names.
+- masyncio/: MicroPython's asyncio (``asyncio``/``uasyncio``) written for pystack, on the world's
+  ``select``, ``socket`` and ``time``.
+
+``build_runtime(arguments)`` is what the ``run`` subcommand calls. It registers every module that
+needs no network, and placeholders for ``socket``, ``select``, ``ssl``, ``tls``, ``network`` and
+``asyncio`` that raise ImportError when a script imports them without a network; the stack set-up
+(``network.py``, ``ScriptNetwork.register``) replaces them with the real modules, bound to the
+script's stack.
 
 Entry points: ``build_runtime``, ``default_providers``, ``NETWORK_MODULES``.
 """
@@ -47,8 +51,7 @@ NETWORK_MODULES = MappingProxyType(
 def _not_yet(name: str) -> ModuleFactory:
     def factory(world: ScriptWorld) -> ModuleType:
         raise ImportError(
-            f"pystack run: '{name}' is not available yet (socket support lands with the "
-            "usocket work)",
+            f"pystack run: '{name}' needs a network, and this script world has none",
             name=name,
         )
 

@@ -64,3 +64,18 @@ def test_uninstall_restores_the_signal_handler() -> None:
     assert signal.getsignal(SIGNAL) is not before
     scheduler.uninstall()
     assert signal.getsignal(SIGNAL) == before
+
+
+def test_a_callback_that_schedules_itself_runs_once_per_check() -> None:
+    scheduler = Scheduler({})
+    runs: list[int] = []
+
+    def again(count: object) -> None:
+        runs.append(int(count))  # type: ignore[call-overload]
+        scheduler.schedule(again, int(count) + 1)  # type: ignore[call-overload]
+
+    scheduler.schedule(again, 0)
+    scheduler.run_pending()
+    assert runs == [0] and scheduler.pending == 1  # the new one waits for the next check
+    scheduler.run_pending()
+    assert runs == [0, 1] and scheduler.pending == 1
