@@ -232,7 +232,8 @@ class HTTPSession(Session):
             body = None  # (what the client still sends is dropped by the lingering close)
         if response.reads_body and body is not None:
             echo: Content = EchoContent(body, self.buffer)
-            response.content = ChunkedContent(echo) if head.chunked else echo
+            chunk = head.chunked and not response.until_close
+            response.content = ChunkedContent(echo) if chunk else echo
         self.exchange = Exchange(head, response, body, self.service.fields(response), interim)
 
     def _fail(self, error: HTTPError, now: float, event: str = "bad_requests") -> None:
@@ -346,7 +347,9 @@ class HTTPService(SessionService):
         fields = [("Date", self.date()), ("Server", SERVER)]
         if response.status not in NO_CONTENT:
             fields.append(("Content-Type", response.content_type))
-            if response.length is None:
+            if response.until_close:
+                pass  # RFC 9112 6.3: no framing field, the body ends with the connection
+            elif response.length is None:
                 fields.append(("Transfer-Encoding", "chunked"))
             else:
                 fields.append(("Content-Length", str(response.length)))
@@ -417,7 +420,9 @@ class HTTPService(SessionService):
         kind = head.field("content-type") or "application/octet-stream"
         length = None if head.chunked else (head.content_length or 0)
         empty = FixedContent(b"")
-        return Response(200, empty, length, kind, reads_body=True)
+        # An HTTP/1.0 client cannot take a chunked answer (RFC 9112 7): the close frames it.
+        until_close = head.chunked and head.version < (1, 1)
+        return Response(200, empty, length, kind, reads_body=True, until_close=until_close)
 
 
 def _number(text: str) -> int | None:

@@ -101,6 +101,7 @@ class Response:
     fields: list[tuple[str, str]] = field(default_factory=list)
     reads_body: bool = False  # the content is the request body (echo)
     close: bool = False  # close the connection after it
+    until_close: bool = False  # length None, framed by the close (an HTTP/1.0 client's echo)
 
 
 def text_response(

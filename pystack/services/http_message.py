@@ -9,7 +9,10 @@ framing rules that keep a server from being confused about where a request ends 
 smuggling) are applied strictly:
 
 - both ``Content-Length`` and ``Transfer-Encoding``: 400; differing ``Content-Length`` values: 400;
-- ``Transfer-Encoding`` in an HTTP/1.0 request: 400 (RFC 9112 6.1: its framing is faulty);
+- ``Transfer-Encoding: chunked`` in an HTTP/1.0 request is decoded, and the connection closes
+  after the response (RFC 9112 6.1 calls that framing faulty and says to close; micropython-lib's
+  ``requests`` sends chunked uploads with an HTTP/1.0 request line, so refusing them would break
+  it); with a ``Content-Length`` as well it is a 400 like any other such request;
 - ``chunked`` not the last coding: 400 (6.3); other codings: 501 (6.1); ``chunked`` twice: 400;
 - whitespace before a field's colon, obsolete line folding, control characters: 400 (5.1, 5.2).
 
@@ -75,6 +78,8 @@ class RequestHead:
         connection = self.tokens("connection")
         if "close" in connection:
             return False
+        if self.version < (1, 1) and self.chunked:
+            return False  # RFC 9112 6.1: a 1.0 request with Transfer-Encoding: close after it
         return self.version >= (1, 1) or "keep-alive" in connection
 
     @property
@@ -178,8 +183,6 @@ def _framing(
         if item.strip()
     ]
     if codings:
-        if version < (1, 1):
-            raise HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request")
         if lengths:
             raise HTTPError(400, "both Content-Length and Transfer-Encoding")
         if codings[-1] != "chunked" or codings.count("chunked") != 1:

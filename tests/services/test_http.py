@@ -268,6 +268,21 @@ def test_echo_of_a_chunked_upload_is_chunked(http: HTTPService, driver: Driver) 
     assert _ask(driver, client, http_request("GET", "/status/201")).status == 201  # still in step
 
 
+def test_a_chunked_upload_in_an_http_1_0_request_is_echoed_until_the_close(
+    http: HTTPService, driver: Driver
+) -> None:
+    """micropython-lib's requests sends chunked uploads with an HTTP/1.0 request line."""
+    client = driver.connect(80)
+    pieces = [b"part0 ", b"part1 ", b"part2"]
+    request = b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(pieces)
+    client.send(request)
+    assert _closed_by_server(driver, client)
+    head, _, body = bytes(client.received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Transfer-Encoding" not in head and b"Content-Length" not in head
+    assert body == b"".join(pieces)
+
+
 def test_echo_of_a_large_chunked_upload_with_extensions_and_trailers(
     http: HTTPService, driver: Driver
 ) -> None:
@@ -453,7 +468,7 @@ BAD_REQUESTS = [
         b"Transfer-Encoding: chunked\r\n\r\n",
         400,
     ),
-    (b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    (b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
     (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
     (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
     (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
