@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from usocket import constants as c
+from usocket import streamio
 from usocket.addresses import format_address, parse_address
 from usocket.context import NetworkContext
 from usocket.errors import (
@@ -45,6 +46,7 @@ from usocket.stream import (
     StreamEndpoint,
     lwip_errno,
 )
+from usocket.streamio import buffer_bytes
 
 MAX_DATAGRAM = 65535  # USOCKET.md 3 send: longer UDP data is cut to this
 NOT_IMPLEMENTED_WARNING = "Warning: lwip.setsockopt() not implemented"
@@ -68,17 +70,6 @@ def _get_int(value: Any) -> int:
     if not isinstance(value, int):
         raise TypeError(f"can't convert {type(value).__name__} to int")
     return value
-
-
-def _buffer(data: Any) -> bytes:
-    """MicroPython's ``mp_get_buffer_raise(..., MP_BUFFER_READ)``: any readable buffer, and a
-    str too (MicroPython's str has the buffer protocol: its UTF-8 bytes); an int is no buffer."""
-    if isinstance(data, str):
-        return data.encode("utf-8", "surrogatepass")
-    try:
-        return memoryview(data).tobytes()
-    except TypeError:
-        raise TypeError("object with buffer protocol required") from None
 
 
 def socket_type(context: NetworkContext) -> type:
@@ -183,7 +174,7 @@ class _Socket:
             tcp.connection.owner.connection_changed(tcp.connection)  # may send what Nagle held
 
     def _membership(self, join: bool, value: Any) -> None:
-        buffer = _buffer(value)
+        buffer = buffer_bytes(value)
         if len(buffer) != 8:
             raise ValueError("ip_mreq must be 8 bytes")
         group = int.from_bytes(buffer[:4], "big")
@@ -260,7 +251,7 @@ class _Socket:
 
     def send(self, data: Any) -> int:
         self._check_open()
-        payload = _buffer(data)
+        payload = buffer_bytes(data)
         if self._tcp is not None:
             return self._send_stream(payload)
         if self._peer is None:
@@ -269,7 +260,7 @@ class _Socket:
 
     def sendto(self, data: Any, address: Any) -> int:
         self._check_open()
-        payload = _buffer(data)  # modlwip takes the buffer before it parses the address
+        payload = buffer_bytes(data)  # modlwip takes the buffer before it parses the address
         remote = parse_address(address)
         if self._kind != c.SOCK_DGRAM:
             return self.send(payload)  # USOCKET.md 3 sendto: TCP ignores the address
@@ -286,7 +277,7 @@ class _Socket:
 
     def sendall(self, data: Any) -> None:
         self._check_open()  # modlwip: the PCB check, then the buffer, then the type
-        payload = _buffer(data)
+        payload = buffer_bytes(data)
         if self._tcp is None:
             raise NotImplementedError("sendall on a UDP socket")
         self._sendall_stream(payload)
@@ -316,6 +307,40 @@ class _Socket:
             return self._receive(bufsize, flags)
         data, source = got
         return data[: max(bufsize, 0)], source  # USOCKET.md 3: the rest of the datagram is lost
+
+    # -- the stream protocol every modlwip socket has (py/stream.c; USOCKET.md 3) --------------
+    def _read_once(self, size: int) -> bytes | None:
+        """The stream read hook: recv without flags; EAGAIN is "would block"."""
+        try:
+            return self.recv(size)
+        except OSError as error:
+            if error.args[:1] == (EAGAIN,):
+                return None
+            raise
+
+    def _write_once(self, data: bytes) -> int | None:
+        """The stream write hook: send; EAGAIN is "would block"."""
+        try:
+            return self.send(data)
+        except OSError as error:
+            if error.args[:1] == (EAGAIN,):
+                return None
+            raise
+
+    def read(self, size: int | None = None) -> bytes | None:
+        return streamio.read(self._read_once, size)
+
+    def readall(self) -> bytes | None:
+        return streamio.read_all(self._read_once)
+
+    def readline(self, limit: int | None = None) -> bytes | None:
+        return streamio.readline(self._read_once, limit)
+
+    def readinto(self, buffer: Any, nbytes: int | None = None) -> int | None:
+        return streamio.readinto(self._read_once, buffer, nbytes)
+
+    def write(self, buffer: Any, *arguments: int) -> int | None:
+        return streamio.write(self._write_once, streamio.write_slice(buffer, arguments))
 
     # -- poll (USOCKET.md 4) ---------------------------------------------------------------------
     def ioctl(self, request: int, argument: int = 0) -> int:
@@ -584,117 +609,3 @@ class _Socket:
                 return data
             if not context.wait(ready, timeout):
                 fail(ETIMEDOUT)
-
-
-# -- the stream protocol (py/stream.c) every modlwip socket has (USOCKET.md 3 "Stream methods") --
-_CHUNK = 256  # stream_readall reads this much at a time
-
-
-def _would_block(error: OSError) -> bool:
-    return error.args[:1] == (EAGAIN,)
-
-
-def _stream_read(sock: _Socket, size: int | None) -> bytes | None:
-    """``read(n)``: up to n bytes, looping until n or EOF; None if EAGAIN came before any byte."""
-    if size is None or size < 0:
-        return _stream_read_all(sock)
-    chunks: list[bytes] = []
-    got = 0
-    while got < size:
-        try:
-            data = sock.recv(size - got)
-        except OSError as error:
-            if _would_block(error):
-                return b"".join(chunks) if chunks else None
-            raise
-        if not data:
-            break  # EOF
-        chunks.append(data)
-        got += len(data)
-    return b"".join(chunks)
-
-
-def _stream_read_all(sock: _Socket) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        try:
-            data = sock.recv(_CHUNK)
-        except OSError as error:
-            if _would_block(error):
-                return b"".join(chunks) if chunks else None
-            raise
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
-
-
-def _stream_readline(sock: _Socket, limit: int | None) -> bytes | None:
-    """One byte at a time up to and including ``\\n`` (py/stream.c stream_unbuffered_readline)."""
-    line = bytearray()
-    while limit is None or limit < 0 or len(line) < limit:
-        try:
-            byte = sock.recv(1)
-        except OSError as error:
-            if _would_block(error):
-                return bytes(line) if line else None
-            raise
-        if not byte:
-            break
-        line += byte
-        if byte == b"\n":
-            break
-    return bytes(line)
-
-
-def _stream_write(sock: _Socket, data: bytes) -> int | None:
-    """Send everything; non-blocking: the partial count, or None when nothing could go."""
-    done = 0
-    view = memoryview(data)
-    while done < len(data):
-        try:
-            sent = sock.send(view[done:])
-        except OSError as error:
-            if _would_block(error):
-                return done if done else None
-            raise
-        if sent == 0:
-            break
-        done += sent
-    return done
-
-
-def _stream_methods() -> None:
-    def read(self: _Socket, size: int | None = None) -> bytes | None:
-        return _stream_read(self, size)
-
-    def readall(self: _Socket) -> bytes | None:
-        return _stream_read_all(self)
-
-    def readline(self: _Socket, limit: int | None = None) -> bytes | None:
-        return _stream_readline(self, limit)
-
-    def readinto(self: _Socket, buffer: Any, nbytes: int | None = None) -> int | None:
-        target = memoryview(buffer).cast("B")
-        size = len(target) if nbytes is None else min(nbytes, len(target))
-        data = _stream_read(self, size)
-        if data is None:
-            return None
-        target[: len(data)] = data
-        return len(data)
-
-    def write(self: _Socket, buffer: Any, *arguments: int) -> int | None:
-        data = _buffer(buffer)
-        if len(arguments) == 1:  # write(buf, max_len)
-            data = data[: arguments[0]]
-        elif len(arguments) == 2:  # write(buf, off, max_len)
-            offset, length = arguments
-            data = data[offset : offset + length]
-        elif arguments:
-            raise TypeError("write takes 1 to 3 arguments")
-        return _stream_write(self, data)
-
-    for function in (read, readall, readline, readinto, write):
-        setattr(_Socket, function.__name__, function)
-
-
-_stream_methods()

@@ -54,6 +54,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 from usocket import constants as c
+from usocket import streamio
 from usocket import tls_errors as e
 from usocket.errors import EBADF, EINVAL, error
 from usocket.tls_credentials import SUITES
@@ -283,74 +284,23 @@ class SSLSocket:
                     self._fail(e.tls_error(e.SSL_TIMEOUT))
                 time.sleep(SPIN_STEP)
 
-    # -- py/stream.c methods ----------------------------------------------------------------------
+    # -- py/stream.c methods (streamio.py), over this socket's read and write hooks -------------
     def read(self, size: int | None = None) -> bytes | None:
         """``read(n)``: loops until n bytes or EOF; None if it would block before any byte.
         ``read()``: everything to EOF (256 bytes a call, as stream_readall)."""
-        if size is None or size < 0:
-            return self._read_all()
-        chunks: list[bytes] = []
-        got = 0
-        while got < size:
-            data = self._read_once(size - got)
-            if data is None:
-                return b"".join(chunks) if chunks else None
-            if not data:
-                break
-            chunks.append(data)
-            got += len(data)
-        return b"".join(chunks)
-
-    def _read_all(self) -> bytes | None:
-        chunks: list[bytes] = []
-        while True:
-            data = self._read_once(256)
-            if data is None:
-                return b"".join(chunks) if chunks else None
-            if not data:
-                return b"".join(chunks)
-            chunks.append(data)
+        return streamio.read(self._read_once, size)
 
     def readinto(self, buffer: Any, nbytes: int | None = None) -> int | None:
-        target = memoryview(buffer).cast("B")
-        size = len(target) if nbytes is None else min(nbytes, len(target))
-        data = self.read(size)
-        if data is None:
-            return None
-        target[: len(data)] = data
-        return len(data)
+        return streamio.readinto(self._read_once, buffer, nbytes)
 
     def readline(self, limit: int | None = None) -> bytes | None:
         """One byte at a time up to and including ``\\n`` (stream_unbuffered_readline)."""
-        line = bytearray()
-        while limit is None or limit < 0 or len(line) < limit:
-            byte = self._read_once(1)
-            if byte is None:
-                return bytes(line) if line else None
-            if not byte:
-                break
-            line += byte
-            if byte == b"\n":
-                break
-        return bytes(line)
+        return streamio.readline(self._read_once, limit)
 
     def write(self, buffer: Any, *arguments: int) -> int | None:
         """``write(buf[, max_len] | [, off, max_len])``: everything, or on a non-blocking
         stream the count so far (None when nothing went: call again with the same data)."""
-        data = _buffer(buffer)
-        if len(arguments) == 1:
-            data = data[: arguments[0]]
-        elif len(arguments) == 2:
-            data = data[arguments[0] : arguments[0] + arguments[1]]
-        elif arguments:
-            raise TypeError("write takes 1 to 3 arguments")
-        done = 0
-        while done < len(data):
-            sent = self._write_once(data[done:])
-            if sent is None:
-                return done if done else None
-            done += sent
-        return done
+        return streamio.write(self._write_once, streamio.write_slice(buffer, arguments))
 
     # -- the rest of the SSLSocket surface ---------------------------------------------------------
     def setblocking(self, flag: object) -> Any:
@@ -445,15 +395,6 @@ class WiPySSLSocket(SSLSocket):
 def _plausible(record: bytearray) -> bool:
     length = int.from_bytes(record[3:5], "big")
     return record[0] in RECORD_TYPES and record[1] == 3 and length <= MAX_RECORD
-
-
-def _buffer(data: Any) -> bytes:
-    if isinstance(data, str):
-        return data.encode("utf-8", "surrogatepass")
-    try:
-        return memoryview(data).tobytes()
-    except TypeError:
-        raise TypeError("object with buffer protocol required") from None
 
 
 def _mbedtls_suite(openssl_name: str) -> str:
