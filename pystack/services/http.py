@@ -39,7 +39,7 @@ import ssl
 import time
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pystack.services.http_content import (
     NO_CONTENT,
@@ -431,7 +431,8 @@ def _number(text: str) -> int | None:
 
 
 class HTTPSService(HTTPService):
-    """HTTP over TLS on port 8443, with the simulated network's certificate unless given one."""
+    """HTTP over TLS on port 8443, with the simulated network's certificate unless given one;
+    the other options are ``HTTPService``'s."""
 
     name, default_port = "https", 8443
 
@@ -439,13 +440,10 @@ class HTTPSService(HTTPService):
         self,
         stack: Stack,
         port: int | None = None,
-        backlog: int = 128,
+        *,
         tls: ssl.SSLContext | None = None,
-        max_connections: int | None = None,
-        clock: Callable[[], float] = time.time,
-        idle_timeout: float = IDLE_TIMEOUT,
+        **options: Any,
     ) -> None:
         from pystack.services.tls import server_context
 
-        context = tls if tls is not None else server_context()
-        super().__init__(stack, port, backlog, context, max_connections, clock, idle_timeout)
+        super().__init__(stack, port, tls=tls if tls is not None else server_context(), **options)
