@@ -4,13 +4,15 @@
 returns a fresh list of ``(obj, revents)``; ``ipoll`` yields one reused 2-tuple (callee-owned),
 with ``flags=1`` meaning one-shot. HUP, ERR and NVAL are reported whatever the mask. The wait
 itself is the stack context's: socket readiness changes only when the stack thread polls, and it
-notifies waiters every time it does.
+notifies waiters every time it does; other pollables (anything with ``ioctl``) are looked at
+every millisecond.
 Entry points: ``Poll``, ``select_function``.
 """
 
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,7 +109,16 @@ class Poll:
             found = self._scan()
             return bool(found)
 
-        self._context.wait(check, _timeout_ms(timeout))
+        milliseconds = _timeout_ms(timeout)
+        if all(getattr(obj, "_stack_driven", False) for obj, _mask in self._entries.values()):
+            self._context.wait(check, milliseconds)  # woken by the stack whenever it polled
+            return found
+        # Another pollable (any object with ioctl) can become ready without the stack: look
+        # every millisecond, as MicroPython's poll loop does between its event-poll hooks.
+        end = None if milliseconds is None else time.monotonic() + milliseconds / 1000
+        while not self._context.wait(check, 0 if end is not None and milliseconds == 0 else 1):
+            if end is not None and time.monotonic() >= end:
+                break
         return found
 
     def poll(self, timeout: object = -1) -> list[tuple[Any, int]]:

@@ -84,6 +84,7 @@ def socket_type(context: NetworkContext) -> type:
 
 class _Socket:
     _context: NetworkContext
+    _stack_driven = True  # readiness changes only when the stack polls (polling.py)
 
     def __init__(self, *arguments: Any, **keywords: Any) -> None:
         if keywords:

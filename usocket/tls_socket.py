@@ -82,6 +82,8 @@ class _WouldBlock(Exception):
 class SSLSocket:
     """A TLS stream over a MicroPython stream (``tls.SSLContext.wrap_socket`` makes them)."""
 
+    _stack_driven = True  # its readiness follows the wrapped socket (polling.py)
+
     def __init__(
         self,
         sock: Any,

@@ -210,3 +210,29 @@ def test_many_threads_poll_their_own_sockets(sim: Simulation) -> None:
         return number
 
     assert run_threads([functools.partial(poll_client, i) for i in range(6)]) == list(range(6))
+
+
+def test_poll_sees_a_custom_pollable_made_ready_by_another_thread_at_once(
+    sim: Simulation,
+) -> None:
+    """Any object with ioctl(MP_STREAM_POLL) can be polled; its readiness does not come from the
+    stack, so poll looks every millisecond rather than waiting for the stack to wake it."""
+    select = sim.select
+
+    class Flag:
+        ready = False
+
+        def ioctl(self, request: int, argument: int) -> int:
+            return argument & 1 if request == 3 and self.ready else 0
+
+    flag = Flag()
+    poller = select.poll()
+    poller.register(flag, select.POLLIN)
+    timer = threading.Timer(0.02, lambda: setattr(flag, "ready", True))
+    start = time.monotonic()
+    timer.start()
+    try:
+        assert poller.poll(5000) == [(flag, select.POLLIN)]
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 0.3  # not the stack's idle wake-up (0.5 s)
