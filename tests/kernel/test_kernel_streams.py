@@ -8,6 +8,7 @@ echo server serves 50 kernel clients connected at the same time. Every wait is b
 
 from __future__ import annotations
 
+import signal
 import sys
 import textwrap
 
@@ -275,3 +276,50 @@ def test_asyncio_echo_server_example_serves_kernel_clients(bench: Bench) -> None
         lines[-1]
         == f"served 5 clients, echoed {sum(len(f'line {n} from the kernel') + 1 for n in range(5))} bytes"
     )
+
+
+def test_curl_and_kernel_clients_use_pystack_up_serving_http_https_and_mqtt(bench: Bench) -> None:
+    """The simulated peer's services, on a real device: curl over HTTP and HTTPS (verifying
+    the test CA, as the README shows), and a CPython MQTT exchange with the broker."""
+    up, _, err = bench.pystack(
+        "up", "--link", "tun", "--netns", bench.namespace.name,
+        "--serve", "http,https,mqtt", "--duration", str(WAIT * 2),
+    )  # fmt: skip
+    wait_for(err, r"is up", up)
+    plain = bench.namespace.run(
+        ["curl", "-s", "-S", "-m", "10", f"http://{PYSTACK}/bytes/100000", "-o", "/dev/null",
+         "-w", "%{http_code} %{size_download}"],
+        check=False, timeout=WAIT,
+    )  # fmt: skip
+    assert plain.stdout == "200 100000", plain.stderr
+    secure = bench.namespace.run(
+        ["curl", "-s", "-S", "-m", "10", "--cacert", str(CERTS / "ca.pem"),
+         "--resolve", f"peer.sim:8443:{PYSTACK}", "https://peer.sim:8443/json"],
+        check=False, timeout=WAIT,
+    )  # fmt: skip
+    assert secure.returncode == 0 and '"server": "pystack"' in secure.stdout, secure.stderr
+    mqtt = bench.kernel_run(KERNEL_MQTT, PYSTACK)
+    assert (mqtt.returncode, mqtt.stdout) == (0, "suback 1\ngot b'kernel/t' b'hi'\n"), mqtt.stderr
+    up.send_signal(signal.SIGTERM)
+    assert up.wait(timeout=WAIT) == 0
+
+
+KERNEL_MQTT = """
+    import socket, sys
+    def packet(kind, body):
+        return bytes([kind, len(body)]) + body
+    def string(text):
+        return len(text).to_bytes(2, "big") + text
+    s = socket.create_connection((sys.argv[1], 1883), timeout=10)
+    s.sendall(packet(0x10, string(b"MQTT") + b"\\x04\\x02\\x00\\x3c" + string(b"kernel")))
+    assert s.recv(4) == b"\\x20\\x02\\x00\\x00", "connack"
+    s.sendall(packet(0x82, b"\\x00\\x01" + string(b"kernel/#") + b"\\x01"))
+    suback = s.recv(5)
+    print("suback", suback[4], flush=True)
+    s.sendall(packet(0x30, string(b"kernel/t") + b"hi"))
+    publish = s.recv(100)
+    topic_length = int.from_bytes(publish[2:4], "big")
+    print("got", publish[4 : 4 + topic_length], publish[4 + topic_length :], flush=True)
+    s.sendall(b"\\xe0\\x00")
+    s.close()
+"""
