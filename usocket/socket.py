@@ -96,8 +96,6 @@ class _Socket:
         self._closed = False
         self._reuse = False
         self._broadcast = False
-        self._nodelay = False
-        self._callback: object = None
         self._endpoint: Any = None  # UDP endpoint, created at bind/connect/first send
         self._peer: tuple[int, int] | None = None
         self._tcp: StreamEndpoint | None = None
@@ -153,13 +151,12 @@ class _Socket:
         elif optname in (c.IP_ADD_MEMBERSHIP, c.IP_DROP_MEMBERSHIP):
             self._membership(optname == c.IP_ADD_MEMBERSHIP, value)
         elif optname == c.TCP_NODELAY:
-            self._nodelay = bool(value)
             if self._tcp is not None:
-                self._context.call(self._set_nodelay)
+                nodelay = bool(value)
+                self._context.call(lambda: self._set_nodelay(nodelay))
         elif optname == c.SO_CALLBACK:
             if value is not None and not callable(value):
                 raise TypeError("callback must be callable or None")
-            self._callback = value
             self._check_open()
             if self._tcp is None:
                 self._udp_endpoint()  # modlwip's UDP PCB exists from the start
@@ -167,11 +164,11 @@ class _Socket:
         else:
             print(NOT_IMPLEMENTED_WARNING)  # on stdout, as modlwip does
 
-    def _set_nodelay(self) -> None:
+    def _set_nodelay(self, nodelay: bool) -> None:
         tcp = self._stream()
-        tcp.nodelay = self._nodelay
+        tcp.nodelay = nodelay
         if tcp.connection is not None:
-            tcp.connection.nodelay = self._nodelay
+            tcp.connection.nodelay = nodelay
             tcp.connection.owner.connection_changed(tcp.connection)  # may send what Nagle held
 
     def _membership(self, join: bool, value: Any) -> None:
