@@ -240,7 +240,9 @@ class StreamRegistry:
             self.context.stack.applications.append(self.pump)
 
     # -- local addresses -----------------------------------------------------------------------
-    def port_in_use(self, address: int, port: int, reuse: bool, endpoint: StreamEndpoint) -> bool:
+    def port_in_use(
+        self, address: int, port: int, reuse: bool, endpoint: StreamEndpoint | None = None
+    ) -> bool:
         """Would binding ``address:port`` clash? SO_REUSEADDR on both sides lets it through."""
         for other in self.bindings.get(port, ()):
             if other is endpoint or other.bound is None:
@@ -290,19 +292,10 @@ class StreamRegistry:
         start = tcp.rng.randrange(span)
         for step in range(span):
             candidate = low + (start + step) % span
-            if not self.port_in_use(address, candidate, False, _NOBODY):
+            if not self.port_in_use(address, candidate, False):
                 return candidate
         raise OSError(EADDRINUSE, "no free port")
 
 
 def _overlap(a: int, b: int) -> bool:
     return a == 0 or b == 0 or a == b
-
-
-class _Nobody(StreamEndpoint):
-    def __init__(self) -> None:  # a placeholder that holds no binding
-        self.bound = None
-        self.reuse = False
-
-
-_NOBODY = _Nobody()
