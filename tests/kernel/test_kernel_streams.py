@@ -12,6 +12,8 @@ import signal
 import sys
 import textwrap
 
+import pytest
+
 from tests.helpers.kernel_bench import ROOT, WAIT, Bench, wait_for
 
 EXAMPLES = ROOT / "tools" / "examples"
@@ -101,8 +103,8 @@ SCRIPT_TLS_SERVER = """
 """
 
 
-def _run_options(bench: Bench) -> tuple[str, ...]:
-    return ("--link", "tun", "--netns", bench.namespace.name)
+def _run_options(bench: Bench, link: str = "tun") -> tuple[str, ...]:
+    return ("--link", link, "--netns", bench.namespace.name)
 
 
 def test_curl_on_the_kernel_side_gets_pages_from_the_scripts_web_server(bench: Bench) -> None:
@@ -141,7 +143,8 @@ def test_curl_on_the_kernel_side_gets_pages_from_the_scripts_web_server(bench: B
     ]
 
 
-def test_script_fetches_a_file_from_a_kernel_http_server(bench: Bench) -> None:
+@pytest.mark.parametrize("link", ["tun", "tap"])
+def test_script_fetches_a_file_from_a_kernel_http_server(bench: Bench, link: str) -> None:
     www = bench.tmp_path / "www"
     www.mkdir()
     body = "".join(f"line {n} of a file served by CPython's http.server\n" for n in range(400))
@@ -154,7 +157,9 @@ def test_script_fetches_a_file_from_a_kernel_http_server(bench: Bench) -> None:
     )
     try:
         small = bench.pystack_run(
-            *_run_options(bench), str(EXAMPLES / "http_get.py"), f"http://{KERNEL}:8000/small.txt"
+            *_run_options(bench, link),
+            str(EXAMPLES / "http_get.py"),
+            f"http://{KERNEL}:8000/small.txt",
         )
         assert small.returncode == 0, small.stdout + small.stderr
         assert "HTTP/1.0 200 OK" in small.stdout
@@ -176,7 +181,7 @@ def test_script_fetches_a_file_from_a_kernel_http_server(bench: Bench) -> None:
             )
         )
         copy = bench.tmp_path / "copy.txt"
-        big = bench.pystack_run(*_run_options(bench), str(script), KERNEL, str(copy))
+        big = bench.pystack_run(*_run_options(bench, link), str(script), KERNEL, str(copy))
         assert big.returncode == 0, big.stdout + big.stderr
         assert big.stdout.strip() == f"HTTP/1.0 200 OK {len(body)}"
         assert copy.read_text() == body
