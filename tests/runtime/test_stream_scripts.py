@@ -128,3 +128,29 @@ def test_socket_callbacks_fire_on_data_connections_and_datagrams(tmp_path: Path)
         "datagram: True b'echo me'",
         "removed: 3",
     ]
+
+
+def test_tcp_data_survives_loss_duplication_and_reordering_intact(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path,
+        """
+        import socket
+        s = socket.socket()
+        s.connect(("10.0.0.1", 80))
+        s.write(b"GET /bytes/300000 HTTP/1.0\\r\\n\\r\\n")
+        body = s.read().split(b"\\r\\n\\r\\n", 1)[1]
+        s.close()
+        print(len(body), body == bytes(i % 251 for i in range(300000)))
+        e = socket.socket()
+        e.connect(("10.0.0.1", 7))
+        data = bytes(range(256)) * 800
+        e.write(data)
+        print(e.read(len(data)) == data)
+        e.close()
+        """,
+        "--impair",
+        "loss=3%,dup=1%,reorder=2%,delay=2ms",
+        "--seed",
+        "11",
+    )
+    assert (result.returncode, result.stdout) == (0, "300000 True\nTrue\n"), result.stderr
