@@ -48,11 +48,13 @@ class ScriptNetwork:
         self.thread: StackThread
         self.stack: Stack
         self.resolver: StackResolver
+        self._switch_interval: float | None = None  # CPython's, restored by close()
 
     def start(self) -> NetworkContext:
         arguments = self.arguments
         # The script and the stack thread hand work to each other all the time; CPython's default
         # 5 ms GIL switch interval would make every hand-off wait that long under load.
+        self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         trace = stderr_trace_sink() if getattr(arguments, "trace", False) else None
         address = arguments.addr or HOST_ADDRESS
@@ -138,6 +140,9 @@ class ScriptNetwork:
 
     def close(self) -> None:
         self._let_closes_finish()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
         if self.simulation is not None:
             self.simulation.close()
             self.simulation = None
