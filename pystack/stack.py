@@ -11,7 +11,7 @@ Entry points: ``StackConfig``, ``Stack``.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from pystack.clock import Clock, SystemClock
@@ -22,8 +22,11 @@ from pystack.ip.icmp import EchoReply, ICMPSettings
 from pystack.ip.interface import InterfaceSettings, IPv4Layer
 from pystack.link.base import Link, LinkKind, SegmentedFrame
 from pystack.stats import Statistics
+from pystack.tcp.connection import TCPConnection
 from pystack.tcp.layer import TCPLayer
+from pystack.tcp.listener import TCPListener
 from pystack.tcp.settings import TCPSettings
+from pystack.udp.endpoint import UDPEndpoint
 from pystack.udp.layer import UDPLayer
 from pystack.udp.settings import UDPSettings
 from pystack.wire.addresses import ip_from_str, ip_to_str, mac_from_str, mac_to_str, parse_cidr
@@ -248,3 +251,64 @@ class Stack:
 
     def close(self) -> None:
         self.link.close()
+
+    # -- API for socket layers -------------------------------------------------------------------
+    # What a socket layer (usocket) needs from the stack, by name, so that it does not reach into
+    # the protocol layers' attributes. Every method runs under the caller's stack lock.
+    def has_route(self, destination: int) -> bool:
+        """Whether a packet to ``destination`` has somewhere to go (lwIP's ERR_RTE if not)."""
+        return self.ip.routes.lookup(destination) is not None
+
+    def open_udp(self, address: int = 0, port: int = 0, reuse: bool = False) -> UDPEndpoint:
+        """A UDP endpoint bound to ``address:port`` (0: any address, an ephemeral port)."""
+        return self.udp.open(address, port, reuse=reuse)
+
+    def tcp_listen(self, port: int, address: int = 0) -> TCPListener:
+        """A TCP listener on ``address:port`` with the configured maximum backlog."""
+        return self.tcp.listen(port, self.tcp.settings.max_backlog, address)
+
+    def tcp_connect(
+        self,
+        address: int,
+        port: int,
+        now: float,
+        local_port: int | None = None,
+        local_address: int | None = None,
+        nodelay: bool = False,
+    ) -> TCPConnection:
+        """Active open to ``address:port``; the SYN leaves at the next flush. ``nodelay`` turns
+        Nagle's algorithm off from the start."""
+        connection = self.tcp.connect(address, port, now, local_port, local_address)
+        connection.nodelay = nodelay
+        return connection
+
+    def tcp_set_nodelay(self, connection: TCPConnection, nodelay: bool) -> None:
+        """TCP_NODELAY on ``connection``; the next flush sends what Nagle's algorithm held."""
+        connection.nodelay = nodelay
+        self.tcp.connection_changed(connection)
+
+    @property
+    def tcp_send_buffer_size(self) -> int:
+        """The send buffer of a new TCP connection, in bytes."""
+        return self.tcp.settings.send_buffer
+
+    def tcp_listening_on(self) -> Iterator[tuple[int, int]]:
+        """``(address, port)`` of every TCP listener (address 0: any)."""
+        return iter(self.tcp.listeners)
+
+    def tcp_ports_held(self) -> Iterator[tuple[int, int]]:
+        """``(local address, local port)`` of every TCP connection, TIME-WAIT included."""
+        return ((key[0], key[1]) for key in self.tcp.connections)
+
+    def tcp_ephemeral_ports(self) -> Iterator[int]:
+        """Every ephemeral port once, from a random one upwards (wrapping around); the random
+        start is drawn when the first port is asked for."""
+        low, high = self.tcp.settings.ephemeral_ports
+        span = high - low + 1
+        start = self.tcp.rng.randrange(span)
+        for step in range(span):
+            yield low + (start + step) % span
+
+    def count_event(self, name: str) -> None:
+        """Add one to the counter ``name`` (a socket layer's own events, ``usocket.*``)."""
+        self._statistics.count(name)

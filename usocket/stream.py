@@ -11,7 +11,7 @@ is ECONNRESET, a connection that timed out is ECONNABORTED.
 lwIP's accept queue is modelled exactly (USOCKET.md 3 listen): ``listen(backlog)`` gives a ring of
 ``backlog`` slots (one when backlog <= 1). pystack's listener completes handshakes; the context's
 ``StreamRegistry`` moves each new connection into its socket's ring as soon as the stack has it
-(a stack application, run on every poll) and, when the ring is full, aborts it: the client saw
+(it is a stack application, stepped on every poll) and, when the ring is full, aborts it: the client saw
 its connect succeed and then gets a RST, as on a board. A queued connection that the peer reset
 is taken off the ring silently; data that arrives before accept() waits in the connection.
 
@@ -42,6 +42,7 @@ from usocket.errors import (
 )
 
 if TYPE_CHECKING:
+    from pystack.stack import Stack
     from usocket.context import NetworkContext
 
 # modlwip's socket states (lwip_socket_obj_t.state); negative values are -errno, pending.
@@ -162,7 +163,7 @@ class StreamEndpoint:
                 # lwIP's accept callback returns ERR_BUF and lwIP aborts the new connection.
                 context = self.registry.context
                 connection.abort(context.now())
-                context.stack.tcp.statistics.count("usocket.accept_queue_full")
+                context.stack.count_event("usocket.accept_queue_full")
                 context.thread.wake()  # the RST leaves at the stack thread's next flush
                 continue
             ring.append(connection)
@@ -200,9 +201,10 @@ class StreamRegistry:
         self.watched = {}
         self._pumping = False
 
-    def pump(self, now: float) -> None:
-        """A stack application: new connections reach their listening socket's ring at once, and
-        sockets with a callback get it scheduled when something arrived."""
+    def step(self, now: float) -> None:
+        """The registry is a stack application, stepped on every poll: new connections reach
+        their listening socket's ring at once, and sockets with a callback get it scheduled
+        when something arrived."""
         for endpoint in list(self.listening):
             endpoint.take_new_connections()
         if self.watched:
@@ -232,12 +234,17 @@ class StreamRegistry:
             try:
                 schedule(callback, sock)
             except RuntimeError:  # micropython.schedule's queue is full
-                self.context.stack.tcp.statistics.count("usocket.callback_queue_full")
+                self.context.stack.count_event("usocket.callback_queue_full")
+
+    def next_deadline(self) -> float | None:
+        """No timers: the registry only reacts to what a poll brought."""
+        return None
 
     def start_pump(self) -> None:
+        """Join the stack's applications (once) when a socket first needs ``step``."""
         if not self._pumping:
             self._pumping = True
-            self.context.stack.applications.append(self.pump)
+            _add_application(self.context.stack, self)
 
     # -- local addresses -----------------------------------------------------------------------
     def port_in_use(
@@ -249,13 +256,13 @@ class StreamRegistry:
                 continue
             if _overlap(other.bound[0], address) and not (reuse and other.reuse):
                 return True
-        tcp = self.context.stack.tcp
-        for listen_address, listen_port in tcp.listeners:
+        stack = self.context.stack
+        for listen_address, listen_port in stack.tcp_listening_on():
             if listen_port == port and _overlap(listen_address, address) and not reuse:
                 return True
         if not reuse:
-            for key in tcp.connections:
-                if key[1] == port and _overlap(key[0], address):
+            for held_address, held_port in stack.tcp_ports_held():
+                if held_port == port and _overlap(held_address, address):
                     return True
         return False
 
@@ -263,7 +270,7 @@ class StreamRegistry:
         """Another listener on the port: lwIP's tcp_listen fails with ERR_USE."""
         return any(
             listen_port == port and _overlap(listen_address, address)
-            for listen_address, listen_port in self.context.stack.tcp.listeners
+            for listen_address, listen_port in self.context.stack.tcp_listening_on()
         )
 
     def bind(self, endpoint: StreamEndpoint, address: int, port: int) -> None:
@@ -286,15 +293,15 @@ class StreamRegistry:
         endpoint.bound = None
 
     def free_port(self, address: int) -> int:
-        tcp = self.context.stack.tcp
-        low, high = tcp.settings.ephemeral_ports
-        span = high - low + 1
-        start = tcp.rng.randrange(span)
-        for step in range(span):
-            candidate = low + (start + step) % span
+        for candidate in self.context.stack.tcp_ephemeral_ports():
             if not self.port_in_use(address, candidate, False):
                 return candidate
         raise OSError(EADDRINUSE, "no free port")
+
+
+def _add_application(stack: Stack, application: StreamRegistry) -> None:
+    """Have ``stack`` step ``application`` on every poll."""
+    stack.applications.append(application.step)
 
 
 def _overlap(a: int, b: int) -> bool:

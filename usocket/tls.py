@@ -52,6 +52,7 @@ import types
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from pystack.tlsrecords import RecordPump
 from usocket import constants as c
 from usocket import tls_errors as e
 from usocket.tls_credentials import (
@@ -162,10 +163,7 @@ class _SSLContext:
             raise ValueError("CERT_REQUIRED requires server_hostname")
         hostname = None if self._server else server_hostname
         self._prepare(hostname)
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        sslobj = self._context.wrap_bio(
-            incoming, outgoing, server_side=self._server, server_hostname=hostname
-        )
+        records = RecordPump.wrap(self._context, self._server, hostname)
         options: dict[str, Any] = {
             "verify_callback": self.verify_callback if self._verify_mode != CERT_NONE else None,
             "spin_limit": self._spin_limit,
@@ -173,14 +171,9 @@ class _SSLContext:
         }
         if wipy:
             return WiPySSLSocket(
-                sock,
-                sslobj,
-                incoming,
-                outgoing,
-                handshake_on_connect=bool(do_handshake_on_connect),
-                **options,
+                sock, records, handshake_on_connect=bool(do_handshake_on_connect), **options
             )
-        tls_socket = SSLSocket(sock, sslobj, incoming, outgoing, **options)
+        tls_socket = SSLSocket(sock, records, **options)
         if do_handshake_on_connect:
             tls_socket._handshake_now()
         return tls_socket

@@ -4,7 +4,9 @@ stream (extmod/modtls_mbedtls.c ``ssl_socket_*``, shared/USOCKET.md section 5).
 The wrapped object is any MicroPython stream: ``read(n)`` (``None`` when a non-blocking stream
 would block, ``b''`` at EOF, OSError(ETIMEDOUT) on a timeout), ``write(buf)`` (the count, or
 ``None``), ``ioctl(MP_STREAM_POLL, mask)`` and ``setblocking``. Ciphertext moves between it and
-two ``ssl.MemoryBIO``; OpenSSL never sees a kernel socket.
+two ``ssl.MemoryBIO`` (``pystack.tlsrecords.RecordPump``, shared with the simulated peer's TLS
+services); OpenSSL never sees a kernel socket. The mbedTLS behaviour and errors are this
+module's.
 
 How it mirrors mbedTLS:
 
@@ -53,6 +55,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
+from pystack.tlsrecords import BadRecord, RecordPump, WouldBlock
 from usocket import constants as c
 from usocket import streamio
 from usocket import tls_errors as e
@@ -61,22 +64,11 @@ from usocket.tls_credentials import SUITES
 
 T = TypeVar("T")
 
-HEADER = 5  # TLS record header: type, version (2), length (2)
-MAX_RECORD = 16384 + 2048  # the largest TLSCiphertext (RFC 5246 6.2.3)
-RECORD_TYPES = (20, 21, 22, 23, 24)  # change_cipher_spec, alert, handshake, application, heartbeat
 WRITE_CHUNK = 4096  # MicroPython's MBEDTLS_SSL_OUT_CONTENT_LEN
 SPIN_STEP = 0.001  # mp_event_wait_ms(1) between non-blocking handshake attempts
 _READ, _WRITE = c.POLLIN, c.POLLOUT
 _RDWR = c.POLLIN | c.POLLOUT
 _OPENSSL_TO_MBEDTLS = {openssl: mbedtls for mbedtls, openssl in SUITES}  # a constant
-
-
-class _WouldBlock(Exception):
-    """The stream would block; ``want`` is the direction it must become ready in."""
-
-    def __init__(self, want: int) -> None:
-        super().__init__(want)
-        self.want = want
 
 
 class SSLSocket:
@@ -87,24 +79,18 @@ class SSLSocket:
     def __init__(
         self,
         sock: Any,
-        sslobj: ssl.SSLObject,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
+        records: RecordPump,
         *,
         verify_callback: Callable[..., Any] | None = None,
         spin_limit: float = 60.0,
         no_ca_chain: bool = False,
     ) -> None:
         self._sock: Any = sock
-        self._object = sslobj
-        self._incoming = incoming
-        self._outgoing = outgoing
+        self._records = records
         self._callback = verify_callback
         self._spin_limit = spin_limit
         self._no_ca_chain = no_ca_chain  # CERT_REQUIRED without a CA: mbedTLS fails regardless
-        self._record = bytearray()  # the part of the next record received so far
-        self._unsent = bytearray()  # ciphertext the stream has not taken yet
-        self._write_done: int | None = None  # plaintext already encrypted into _unsent
+        self._write_done: int | None = None  # plaintext encrypted, its ciphertext not all sent
         self._handshake_done = False
         self._eof = False
         self._error: tuple[type[BaseException], tuple[Any, ...]] | None = None
@@ -117,57 +103,24 @@ class SSLSocket:
     # -- moving ciphertext -----------------------------------------------------------------------
     def _flush(self) -> bool:
         """Hand queued ciphertext to the stream; True when none is left."""
-        if self._outgoing.pending:
-            self._unsent += self._outgoing.read()
-        while self._unsent:
-            sent = self._sock.write(self._unsent)
-            if not sent:  # None: it would block
-                return False
-            del self._unsent[:sent]
-        return True
-
-    def _receive(self) -> bool:
-        """Read (part of) one TLS record from the stream into the incoming BIO; False when the
-        stream would block before the record was complete."""
-        record = self._record
-        while True:
-            have = len(record)
-            size = HEADER if have < HEADER else HEADER + int.from_bytes(record[3:5], "big")
-            data = self._sock.read(size - have)
-            if data is None:
-                return False
-            if not data:
-                self._incoming.write_eof()  # OpenSSL now reports EOF (SSLEOFError / b'')
-                return True
-            record += data
-            if len(record) < HEADER:
-                continue
-            if not _plausible(record):
-                raise e.tls_error(e.SSL_INVALID_RECORD)
-            if len(record) == HEADER + int.from_bytes(record[3:5], "big"):
-                self._incoming.write(bytes(record))
-                record.clear()
-                return True
+        return self._records.flush(self._sock.write)
 
     def _drive(self, operation: Callable[[], T]) -> T:
-        """Run ``operation`` on the SSLObject, moving ciphertext until it is done; raise
-        ``_WouldBlock`` with the direction the stream must become ready in."""
-        while True:
-            try:
-                return operation()
-            except ssl.SSLWantReadError:
-                pass
-            if not self._flush() and not self._handshake_done:
-                raise _WouldBlock(_WRITE)  # our flight must leave before the peer can answer
-            if self._incoming.eof:
-                raise ssl.SSLEOFError("EOF occurred in violation of protocol")
-            if not self._receive():
-                raise _WouldBlock(_READ)
+        """Run ``operation`` on the SSLObject, moving ciphertext (one record at a time, as
+        ``mbedtls_ssl_fetch_input``) until it is done; raise ``WouldBlock`` with the direction
+        the stream must become ready in."""
+        sock = self._sock
+        try:
+            return self._records.drive(
+                operation, sock.write, sock.read, flight_first=not self._handshake_done
+            )
+        except BadRecord:
+            raise e.tls_error(e.SSL_INVALID_RECORD) from None
 
     def _handshake(self) -> None:
         if self._handshake_done:
             return
-        self._drive(self._object.do_handshake)
+        self._drive(self._records.tls.do_handshake)
         self._handshake_done = True
         self._flush()  # the last flight; what does not fit now goes with the next call
         self._call_verify_callback()
@@ -175,7 +128,7 @@ class SSLSocket:
     def _call_verify_callback(self) -> None:
         """mbedTLS calls ``verify_callback(cert, depth)`` for each certificate it verifies; a
         non-zero result fails the handshake with that code."""
-        der = self._object.getpeercert(True)
+        der = self._records.tls.getpeercert(True)
         if self._callback is None or der is None:
             return
         result = int(self._callback(memoryview(der), 0))
@@ -206,14 +159,13 @@ class SSLSocket:
         raise raised from None
 
     def _send_alert(self) -> None:
-        if self._sock is not None and self._outgoing.pending:
+        if self._sock is not None and self._records.outgoing.pending:
             self._send_last_words(self._sock)
 
     def _send_last_words(self, sock: Any) -> None:
         """Best effort for an alert or close_notify: only if the stream can take bytes now (a
         blocking write to a peer that reads nothing would hang), and never an error."""
-        pending = bytes(self._unsent) + self._outgoing.read()
-        self._unsent.clear()
+        pending = self._records.take_outgoing()
         try:
             if pending and int(sock.ioctl(c.MP_STREAM_POLL, c.POLLOUT)) & c.POLLOUT:
                 sock.write(pending)
@@ -224,7 +176,7 @@ class SSLSocket:
         """Run a step that may fail; failures become MicroPython's errors and are kept."""
         try:
             return step()
-        except _WouldBlock:
+        except WouldBlock:
             raise
         except (OSError, ValueError) as failure:  # ssl.SSLError is an OSError
             self._fail(failure)
@@ -237,19 +189,19 @@ class SSLSocket:
             return b""
         try:
             return self._attempt(lambda: self._read_record(size))
-        except _WouldBlock as blocked:
-            if blocked.want == _WRITE:
+        except WouldBlock as blocked:
+            if blocked.writing:
                 self._poll_mask = _WRITE
             return None
 
     def _read_record(self, size: int) -> bytes:
         self._handshake()
         try:
-            data = self._drive(lambda: self._object.read(size))
+            data = self._drive(lambda: self._records.tls.read(size))
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             self._eof = True  # close_notify, or EOF after the handshake: mbedtls_ssl_read's 0
             return b""
-        if self._outgoing.pending or self._unsent:
+        if self._records.outgoing_pending:
             self._flush()
         return data
 
@@ -258,8 +210,8 @@ class SSLSocket:
         self._check_usable()
         try:
             return self._attempt(lambda: self._write_record(data))
-        except _WouldBlock as blocked:
-            if blocked.want == _READ:
+        except WouldBlock as blocked:
+            if not blocked.writing:
                 self._poll_mask = _READ
             return None
 
@@ -267,10 +219,10 @@ class SSLSocket:
         self._handshake()
         if self._write_done is None:
             chunk = data[:WRITE_CHUNK]
-            self._object.write(chunk)
+            self._records.write(chunk)
             self._write_done = len(chunk)
         if not self._flush():
-            raise _WouldBlock(_WRITE)
+            raise WouldBlock(True)
         done, self._write_done = self._write_done, None
         return done
 
@@ -281,7 +233,7 @@ class SSLSocket:
             try:
                 self._attempt(self._handshake)
                 return
-            except _WouldBlock:
+            except WouldBlock:
                 if time.monotonic() >= deadline:
                     self._fail(e.tls_error(e.SSL_TIMEOUT))
                 time.sleep(SPIN_STEP)
@@ -318,12 +270,12 @@ class SSLSocket:
             raise NotImplementedError
         if self._closed or not self._handshake_done:
             return None
-        return self._object.getpeercert(True)
+        return self._records.tls.getpeercert(True)
 
     def cipher(self) -> tuple[str, str] | None:
         if self._closed or not self._handshake_done:
             return None
-        got = self._object.cipher()
+        got = self._records.tls.cipher()
         if got is None:
             return None
         return _mbedtls_suite(got[0]), got[1]
@@ -344,10 +296,7 @@ class SSLSocket:
             sock.ioctl(c.MP_STREAM_CLOSE, 0)
 
     def _send_close_notify(self, sock: Any) -> None:
-        try:
-            self._object.unwrap()
-        except (ssl.SSLError, ValueError):
-            pass  # SSLWantReadError: the peer's close_notify is not awaited
+        self._records.close_notify()  # (the peer's close_notify is not awaited)
         self._send_last_words(sock)
 
     def ioctl(self, request: int, argument: int = 0) -> int:
@@ -368,7 +317,8 @@ class SSLSocket:
             saved = mask & _RDWR
             mask = (mask & ~saved) | need
         ready = 0
-        if mask & c.POLLIN and (self._eof or self._object.pending() or self._incoming.pending):
+        records = self._records
+        if mask & c.POLLIN and (self._eof or records.tls.pending() or records.incoming.pending):
             ready |= c.POLLIN
             if mask == c.POLLIN:
                 return c.POLLIN
@@ -392,11 +342,6 @@ class WiPySSLSocket(SSLSocket):
         self._sock.connect(address)  # EINPROGRESS on a non-blocking socket: handshake later
         if self._handshake_on_connect:
             self._handshake_now()
-
-
-def _plausible(record: bytearray) -> bool:
-    length = int.from_bytes(record[3:5], "big")
-    return record[0] in RECORD_TYPES and record[1] == 3 and length <= MAX_RECORD
 
 
 def _mbedtls_suite(openssl_name: str) -> str:

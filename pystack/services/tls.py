@@ -2,8 +2,9 @@
 
 TLS here is CPython's ``ssl`` module in its sans-IO form: ``SSLContext.wrap_bio`` gives an
 ``SSLObject`` that reads ciphertext from one ``ssl.MemoryBIO`` (``incoming``) and writes
-ciphertext to another (``outgoing``); it never touches a socket. ``TLSStream`` is the adapter
-between that object and a ``TCPConnection``, with the ``Stream`` interface of ``session.py``, so
+ciphertext to another (``outgoing``); it never touches a socket. ``pystack.tlsrecords.RecordPump``
+holds the three and moves the bytes (shared with scripts' TLS sockets). ``TLSStream`` is the
+adapter between it and a ``TCPConnection``, with the ``Stream`` interface of ``session.py``, so
 any session service runs over TLS unchanged (``SessionService(..., tls=server_context())``)::
 
     TCPConnection --receive--> incoming BIO --SSLObject.read--> plaintext --> session
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING
 from pystack.services.certs import SERVER_CERT, SERVER_KEY
 from pystack.services.session import CLOSE_TIMEOUT, Session, SessionService, Stream
 from pystack.tcp.connection import TCPConnection
+from pystack.tlsrecords import RecordPump
 
 if TYPE_CHECKING:
     from pystack.stack import Stack
@@ -69,15 +71,12 @@ class TLSStream(Stream):
         count: Callable[[str], None],
     ) -> None:
         super().__init__(connection)
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self.records = RecordPump.wrap(context, server_side=True)
         self.count = count
         self.handshake_done = False
         self.peer_closed = False  # close_notify (or a bare FIN) arrived
         self.error: str | None = None
         self._plaintext = bytearray()
-        self._eof_fed = False
         self._shut = False  # our FIN is queued
 
     # -- the Stream interface --------------------------------------------------------------------
@@ -93,7 +92,7 @@ class TLSStream(Stream):
     def send_room(self) -> int:
         if not self.handshake_done or self.closing or not self.connection.may_send:
             return 0
-        return max(0, OUTGOING_LIMIT - self.outgoing.pending)
+        return max(0, OUTGOING_LIMIT - self.records.outgoing_pending)
 
     def receive(self, size: int) -> bytes:
         data = bytes(self._plaintext[:size])
@@ -106,7 +105,7 @@ class TLSStream(Stream):
             return 0
         piece = data[:room]
         try:
-            return self.tls.write(piece)
+            return self.records.write(piece)
         except ssl.SSLWantReadError:
             return 0  # (a renegotiation wants input first; TLS 1.3 has none)
         except ssl.SSLError as error:
@@ -127,7 +126,7 @@ class TLSStream(Stream):
             if self.handshake_done and not self.closing and not self.peer_closed:
                 moved = self._decrypt(now) or moved
         moved = self._flush(now) or moved
-        if self.closing and not self.outgoing.pending and not self._shut:
+        if self.closing and not self.records.outgoing_pending and not self._shut:
             self._shutdown(now)
             moved = True
         return moved
@@ -138,40 +137,36 @@ class TLSStream(Stream):
         self.closing = True
         self.close_deadline = now + CLOSE_TIMEOUT
         if self.handshake_done and self.error is None:
-            try:
-                self.tls.unwrap()  # queues our close_notify
-            except ssl.SSLWantReadError:
-                pass  # (it would wait for the peer's: we do not)
-            except ssl.SSLError:
-                pass
+            self.records.close_notify()  # (not waiting for the peer's)
         self.pump(now)
 
     # -- the moving parts ------------------------------------------------------------------------
     def _feed(self) -> bool:
         """Ciphertext from the connection into the incoming BIO, up to ``FEED_LIMIT``."""
         connection = self.connection
+        records = self.records
         moved = False
-        room = FEED_LIMIT - self.incoming.pending
+        room = FEED_LIMIT - records.incoming.pending
         if room > 0 and connection.readable:
             data = connection.receive(room)
-            self.incoming.write(data)
+            records.feed(data)
             moved = bool(data)
-        if connection.at_eof and not self._eof_fed:
-            self.incoming.write_eof()
-            self._eof_fed = moved = True
+        if connection.at_eof and not records.eof_fed:
+            records.feed_eof()
+            moved = True
         return moved
 
     def _handshake(self, now: float) -> bool:
         try:
-            self.tls.do_handshake()
-        except ssl.SSLWantReadError:
-            if self._eof_fed:  # (OpenSSL reports this as an EOF error; be sure either way)
-                self._fail(ssl.SSLEOFError("EOF during the handshake"), now)
-                return True
-            return False
+            done = self.records.handshake_step()
         except ssl.SSLError as error:
             self._fail(error, now)
             return True
+        if not done:
+            if self.records.eof_fed:  # (OpenSSL reports this as an EOF error; be sure anyway)
+                self._fail(ssl.SSLEOFError("EOF during the handshake"), now)
+                return True
+            return False
         self.handshake_done = True
         self.count("tls_handshakes")
         return True
@@ -183,9 +178,7 @@ class TLSStream(Stream):
             if room <= 0:
                 break
             try:
-                data = self.tls.read(room)
-            except ssl.SSLWantReadError:
-                break
+                data = self.records.read(room)
             except ssl.SSLEOFError:  # a FIN without close_notify: a truncated stream
                 self.count("tls_truncated")
                 self.peer_closed = moved = True
@@ -193,6 +186,8 @@ class TLSStream(Stream):
             except ssl.SSLError as error:
                 self._fail(error, now)
                 return True
+            if data is None:  # more ciphertext needed
+                break
             if not data:  # close_notify: the peer's end of data
                 self.peer_closed = moved = True
                 break
@@ -203,13 +198,14 @@ class TLSStream(Stream):
     def _flush(self, now: float) -> bool:
         """Ciphertext from the outgoing BIO into the connection, within its send room."""
         connection = self.connection
+        records = self.records
         room = connection.send_room
-        if not room or not self.outgoing.pending:
-            if self.outgoing.pending and not connection.may_send:
-                self.outgoing.read()  # the connection cannot send any more: drop it
+        pending = records.outgoing_pending
+        if not room or not pending:
+            if pending and not connection.may_send:
+                records.discard_outgoing()  # the connection cannot send any more: drop it
             return False
-        data = self.outgoing.read(room)
-        connection.send(data, now)  # (fits: at most send_room)
+        records.flush(lambda data: connection.send(data, now), room)  # (one send: it fits)
         return True
 
     def _shutdown(self, now: float) -> None:
@@ -226,7 +222,7 @@ class TLSStream(Stream):
         self.closing = True
         self.close_deadline = now + CLOSE_TIMEOUT
         self._flush(now)
-        if not self.outgoing.pending:
+        if not self.records.outgoing_pending:
             self._shutdown(now)
 
 

@@ -82,7 +82,7 @@ def wait_events(sim: Simulation, s: Any, mask: int, want: int, timeout: float = 
 
 def wait_queued(sim: Simulation, s: Any, size: int) -> None:
     """Wait until ``size`` bytes are queued on ``s``."""
-    tcp = s._tcp
+    tcp = s._part.tcp
     assert sim.wait_until(lambda: tcp.connection is not None and tcp.connection.readable >= size)
 
 

@@ -44,7 +44,7 @@ def _connect_nonblocking(socket: Any) -> Any:
 
 
 def _icmp_for_syn(sim: SimulatedNetwork, s: Any, code: int) -> None:
-    connection = s._tcp.connection
+    connection = s._part.tcp.connection
     quoted_tcp = struct.pack("!HHI", connection.local_port, 80, connection.iss)
     quote = IPv4Packet(connection.local_address, ip_from_str(BEYOND), PROTO_TCP, quoted_tcp)
     message = icmpv4.ICMPv4Message.destination_unreachable(code, quote.build())
@@ -76,7 +76,7 @@ def test_host_unreachable_is_soft_and_ends_as_ehostunreach_when_the_syn_gives_up
     context = NetworkContext(sim.thread, sim.host)
     socket = socket_module(context)
     s = _connect_nonblocking(socket)
-    connection = s._tcp.connection
+    connection = s._part.tcp.connection
     connection.settings = settings
     _icmp_for_syn(sim, s, icmpv4.HOST_UNREACHABLE)
     assert sim.thread.wait_for(lambda: connection.soft_error is not None, 2.0)
