@@ -6,7 +6,7 @@ the listen backlog). Overflow policy, explicit: a SYN that finds the accept queu
 dropped (``TCP_ACCEPT_QUEUE_FULL``, as Linux does, so the client retries); a SYN that finds the
 SYN queue full is answered with a stateless SYN cookie when cookies are on, else dropped
 (``TCP_SYN_QUEUE_FULL``); a handshake-completing ACK that finds the accept queue full is ignored
-(``accept_overflow="drop"``, the client's retransmission retries) or reset (``"reset"``).
+(``AcceptOverflow.DROP``, the client's retransmission retries) or reset (``AcceptOverflow.RESET``).
 Cookie connections carry no window scale, SACK or timestamps (nothing remembers them).
 """
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pystack.stats import DropReason
 from pystack.tcp.seq import seq_add
+from pystack.tcp.settings import AcceptOverflow
 from pystack.tcp.state import TCPState
 from pystack.wire.tcp import ACK, RST, SYN, TCPSegment, mss_option
 
@@ -174,7 +175,7 @@ class TCPListener:
         if len(self.accept_queue) < self.backlog:
             return True
         self.layer.statistics.drop(DropReason.TCP_ACCEPT_QUEUE_FULL)
-        if self.layer.settings.accept_overflow == "reset":
+        if self.layer.settings.accept_overflow is AcceptOverflow.RESET:
             connection.abort(now)
         return False
 
