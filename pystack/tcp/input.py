@@ -241,7 +241,8 @@ class ConnectionInput(ConnectionOutput):
 
     def receive_window_edge(self) -> int:
         """RCV.WND as the peer sees it: what we advertised, or what room we have now."""
-        advertised = seq_diff(self.rcv_adv, self.rcv_nxt) if self.rcv_adv else 0
+        edge = self.rcv_adv
+        advertised = seq_diff(edge, self.rcv_nxt) if edge is not None else 0
         return max(advertised, 0, min(self.receive_buffer.room, 65535 << self.rcv_wscale))
 
     def _process_reset(self, segment: TCPSegment, now: float) -> None:

@@ -91,7 +91,9 @@ class TransmissionControlBlock:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_wscale = 0  # shift applied to windows we advertise
-        self.rcv_adv = 0  # right edge of the window we last advertised (never moves left)
+        # Right edge of the window we last advertised (never moves left); None until a segment
+        # has advertised one. Any sequence number, 0 included, is a valid edge (after the wrap).
+        self.rcv_adv: int | None = None
         # segment sizes: mss_limit is what the path allows (MTU - 40); peer_mss what it accepts
         self.mss_limit = mss_limit
         self.peer_mss = settings.default_mss
@@ -225,7 +227,8 @@ class TransmissionControlBlock:
             room = self.receive_buffer.capacity
         limit = 65535 << self.rcv_wscale
         room = min(room, limit)
-        current = (self.rcv_adv - self.rcv_nxt) & 0xFFFFFFFF if self.rcv_adv else 0
+        edge = self.rcv_adv
+        current = (edge - self.rcv_nxt) & 0xFFFFFFFF if edge is not None else 0
         if current > 0x7FFFFFFF:
             current = 0
         # Only move the right edge when the increase is worth it (min(buffer/2, MSS)).
