@@ -9,6 +9,7 @@ and CLOSED in ``layer.py``.
 
 from __future__ import annotations
 
+import enum
 import errno
 
 from pystack.stats import DropReason
@@ -27,6 +28,49 @@ from pystack.tcp.state import TCPState
 from pystack.wire.tcp import ACK, FIN, RST, SYN, URG, TCPSegment
 
 MAX_WSCALE = 14  # RFC 7323 2.3
+PAWS_IDLE_LIMIT = 24 * 86400.0  # RFC 7323 5.5: a TS.Recent idle this long no longer applies
+
+
+class Acceptability(enum.Enum):
+    """The verdict of the first check (RFC 9293 3.10.7.4 "check sequence number")."""
+
+    ACCEPTABLE = "acceptable"
+    PAWS = "paws"  # RFC 7323 5.3 R1: its timestamp is older than TS.Recent
+    OUT_OF_WINDOW = "out of window"  # RFC 9293's acceptability table says no
+
+
+class AfterAck(enum.Enum):
+    """What the fifth step (the ACK field) leaves for the steps after it."""
+
+    CONTINUE = "continue"  # go on: URG, segment text, FIN
+    STOP = "stop"  # the segment was dropped or answered, or the connection closed
+
+
+def check_sequence(
+    segment: TCPSegment, rcv_nxt: int, rcv_wnd: int, paws_recent: int | None
+) -> Acceptability:
+    """RFC 9293 3.10.7.4 first check, PAWS (RFC 7323 5.3) first. Only answers: it changes nothing.
+
+    ``rcv_wnd`` is the receive window the peer sees (``receive_window_edge``); ``paws_recent``
+    is TS.Recent when PAWS applies (timestamps in use and TS.Recent valid), else None. An RST
+    is not subject to PAWS (RFC 7323 5.3).
+    """
+    flags = segment.flags
+    if paws_recent is not None and not flags & RST:
+        stamp = segment.timestamp
+        if stamp is not None and seq_lt(stamp[0], paws_recent):
+            return Acceptability.PAWS
+    seq = segment.seq
+    length = len(segment.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+    if length == 0:
+        ok = seq == rcv_nxt if rcv_wnd == 0 else seq_in_window(seq, rcv_nxt, rcv_wnd)
+    elif rcv_wnd == 0:
+        ok = False
+    else:
+        ok = seq_in_window(seq, rcv_nxt, rcv_wnd) or seq_in_window(
+            seq_add(seq, length - 1), rcv_nxt, rcv_wnd
+        )
+    return Acceptability.ACCEPTABLE if ok else Acceptability.OUT_OF_WINDOW
 
 
 class ConnectionInput(ConnectionOutput):
@@ -138,8 +182,22 @@ class ConnectionInput(ConnectionOutput):
             and seq_add(segment.seq, 1) == self.rcv_nxt
         )
         # first: check sequence number (PAWS first, RFC 7323 5.3)
-        if not crossed and not self._acceptable(segment, now):
-            return
+        if not crossed:
+            window = self.receive_window_edge()
+            paws_recent = (
+                self.ts_recent
+                if self.timestamps and now - self.ts_recent_time < PAWS_IDLE_LIMIT
+                else None
+            )
+            verdict = check_sequence(segment, self.rcv_nxt, window, paws_recent)
+            if verdict is not Acceptability.ACCEPTABLE:
+                self._unacceptable(segment, verdict, window, now)
+                return
+            stamp = segment.timestamp
+            if stamp is not None and self.timestamps and seq_le(segment.seq, self.last_ack_sent):
+                # RFC 7323 4.3 (R3): remember the newest timestamp at the left edge.
+                if seq_ge(stamp[0], self.ts_recent):
+                    self.ts_recent, self.ts_recent_time = stamp[0], now
         # second: check the RST bit (RFC 5961 3.2)
         if flags & RST:
             self._process_reset(segment, now)
@@ -158,7 +216,7 @@ class ConnectionInput(ConnectionOutput):
         if not flags & ACK:
             self.drop(DropReason.TCP_NO_ACK)
             return
-        if not self._process_ack(segment, now):
+        if self._process_ack(segment, now) is AfterAck.STOP:
             return
         if crossed:  # its text starts after the SYN
             segment = segment._replace(seq=self.rcv_nxt, flags=flags & ~SYN)
@@ -169,53 +227,36 @@ class ConnectionInput(ConnectionOutput):
         if segment.payload or flags & FIN:
             self.process_text_and_fin(segment, now)
 
-    def _acceptable(self, segment: TCPSegment, now: float) -> bool:
+    def _unacceptable(
+        self, segment: TCPSegment, verdict: Acceptability, window: int, now: float
+    ) -> None:
+        """What follows a first check that failed: the segment is dropped, and on the way a
+        reordered duplicate ACK or a zero-window ACK is still taken, a retransmitted FIN
+        restarts TIME-WAIT, and the peer is told where we are (rate-limited)."""
+        if verdict is Acceptability.PAWS:
+            if self._disordered_ack(segment):
+                # Linux's tcp_disordered_ack: a reordered duplicate ACK still carries SACK
+                # information; take it, but it does not update TS.Recent.
+                self.statistics.count("tcp.paws_disordered_acks")
+                self._process_ack(segment, now)
+                return
+            self.drop(DropReason.TCP_PAWS)
+            self._answer_unacceptable(segment, now)
+            return
         flags = segment.flags
-        stamp = segment.timestamp
-        if self.timestamps and stamp is not None and not flags & RST:
-            # RFC 7323 5.3 R1: PAWS, with the 24-day idle exception.
-            if seq_lt(stamp[0], self.ts_recent) and now - self.ts_recent_time < 24 * 86400:
-                if self._disordered_ack(segment):
-                    # Linux's tcp_disordered_ack: a reordered duplicate ACK still carries SACK
-                    # information; take it, but it does not update TS.Recent.
-                    self.statistics.count("tcp.paws_disordered_acks")
-                    self._process_ack(segment, now)
-                    return False
-                self.drop(DropReason.TCP_PAWS)
-                self._answer_unacceptable(segment, now)
-                return False
-        length = len(segment.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-        window = self.receive_window_edge()
-        seq = segment.seq
-        if length == 0:
-            ok = seq == self.rcv_nxt if window == 0 else seq_in_window(seq, self.rcv_nxt, window)
-        elif window == 0:
-            ok = False
-        else:
-            last = seq_add(seq, length - 1)
-            ok = seq_in_window(seq, self.rcv_nxt, window) or seq_in_window(
-                last, self.rcv_nxt, window
-            )
-        if ok:
-            if stamp is not None and self.timestamps and seq_le(seq, self.last_ack_sent):
-                # RFC 7323 4.3 (R3): remember the newest timestamp at the left edge.
-                if seq_ge(stamp[0], self.ts_recent):
-                    self.ts_recent, self.ts_recent_time = stamp[0], now
-            return True
         if self.state is TCPState.TIME_WAIT and flags & FIN and not flags & RST:
             self._restart_time_wait(now)
         if flags & RST:
             self.drop(DropReason.TCP_OUT_OF_WINDOW)
-            return False
-        if window == 0 and flags & ACK and seq == self.rcv_nxt:
+            return
+        if window == 0 and flags & ACK and segment.seq == self.rcv_nxt:
             # RFC 9293: at a zero window "special allowance should be made to accept valid
             # ACKs": a probe at RCV.NXT still moves SND.UNA and SND.WND; its text is dropped.
             self._process_ack(segment, now)
             if self.state is TCPState.CLOSED:
-                return False
+                return
         self.drop(DropReason.TCP_OUT_OF_WINDOW)
         self._answer_unacceptable(segment, now)
-        return False
 
     def _answer_unacceptable(self, segment: TCPSegment, now: float) -> None:
         """RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>; for a segment without data, SYN or
@@ -271,16 +312,16 @@ class ConnectionInput(ConnectionOutput):
         self.set_state(TCPState.CLOSED, now, f"RST in {state.value}")
 
     # ---------------------------------------------------------------------------------------
-    def _process_ack(self, segment: TCPSegment, now: float) -> bool:
-        """RFC 9293 3.10.7.4 fifth step with RFC 5961 5.2; False when the segment is done with."""
+    def _process_ack(self, segment: TCPSegment, now: float) -> AfterAck:
+        """RFC 9293 3.10.7.4 fifth step with RFC 5961 5.2: whether the later steps still run."""
         ack = segment.ack
         if self.state is TCPState.SYN_RECEIVED:
             if not (seq_gt(ack, self.snd_una) and seq_le(ack, self.snd_max)):
                 self.drop(DropReason.TCP_BAD_ACK)
                 self.owner_reset(segment)
-                return False
+                return AfterAck.STOP
             if not self.owner.admit(self, now):
-                return False  # accept queue full: the listener's overflow policy applied
+                return AfterAck.STOP  # accept queue full: the listener's overflow policy applied
             self.snd_una = ack
             self.note_window(segment)
             self.retransmit_deadline = None
@@ -288,16 +329,16 @@ class ConnectionInput(ConnectionOutput):
             self.retransmissions = 0
             self.set_state(TCPState.ESTABLISHED, now, "ACK of our SYN-ACK")
             self.owner.connection_established(self)
-            return True
+            return AfterAck.CONTINUE
         # RFC 5961 5.2: acceptable when SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
         if seq_gt(ack, self.snd_max):
             self.drop(DropReason.TCP_ACK_UNSENT)
             self.ack_now = True
-            return False
+            return AfterAck.STOP
         if seq_lt(ack, seq_add(self.snd_una, -max(self.max_snd_wnd, 1))):
             self.drop(DropReason.TCP_ACK_TOO_OLD)
             self.send_challenge_ack(now)
-            return False
+            return AfterAck.STOP
         if self.timestamps and segment.timestamp is not None:
             self._sample_rtt_from_timestamp(segment.timestamp[1], ack, now)
         if self.sack and segment.sack_blocks:
@@ -317,7 +358,7 @@ class ConnectionInput(ConnectionOutput):
                 self.persist_deadline = None
                 self.persist_backoff = 0
         self._ack_state_changes(now)
-        return self.state is not TCPState.CLOSED
+        return AfterAck.STOP if self.state is TCPState.CLOSED else AfterAck.CONTINUE
 
     def _sample_rtt_from_timestamp(self, echo: int, ack: int, now: float) -> None:
         if echo and seq_gt(ack, self.snd_una):  # RFC 7323 4.3: only ACKs of new data
