@@ -53,7 +53,7 @@ class TCPListener:
                 or len(connection.receive_buffer)
                 or connection.error
             ):
-                connection.listener = None
+                connection.detach_listener()
                 return connection
         return None
 
@@ -63,7 +63,7 @@ class TCPListener:
             return
         self.closed = True
         for connection in list(self.syn_queue) + list(self.accept_queue):
-            connection.listener = None
+            connection.detach_listener()
             connection.abort(now)
             self.layer.connection_changed(connection)
         self.syn_queue.clear()
@@ -103,16 +103,7 @@ class TCPListener:
         connection = layer.new_connection((local, self.port), (remote, segment.src_port), now)
         if connection is None:
             return
-        connection.passive = True
-        connection.listener = self
-        connection.irs = segment.seq
-        connection.rcv_nxt = seq_add(segment.seq, 1)
-        connection.take_syn_options(segment, now)
-        if segment.wscale is not None and layer.settings.window_scaling:
-            connection.rcv_wscale = connection._choose_wscale()
-        connection.note_window(segment)
-        connection.set_state(TCPState.SYN_RECEIVED, now, "SYN received by listener")
-        connection.send_syn(now, ack_of=segment)
+        connection.open_passive(segment, self, now)
         self.syn_queue.add(connection)
         layer.statistics.count("tcp.passive_opens")
         layer.connection_changed(connection)
@@ -154,15 +145,7 @@ class TCPListener:
         )
         if connection is None:
             return True
-        connection.passive = True
-        connection.listener = self
-        connection.irs = irs
-        connection.rcv_nxt = segment.seq
-        connection.snd_una = connection.snd_nxt = connection.snd_max = segment.ack
-        connection.peer_mss = mss
-        connection.set_send_mss()
-        connection.note_window(segment)
-        connection.set_state(TCPState.ESTABLISHED, now, "valid SYN cookie")
+        connection.open_from_cookie(segment, mss, self, now)
         self.accept_queue.append(connection)
         layer.statistics.count("tcp.syn_cookies_accepted")
         if segment.payload or segment.flags & ~ACK:

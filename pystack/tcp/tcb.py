@@ -67,6 +67,8 @@ class TransmissionControlBlock:
         iss: int,
         now: float,
         mss_limit: int,
+        ts_offset: int,
+        segmentation_limit: int = 0,
     ) -> None:
         settings = owner.settings
         self.owner = owner
@@ -98,7 +100,9 @@ class TransmissionControlBlock:
         self.mss_limit = mss_limit
         self.peer_mss = settings.default_mss
         self.mss = min(settings.default_mss, mss_limit)  # effective send MSS (data bytes)
-        self.segmentation_limit = 0  # largest frame the link cuts up itself (TSO); 0: none
+        self.segmentation_limit = (
+            segmentation_limit  # largest frame the link cuts up (TSO); 0: none
+        )
         self.send_burst = self.mss  # largest segment handed down (a multiple of mss with TSO)
         self.receive_mss = settings.default_mss  # estimate of the peer's full segment size
         # options negotiated
@@ -106,7 +110,7 @@ class TransmissionControlBlock:
         self.sack = False
         self.ts_recent = 0
         self.ts_recent_time = now
-        self.ts_offset = iss  # RFC 7323 5.4: a per-connection random-looking TS clock offset
+        self.ts_offset = ts_offset  # RFC 7323 5.4: a per-connection random TS clock offset
         self.last_ack_sent = 0
         # buffers
         self.send_buffer = SendBuffer(settings.send_buffer)
