@@ -4,6 +4,9 @@ timers, and ``tcp_info``. Segment arrival is in ``input.py``, sending in ``outpu
 Every method takes ``now``; nothing here blocks. User calls return at once: ``send`` accepts what
 fits in the send buffer, ``receive`` returns what is buffered. The layer pulls segments with
 ``segments_to_send(now)`` and fires timers with ``on_timer(now)``.
+The listener and the layer change a connection only through the operations here
+(``open_passive``, ``open_from_cookie``, ``icmp_error``, ``lower_path_mss``, ...): which code may
+change ``snd_nxt`` or any other variable is listed at the top of ``tcb.py``.
 Entry points: ``TCPConnection`` (built by ``TCPLayer.connect`` or a listener).
 """
 
@@ -19,11 +22,13 @@ from pystack.wire.tcp import ACK, TCPSegment
 
 
 class TCPConnection(ConnectionInput):
+    __slots__ = ()  # every variable lives in TransmissionControlBlock
+
     # -- opening -------------------------------------------------------------------------------
     def open_active(self, now: float) -> None:
         """RFC 9293 3.10.1 OPEN (active): send SYN, enter SYN-SENT."""
         self.rcv_wscale = self._choose_wscale()
-        self.set_state(TCPState.SYN_SENT, now, "active open")
+        self._set_state(TCPState.SYN_SENT, now, "active open")
         self.send_syn(now)
 
     def open_passive(self, syn: TCPSegment, listener: object, now: float) -> None:
@@ -40,7 +45,7 @@ class TCPConnection(ConnectionInput):
         if syn.wscale is not None and self.settings.window_scaling:
             self.rcv_wscale = self._choose_wscale()
         self.note_window(syn)
-        self.set_state(TCPState.SYN_RECEIVED, now, "SYN received by listener")
+        self._set_state(TCPState.SYN_RECEIVED, now, "SYN received by listener")
         self.send_syn(now, ack_of=syn)
 
     def open_from_cookie(self, ack: TCPSegment, mss: int, listener: object, now: float) -> None:
@@ -61,7 +66,7 @@ class TCPConnection(ConnectionInput):
         self.peer_mss = mss
         self.set_send_mss()
         self.note_window(ack)
-        self.set_state(TCPState.ESTABLISHED, now, "valid SYN cookie")
+        self._set_state(TCPState.ESTABLISHED, now, "valid SYN cookie")
 
     def detach_listener(self) -> None:
         """The listener lets go: the connection was accepted, or the listener closed."""
@@ -150,15 +155,15 @@ class TCPConnection(ConnectionInput):
         state = self.state
         if state in (TCPState.CLOSED, TCPState.LISTEN, TCPState.SYN_SENT):
             if state is not TCPState.CLOSED:
-                self.set_state(TCPState.CLOSED, now, f"{cause} before the handshake")
+                self._set_state(TCPState.CLOSED, now, f"{cause} before the handshake")
             return
         if self.fin_queued:
             return
         self.fin_queued = True
         if state in (TCPState.SYN_RECEIVED, TCPState.ESTABLISHED):
-            self.set_state(TCPState.FIN_WAIT_1, now, cause)
+            self._set_state(TCPState.FIN_WAIT_1, now, cause)
         elif state is TCPState.CLOSE_WAIT:
-            self.set_state(TCPState.LAST_ACK, now, cause)
+            self._set_state(TCPState.LAST_ACK, now, cause)
         self.owner.connection_changed(self)
 
     def abort(self, now: float) -> None:
@@ -175,7 +180,7 @@ class TCPConnection(ConnectionInput):
         ):
             self.send_reset(now)
         self.send_buffer.release(len(self.send_buffer))
-        self.set_state(TCPState.CLOSED, now, "abort")
+        self._set_state(TCPState.CLOSED, now, "abort")
 
     def set_nodelay(self, enabled: bool) -> None:
         """TCP_NODELAY: turn Nagle's algorithm (RFC 896) off or back on."""
@@ -190,7 +195,7 @@ class TCPConnection(ConnectionInput):
     # -- events from the layer ---------------------------------------------------------------------
     def end_time_wait_for_new_syn(self, now: float) -> None:
         """RFC 6191: a newer SYN for this 4-tuple ends TIME-WAIT (the layer checked it is newer)."""
-        self.set_state(TCPState.CLOSED, now, "new SYN reuses the TIME-WAIT 4-tuple")
+        self._set_state(TCPState.CLOSED, now, "new SYN reuses the TIME-WAIT 4-tuple")
 
     def icmp_error(self, code: int, hard: bool, description: str, now: float) -> None:
         """An ICMP error about this connection (RFC 5461): ``code`` is the errno it means.
@@ -201,7 +206,7 @@ class TCPConnection(ConnectionInput):
         self.soft_error = code
         if self.state is TCPState.SYN_SENT and self.settings.icmp_aborts_syn_sent and hard:
             self.error = code
-            self.set_state(TCPState.CLOSED, now, f"ICMP {description} in SYN-SENT")
+            self._set_state(TCPState.CLOSED, now, f"ICMP {description} in SYN-SENT")
 
     def lower_path_mss(self, mtu: int) -> bool:
         """RFC 1191 fragmentation needed with next-hop ``mtu`` (0: not given): lower the MSS
@@ -228,11 +233,11 @@ class TCPConnection(ConnectionInput):
     def on_timer(self, now: float) -> None:
         """Fire every timer that is due at ``now``."""
         if self.time_wait_deadline is not None and now >= self.time_wait_deadline:
-            self.set_state(TCPState.CLOSED, now, "TIME-WAIT expired (2*MSL)")
+            self._set_state(TCPState.CLOSED, now, "TIME-WAIT expired (2*MSL)")
             return
         if self.fin_wait_2_deadline is not None and now >= self.fin_wait_2_deadline:
             self.statistics.count("tcp.fin_wait_2_timeouts")
-            self.set_state(TCPState.CLOSED, now, "FIN-WAIT-2 timeout")
+            self._set_state(TCPState.CLOSED, now, "FIN-WAIT-2 timeout")
             return
         if self.retransmit_deadline is not None and now >= self.retransmit_deadline:
             self.retransmit_deadline = None
@@ -264,7 +269,7 @@ class TCPConnection(ConnectionInput):
             )
             if state.synchronized:
                 self.send_reset(now)
-            self.set_state(TCPState.CLOSED, now, f"retransmission limit ({limit}) reached")
+            self._set_state(TCPState.CLOSED, now, f"retransmission limit ({limit}) reached")
             return
         self.rtt.backoff()
         self.rtt_seq = None  # Karn
@@ -300,7 +305,7 @@ class TCPConnection(ConnectionInput):
             self.error = errno.ETIMEDOUT
             self.statistics.count("tcp.keepalive_timeouts")
             self.send_reset(now)
-            self.set_state(TCPState.CLOSED, now, "keepalive: peer silent")
+            self._set_state(TCPState.CLOSED, now, "keepalive: peer silent")
             return
         self.keepalive_probes_sent += 1
         self.statistics.count("tcp.keepalive_probes")

@@ -74,6 +74,8 @@ def check_sequence(
 
 
 class ConnectionInput(ConnectionOutput):
+    __slots__ = ()  # every variable lives in TransmissionControlBlock
+
     # ---------------------------------------------------------------------------------------
     def take_syn_options(self, segment: TCPSegment, now: float) -> None:
         """Negotiate from the peer's SYN (RFC 9293 3.7.1, RFC 7323, RFC 2018)."""
@@ -121,7 +123,7 @@ class ConnectionInput(ConnectionOutput):
             if flags & ACK:
                 self.error = errno.ECONNREFUSED
                 self.statistics.count("tcp.refused")
-                self.set_state(TCPState.CLOSED, now, "RST in SYN-SENT: connection refused")
+                self._set_state(TCPState.CLOSED, now, "RST in SYN-SENT: connection refused")
             else:
                 self.drop(DropReason.TCP_RST_IGNORED)
             return
@@ -138,14 +140,14 @@ class ConnectionInput(ConnectionOutput):
             self._sample_rtt_from_syn(segment, now)
             self.retransmit_deadline = None
             self.retransmissions = 0
-            self.set_state(TCPState.ESTABLISHED, now, "SYN-ACK received")
+            self._set_state(TCPState.ESTABLISHED, now, "SYN-ACK received")
             self.owner.connection_established(self)
             self.ack_now = True
             if segment.payload or flags & FIN:
                 self.process_text_and_fin(segment, now)
             return
         # Simultaneous open (RFC 9293 3.5, figure 8): answer with SYN-ACK.
-        self.set_state(TCPState.SYN_RECEIVED, now, "SYN received in SYN-SENT (simultaneous open)")
+        self._set_state(TCPState.SYN_RECEIVED, now, "SYN received in SYN-SENT (simultaneous open)")
         self.snd_wnd = segment.window
         self.snd_wl1, self.snd_wl2 = segment.seq, segment.ack
         self.send_syn(now, ack_of=segment)
@@ -207,7 +209,7 @@ class ConnectionInput(ConnectionOutput):
             if self.state is TCPState.SYN_RECEIVED and self.passive:
                 # RFC 9293: a passive SYN-RECEIVED connection returns to LISTEN.
                 self.drop(DropReason.TCP_SYN_IN_WINDOW)
-                self.set_state(TCPState.CLOSED, now, "SYN in SYN-RECEIVED: back to LISTEN")
+                self._set_state(TCPState.CLOSED, now, "SYN in SYN-RECEIVED: back to LISTEN")
                 return
             self.drop(DropReason.TCP_SYN_IN_WINDOW)
             self.send_challenge_ack(now)
@@ -300,7 +302,7 @@ class ConnectionInput(ConnectionOutput):
         if state is TCPState.SYN_RECEIVED:
             if not self.passive:
                 self.error = errno.ECONNREFUSED
-            self.set_state(TCPState.CLOSED, now, "RST in SYN-RECEIVED")
+            self._set_state(TCPState.CLOSED, now, "RST in SYN-RECEIVED")
             return
         if state in (
             TCPState.ESTABLISHED,
@@ -309,7 +311,7 @@ class ConnectionInput(ConnectionOutput):
             TCPState.CLOSE_WAIT,
         ):
             self.error = errno.ECONNRESET
-        self.set_state(TCPState.CLOSED, now, f"RST in {state.value}")
+        self._set_state(TCPState.CLOSED, now, f"RST in {state.value}")
 
     # ---------------------------------------------------------------------------------------
     def _process_ack(self, segment: TCPSegment, now: float) -> AfterAck:
@@ -327,7 +329,7 @@ class ConnectionInput(ConnectionOutput):
             self.retransmit_deadline = None
             self._sample_rtt_from_syn(segment, now)
             self.retransmissions = 0
-            self.set_state(TCPState.ESTABLISHED, now, "ACK of our SYN-ACK")
+            self._set_state(TCPState.ESTABLISHED, now, "ACK of our SYN-ACK")
             self.owner.connection_established(self)
             return AfterAck.CONTINUE
         # RFC 5961 5.2: acceptable when SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
@@ -443,13 +445,13 @@ class ConnectionInput(ConnectionOutput):
         state = self.state
         fin_acked = self.fin_sent and self.snd_una == self.snd_max and len(self.send_buffer) == 0
         if state is TCPState.FIN_WAIT_1 and fin_acked:
-            self.set_state(TCPState.FIN_WAIT_2, now, "our FIN acknowledged")
+            self._set_state(TCPState.FIN_WAIT_2, now, "our FIN acknowledged")
             if self.user_closed:
                 self.fin_wait_2_deadline = now + self.settings.fin_wait_2_timeout
         elif state is TCPState.CLOSING and fin_acked:
             self._enter_time_wait(now, "our FIN acknowledged in CLOSING")
         elif state is TCPState.LAST_ACK and fin_acked:
-            self.set_state(TCPState.CLOSED, now, "our FIN acknowledged in LAST-ACK")
+            self._set_state(TCPState.CLOSED, now, "our FIN acknowledged in LAST-ACK")
 
     # ---------------------------------------------------------------------------------------
     def process_text_and_fin(self, segment: TCPSegment, now: float) -> None:
@@ -463,7 +465,7 @@ class ConnectionInput(ConnectionOutput):
                 # Nobody will read this: RFC 9293 3.10.4 / Linux, abort with RST.
                 self.drop(DropReason.TCP_DATA_AFTER_CLOSE)
                 self.send_reset(now)
-                self.set_state(TCPState.CLOSED, now, "data after close")
+                self._set_state(TCPState.CLOSED, now, "data after close")
                 return
             self._receive_data(seq, payload, now)
         if has_fin:
@@ -542,19 +544,19 @@ class ConnectionInput(ConnectionOutput):
         self.ack_now = True
         state = self.state
         if state in (TCPState.SYN_RECEIVED, TCPState.ESTABLISHED):
-            self.set_state(TCPState.CLOSE_WAIT, now, "FIN received")
+            self._set_state(TCPState.CLOSE_WAIT, now, "FIN received")
         elif state is TCPState.FIN_WAIT_1:
             if self.fin_sent and self.snd_una == self.snd_max:
                 self._enter_time_wait(now, "FIN received, ours acknowledged")
             else:
-                self.set_state(TCPState.CLOSING, now, "FIN received (simultaneous close)")
+                self._set_state(TCPState.CLOSING, now, "FIN received (simultaneous close)")
         elif state is TCPState.FIN_WAIT_2:
             self._enter_time_wait(now, "FIN received in FIN-WAIT-2")
         elif state is TCPState.TIME_WAIT:
             self._restart_time_wait(now)
 
     def _enter_time_wait(self, now: float, cause: str) -> None:
-        self.set_state(TCPState.TIME_WAIT, now, cause)
+        self._set_state(TCPState.TIME_WAIT, now, cause)
         self.retransmit_deadline = self.persist_deadline = self.keepalive_deadline = None
         self.fin_wait_2_deadline = None
         self.time_wait_deadline = now + 2 * self.settings.msl
