@@ -28,13 +28,14 @@ EOF_PROBE = 65536  # ``read eof`` asks for this much and must get nothing
 class ConnectionLike(Protocol):
     state: TCPState
     error: int | None
-    nodelay: bool
     local_port: int
 
     @property
     def at_eof(self) -> bool: ...
 
     def send(self, data: bytes, now: float) -> int: ...
+
+    def set_nodelay(self, enabled: bool) -> None: ...
 
     def receive(self, size: int) -> bytes: ...
 
@@ -113,7 +114,7 @@ class Application:
             return self._read(call)
         connection = self.require_connection()
         if isinstance(call, ev.NoDelay):
-            connection.nodelay = call.on
+            connection.set_nodelay(call.on)
         elif isinstance(call, ev.Simple):
             getattr(connection, call.name)(now)
         return ""

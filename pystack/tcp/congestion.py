@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from pystack.tcp.settings import CongestionControlName
+
 # RFC 5681 3.1: ssthresh starts "arbitrarily high".
 INITIAL_SSTHRESH = 1 << 31
 # RFC 3465 2.2: during slow start, one ACK may grow cwnd by at most L = 2*SMSS.
@@ -175,9 +177,13 @@ def algorithms() -> Mapping[str, Factory]:
     return {NewReno.name: NewReno}
 
 
-def create(name: str, mss: int, initial_window_segments: int = 10) -> CongestionControl:
-    """A new congestion controller by algorithm name, e.g. ``create("newreno", 1460)``."""
-    factory = algorithms().get(name.lower())
+def create(
+    name: CongestionControlName | str, mss: int, initial_window_segments: int = 10
+) -> CongestionControl:
+    """A new congestion controller by algorithm, e.g. ``create(CongestionControlName.NEWRENO,
+    1460)`` or by its name, ``create("newreno", 1460)``."""
+    key = name.value if isinstance(name, CongestionControlName) else name.lower()
+    factory = algorithms().get(key)
     if factory is None:
         known = ", ".join(sorted(algorithms()))
         raise ValueError(f"unknown congestion control {name!r} (known: {known})")

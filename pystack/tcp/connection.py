@@ -4,6 +4,9 @@ timers, and ``tcp_info``. Segment arrival is in ``input.py``, sending in ``outpu
 Every method takes ``now``; nothing here blocks. User calls return at once: ``send`` accepts what
 fits in the send buffer, ``receive`` returns what is buffered. The layer pulls segments with
 ``segments_to_send(now)`` and fires timers with ``on_timer(now)``.
+The listener and the layer change a connection only through the operations here
+(``open_passive``, ``open_from_cookie``, ``icmp_error``, ``lower_path_mss``, ...): which code may
+change ``snd_nxt`` or any other variable is listed at the top of ``tcb.py``.
 Entry points: ``TCPConnection`` (built by ``TCPLayer.connect`` or a listener).
 """
 
@@ -14,16 +17,60 @@ import errno
 from pystack.tcp.input import ConnectionInput
 from pystack.tcp.seq import seq_add, seq_diff
 from pystack.tcp.state import TCPState
+from pystack.tcp.tcb import IP_TCP_HEADERS
 from pystack.wire.tcp import ACK, TCPSegment
 
 
 class TCPConnection(ConnectionInput):
+    __slots__ = ()  # every variable lives in TransmissionControlBlock
+
     # -- opening -------------------------------------------------------------------------------
     def open_active(self, now: float) -> None:
         """RFC 9293 3.10.1 OPEN (active): send SYN, enter SYN-SENT."""
         self.rcv_wscale = self._choose_wscale()
-        self.set_state(TCPState.SYN_SENT, now, "active open")
+        self._set_state(TCPState.SYN_SENT, now, "active open")
         self.send_syn(now)
+
+    def open_passive(self, syn: TCPSegment, listener: object, now: float) -> None:
+        """RFC 9293 3.10.7.2: a listener's SYN opens this connection; SYN-RECEIVED, SYN-ACK queued.
+
+        ``listener`` is told when the handshake completes (``ConnectionOwner.admit`` and
+        ``connection_established`` find it here) until ``detach_listener``.
+        """
+        self.passive = True
+        self.listener = listener
+        self.irs = syn.seq
+        self.rcv_nxt = seq_add(syn.seq, 1)
+        self.take_syn_options(syn, now)
+        if syn.wscale is not None and self.settings.window_scaling:
+            self.rcv_wscale = self._choose_wscale()
+        self.note_window(syn)
+        self._set_state(TCPState.SYN_RECEIVED, now, "SYN received by listener")
+        self.send_syn(now, ack_of=syn)
+
+    def open_from_cookie(self, ack: TCPSegment, mss: int, listener: object, now: float) -> None:
+        """A handshake completed by a valid SYN cookie: ESTABLISHED at once.
+
+        The connection was made with the cookie as its ISS, so ``ack`` acknowledges ISS + 1; the
+        peer's SYN (forgotten, stateless) was SEG.SEQ - 1. ``mss`` is the one the cookie encoded.
+        Nothing else of the SYN survives: no window scale, SACK or timestamps. Any text or flags
+        besides ACK on ``ack`` are for ``process_segment`` afterwards.
+        """
+        if ack.ack != seq_add(self.iss, 1):
+            raise ValueError(f"ACK {ack.ack} does not acknowledge the cookie ISS {self.iss}")
+        self.passive = True
+        self.listener = listener
+        self.irs = seq_add(ack.seq, -1)
+        self.rcv_nxt = ack.seq
+        self.snd_una = self.snd_nxt = self.snd_max = ack.ack
+        self.peer_mss = mss
+        self.set_send_mss()
+        self.note_window(ack)
+        self._set_state(TCPState.ESTABLISHED, now, "valid SYN cookie")
+
+    def detach_listener(self) -> None:
+        """The listener lets go: the connection was accepted, or the listener closed."""
+        self.listener = None
 
     def _choose_wscale(self) -> int:
         if not self.settings.window_scaling:
@@ -108,15 +155,15 @@ class TCPConnection(ConnectionInput):
         state = self.state
         if state in (TCPState.CLOSED, TCPState.LISTEN, TCPState.SYN_SENT):
             if state is not TCPState.CLOSED:
-                self.set_state(TCPState.CLOSED, now, f"{cause} before the handshake")
+                self._set_state(TCPState.CLOSED, now, f"{cause} before the handshake")
             return
         if self.fin_queued:
             return
         self.fin_queued = True
         if state in (TCPState.SYN_RECEIVED, TCPState.ESTABLISHED):
-            self.set_state(TCPState.FIN_WAIT_1, now, cause)
+            self._set_state(TCPState.FIN_WAIT_1, now, cause)
         elif state is TCPState.CLOSE_WAIT:
-            self.set_state(TCPState.LAST_ACK, now, cause)
+            self._set_state(TCPState.LAST_ACK, now, cause)
         self.owner.connection_changed(self)
 
     def abort(self, now: float) -> None:
@@ -133,13 +180,47 @@ class TCPConnection(ConnectionInput):
         ):
             self.send_reset(now)
         self.send_buffer.release(len(self.send_buffer))
-        self.set_state(TCPState.CLOSED, now, "abort")
+        self._set_state(TCPState.CLOSED, now, "abort")
+
+    def set_nodelay(self, enabled: bool) -> None:
+        """TCP_NODELAY: turn Nagle's algorithm (RFC 896) off or back on."""
+        self.nodelay = enabled
 
     def set_keepalive(self, enabled: bool, now: float) -> None:
         self.keepalive = enabled
         self.keepalive_probes_sent = 0
         self.keepalive_deadline = now + self.settings.keepalive_idle if enabled else None
         self.owner.connection_changed(self)
+
+    # -- events from the layer ---------------------------------------------------------------------
+    def end_time_wait_for_new_syn(self, now: float) -> None:
+        """RFC 6191: a newer SYN for this 4-tuple ends TIME-WAIT (the layer checked it is newer)."""
+        self._set_state(TCPState.CLOSED, now, "new SYN reuses the TIME-WAIT 4-tuple")
+
+    def icmp_error(self, code: int, hard: bool, description: str, now: float) -> None:
+        """An ICMP error about this connection (RFC 5461): ``code`` is the errno it means.
+
+        Every error is recorded as the soft error; a hard one (port or protocol unreachable)
+        aborts a connection still in SYN-SENT when ``icmp_aborts_syn_sent`` is set.
+        """
+        self.soft_error = code
+        if self.state is TCPState.SYN_SENT and self.settings.icmp_aborts_syn_sent and hard:
+            self.error = code
+            self._set_state(TCPState.CLOSED, now, f"ICMP {description} in SYN-SENT")
+
+    def lower_path_mss(self, mtu: int) -> bool:
+        """RFC 1191 fragmentation needed with next-hop ``mtu`` (0: not given): lower the MSS
+        (never below ``min_path_mss``) and go back to SND.UNA to resend at once with the smaller
+        size (not a congestion signal, RFC 1191 6.5). False when the MSS was no larger."""
+        settings = self.settings
+        limit = max(mtu - IP_TCP_HEADERS, settings.min_path_mss) if mtu else settings.min_path_mss
+        if limit >= self.mss_limit:
+            return False
+        self.mss_limit = limit
+        self.set_send_mss()
+        self.statistics.count("tcp.path_mtu_lowered")
+        self.snd_nxt = self.snd_una
+        return True
 
     # -- output --------------------------------------------------------------------------------
     def segments_to_send(self, now: float) -> list[TCPSegment]:
@@ -152,11 +233,11 @@ class TCPConnection(ConnectionInput):
     def on_timer(self, now: float) -> None:
         """Fire every timer that is due at ``now``."""
         if self.time_wait_deadline is not None and now >= self.time_wait_deadline:
-            self.set_state(TCPState.CLOSED, now, "TIME-WAIT expired (2*MSL)")
+            self._set_state(TCPState.CLOSED, now, "TIME-WAIT expired (2*MSL)")
             return
         if self.fin_wait_2_deadline is not None and now >= self.fin_wait_2_deadline:
             self.statistics.count("tcp.fin_wait_2_timeouts")
-            self.set_state(TCPState.CLOSED, now, "FIN-WAIT-2 timeout")
+            self._set_state(TCPState.CLOSED, now, "FIN-WAIT-2 timeout")
             return
         if self.retransmit_deadline is not None and now >= self.retransmit_deadline:
             self.retransmit_deadline = None
@@ -188,7 +269,7 @@ class TCPConnection(ConnectionInput):
             )
             if state.synchronized:
                 self.send_reset(now)
-            self.set_state(TCPState.CLOSED, now, f"retransmission limit ({limit}) reached")
+            self._set_state(TCPState.CLOSED, now, f"retransmission limit ({limit}) reached")
             return
         self.rtt.backoff()
         self.rtt_seq = None  # Karn
@@ -224,7 +305,7 @@ class TCPConnection(ConnectionInput):
             self.error = errno.ETIMEDOUT
             self.statistics.count("tcp.keepalive_timeouts")
             self.send_reset(now)
-            self.set_state(TCPState.CLOSED, now, "keepalive: peer silent")
+            self._set_state(TCPState.CLOSED, now, "keepalive: peer silent")
             return
         self.keepalive_probes_sent += 1
         self.statistics.count("tcp.keepalive_probes")

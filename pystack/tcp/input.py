@@ -9,6 +9,7 @@ and CLOSED in ``layer.py``.
 
 from __future__ import annotations
 
+import enum
 import errno
 
 from pystack.stats import DropReason
@@ -27,9 +28,54 @@ from pystack.tcp.state import TCPState
 from pystack.wire.tcp import ACK, FIN, RST, SYN, URG, TCPSegment
 
 MAX_WSCALE = 14  # RFC 7323 2.3
+PAWS_IDLE_LIMIT = 24 * 86400.0  # RFC 7323 5.5: a TS.Recent idle this long no longer applies
+
+
+class Acceptability(enum.Enum):
+    """The verdict of the first check (RFC 9293 3.10.7.4 "check sequence number")."""
+
+    ACCEPTABLE = "acceptable"
+    PAWS = "paws"  # RFC 7323 5.3 R1: its timestamp is older than TS.Recent
+    OUT_OF_WINDOW = "out of window"  # RFC 9293's acceptability table says no
+
+
+class AfterAck(enum.Enum):
+    """What the fifth step (the ACK field) leaves for the steps after it."""
+
+    CONTINUE = "continue"  # go on: URG, segment text, FIN
+    STOP = "stop"  # the segment was dropped or answered, or the connection closed
+
+
+def check_sequence(
+    segment: TCPSegment, rcv_nxt: int, rcv_wnd: int, paws_recent: int | None
+) -> Acceptability:
+    """RFC 9293 3.10.7.4 first check, PAWS (RFC 7323 5.3) first. Only answers: it changes nothing.
+
+    ``rcv_wnd`` is the receive window the peer sees (``receive_window_edge``); ``paws_recent``
+    is TS.Recent when PAWS applies (timestamps in use and TS.Recent valid), else None. An RST
+    is not subject to PAWS (RFC 7323 5.3).
+    """
+    flags = segment.flags
+    if paws_recent is not None and not flags & RST:
+        stamp = segment.timestamp
+        if stamp is not None and seq_lt(stamp[0], paws_recent):
+            return Acceptability.PAWS
+    seq = segment.seq
+    length = len(segment.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+    if length == 0:
+        ok = seq == rcv_nxt if rcv_wnd == 0 else seq_in_window(seq, rcv_nxt, rcv_wnd)
+    elif rcv_wnd == 0:
+        ok = False
+    else:
+        ok = seq_in_window(seq, rcv_nxt, rcv_wnd) or seq_in_window(
+            seq_add(seq, length - 1), rcv_nxt, rcv_wnd
+        )
+    return Acceptability.ACCEPTABLE if ok else Acceptability.OUT_OF_WINDOW
 
 
 class ConnectionInput(ConnectionOutput):
+    __slots__ = ()  # every variable lives in TransmissionControlBlock
+
     # ---------------------------------------------------------------------------------------
     def take_syn_options(self, segment: TCPSegment, now: float) -> None:
         """Negotiate from the peer's SYN (RFC 9293 3.7.1, RFC 7323, RFC 2018)."""
@@ -77,7 +123,7 @@ class ConnectionInput(ConnectionOutput):
             if flags & ACK:
                 self.error = errno.ECONNREFUSED
                 self.statistics.count("tcp.refused")
-                self.set_state(TCPState.CLOSED, now, "RST in SYN-SENT: connection refused")
+                self._set_state(TCPState.CLOSED, now, "RST in SYN-SENT: connection refused")
             else:
                 self.drop(DropReason.TCP_RST_IGNORED)
             return
@@ -94,14 +140,14 @@ class ConnectionInput(ConnectionOutput):
             self._sample_rtt_from_syn(segment, now)
             self.retransmit_deadline = None
             self.retransmissions = 0
-            self.set_state(TCPState.ESTABLISHED, now, "SYN-ACK received")
+            self._set_state(TCPState.ESTABLISHED, now, "SYN-ACK received")
             self.owner.connection_established(self)
             self.ack_now = True
             if segment.payload or flags & FIN:
                 self.process_text_and_fin(segment, now)
             return
         # Simultaneous open (RFC 9293 3.5, figure 8): answer with SYN-ACK.
-        self.set_state(TCPState.SYN_RECEIVED, now, "SYN received in SYN-SENT (simultaneous open)")
+        self._set_state(TCPState.SYN_RECEIVED, now, "SYN received in SYN-SENT (simultaneous open)")
         self.snd_wnd = segment.window
         self.snd_wl1, self.snd_wl2 = segment.seq, segment.ack
         self.send_syn(now, ack_of=segment)
@@ -138,8 +184,22 @@ class ConnectionInput(ConnectionOutput):
             and seq_add(segment.seq, 1) == self.rcv_nxt
         )
         # first: check sequence number (PAWS first, RFC 7323 5.3)
-        if not crossed and not self._acceptable(segment, now):
-            return
+        if not crossed:
+            window = self.receive_window_edge()
+            paws_recent = (
+                self.ts_recent
+                if self.timestamps and now - self.ts_recent_time < PAWS_IDLE_LIMIT
+                else None
+            )
+            verdict = check_sequence(segment, self.rcv_nxt, window, paws_recent)
+            if verdict is not Acceptability.ACCEPTABLE:
+                self._unacceptable(segment, verdict, window, now)
+                return
+            stamp = segment.timestamp
+            if stamp is not None and self.timestamps and seq_le(segment.seq, self.last_ack_sent):
+                # RFC 7323 4.3 (R3): remember the newest timestamp at the left edge.
+                if seq_ge(stamp[0], self.ts_recent):
+                    self.ts_recent, self.ts_recent_time = stamp[0], now
         # second: check the RST bit (RFC 5961 3.2)
         if flags & RST:
             self._process_reset(segment, now)
@@ -149,7 +209,7 @@ class ConnectionInput(ConnectionOutput):
             if self.state is TCPState.SYN_RECEIVED and self.passive:
                 # RFC 9293: a passive SYN-RECEIVED connection returns to LISTEN.
                 self.drop(DropReason.TCP_SYN_IN_WINDOW)
-                self.set_state(TCPState.CLOSED, now, "SYN in SYN-RECEIVED: back to LISTEN")
+                self._set_state(TCPState.CLOSED, now, "SYN in SYN-RECEIVED: back to LISTEN")
                 return
             self.drop(DropReason.TCP_SYN_IN_WINDOW)
             self.send_challenge_ack(now)
@@ -158,7 +218,7 @@ class ConnectionInput(ConnectionOutput):
         if not flags & ACK:
             self.drop(DropReason.TCP_NO_ACK)
             return
-        if not self._process_ack(segment, now):
+        if self._process_ack(segment, now) is AfterAck.STOP:
             return
         if crossed:  # its text starts after the SYN
             segment = segment._replace(seq=self.rcv_nxt, flags=flags & ~SYN)
@@ -169,53 +229,36 @@ class ConnectionInput(ConnectionOutput):
         if segment.payload or flags & FIN:
             self.process_text_and_fin(segment, now)
 
-    def _acceptable(self, segment: TCPSegment, now: float) -> bool:
+    def _unacceptable(
+        self, segment: TCPSegment, verdict: Acceptability, window: int, now: float
+    ) -> None:
+        """What follows a first check that failed: the segment is dropped, and on the way a
+        reordered duplicate ACK or a zero-window ACK is still taken, a retransmitted FIN
+        restarts TIME-WAIT, and the peer is told where we are (rate-limited)."""
+        if verdict is Acceptability.PAWS:
+            if self._disordered_ack(segment):
+                # Linux's tcp_disordered_ack: a reordered duplicate ACK still carries SACK
+                # information; take it, but it does not update TS.Recent.
+                self.statistics.count("tcp.paws_disordered_acks")
+                self._process_ack(segment, now)
+                return
+            self.drop(DropReason.TCP_PAWS)
+            self._answer_unacceptable(segment, now)
+            return
         flags = segment.flags
-        stamp = segment.timestamp
-        if self.timestamps and stamp is not None and not flags & RST:
-            # RFC 7323 5.3 R1: PAWS, with the 24-day idle exception.
-            if seq_lt(stamp[0], self.ts_recent) and now - self.ts_recent_time < 24 * 86400:
-                if self._disordered_ack(segment):
-                    # Linux's tcp_disordered_ack: a reordered duplicate ACK still carries SACK
-                    # information; take it, but it does not update TS.Recent.
-                    self.statistics.count("tcp.paws_disordered_acks")
-                    self._process_ack(segment, now)
-                    return False
-                self.drop(DropReason.TCP_PAWS)
-                self._answer_unacceptable(segment, now)
-                return False
-        length = len(segment.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-        window = self.receive_window_edge()
-        seq = segment.seq
-        if length == 0:
-            ok = seq == self.rcv_nxt if window == 0 else seq_in_window(seq, self.rcv_nxt, window)
-        elif window == 0:
-            ok = False
-        else:
-            last = seq_add(seq, length - 1)
-            ok = seq_in_window(seq, self.rcv_nxt, window) or seq_in_window(
-                last, self.rcv_nxt, window
-            )
-        if ok:
-            if stamp is not None and self.timestamps and seq_le(seq, self.last_ack_sent):
-                # RFC 7323 4.3 (R3): remember the newest timestamp at the left edge.
-                if seq_ge(stamp[0], self.ts_recent):
-                    self.ts_recent, self.ts_recent_time = stamp[0], now
-            return True
         if self.state is TCPState.TIME_WAIT and flags & FIN and not flags & RST:
             self._restart_time_wait(now)
         if flags & RST:
             self.drop(DropReason.TCP_OUT_OF_WINDOW)
-            return False
-        if window == 0 and flags & ACK and seq == self.rcv_nxt:
+            return
+        if window == 0 and flags & ACK and segment.seq == self.rcv_nxt:
             # RFC 9293: at a zero window "special allowance should be made to accept valid
             # ACKs": a probe at RCV.NXT still moves SND.UNA and SND.WND; its text is dropped.
             self._process_ack(segment, now)
             if self.state is TCPState.CLOSED:
-                return False
+                return
         self.drop(DropReason.TCP_OUT_OF_WINDOW)
         self._answer_unacceptable(segment, now)
-        return False
 
     def _answer_unacceptable(self, segment: TCPSegment, now: float) -> None:
         """RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>; for a segment without data, SYN or
@@ -241,7 +284,8 @@ class ConnectionInput(ConnectionOutput):
 
     def receive_window_edge(self) -> int:
         """RCV.WND as the peer sees it: what we advertised, or what room we have now."""
-        advertised = seq_diff(self.rcv_adv, self.rcv_nxt) if self.rcv_adv else 0
+        edge = self.rcv_adv
+        advertised = seq_diff(edge, self.rcv_nxt) if edge is not None else 0
         return max(advertised, 0, min(self.receive_buffer.room, 65535 << self.rcv_wscale))
 
     def _process_reset(self, segment: TCPSegment, now: float) -> None:
@@ -258,7 +302,7 @@ class ConnectionInput(ConnectionOutput):
         if state is TCPState.SYN_RECEIVED:
             if not self.passive:
                 self.error = errno.ECONNREFUSED
-            self.set_state(TCPState.CLOSED, now, "RST in SYN-RECEIVED")
+            self._set_state(TCPState.CLOSED, now, "RST in SYN-RECEIVED")
             return
         if state in (
             TCPState.ESTABLISHED,
@@ -267,36 +311,36 @@ class ConnectionInput(ConnectionOutput):
             TCPState.CLOSE_WAIT,
         ):
             self.error = errno.ECONNRESET
-        self.set_state(TCPState.CLOSED, now, f"RST in {state.value}")
+        self._set_state(TCPState.CLOSED, now, f"RST in {state.value}")
 
     # ---------------------------------------------------------------------------------------
-    def _process_ack(self, segment: TCPSegment, now: float) -> bool:
-        """RFC 9293 3.10.7.4 fifth step with RFC 5961 5.2; False when the segment is done with."""
+    def _process_ack(self, segment: TCPSegment, now: float) -> AfterAck:
+        """RFC 9293 3.10.7.4 fifth step with RFC 5961 5.2: whether the later steps still run."""
         ack = segment.ack
         if self.state is TCPState.SYN_RECEIVED:
             if not (seq_gt(ack, self.snd_una) and seq_le(ack, self.snd_max)):
                 self.drop(DropReason.TCP_BAD_ACK)
                 self.owner_reset(segment)
-                return False
+                return AfterAck.STOP
             if not self.owner.admit(self, now):
-                return False  # accept queue full: the listener's overflow policy applied
+                return AfterAck.STOP  # accept queue full: the listener's overflow policy applied
             self.snd_una = ack
             self.note_window(segment)
             self.retransmit_deadline = None
             self._sample_rtt_from_syn(segment, now)
             self.retransmissions = 0
-            self.set_state(TCPState.ESTABLISHED, now, "ACK of our SYN-ACK")
+            self._set_state(TCPState.ESTABLISHED, now, "ACK of our SYN-ACK")
             self.owner.connection_established(self)
-            return True
+            return AfterAck.CONTINUE
         # RFC 5961 5.2: acceptable when SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
         if seq_gt(ack, self.snd_max):
             self.drop(DropReason.TCP_ACK_UNSENT)
             self.ack_now = True
-            return False
+            return AfterAck.STOP
         if seq_lt(ack, seq_add(self.snd_una, -max(self.max_snd_wnd, 1))):
             self.drop(DropReason.TCP_ACK_TOO_OLD)
             self.send_challenge_ack(now)
-            return False
+            return AfterAck.STOP
         if self.timestamps and segment.timestamp is not None:
             self._sample_rtt_from_timestamp(segment.timestamp[1], ack, now)
         if self.sack and segment.sack_blocks:
@@ -316,7 +360,7 @@ class ConnectionInput(ConnectionOutput):
                 self.persist_deadline = None
                 self.persist_backoff = 0
         self._ack_state_changes(now)
-        return self.state is not TCPState.CLOSED
+        return AfterAck.STOP if self.state is TCPState.CLOSED else AfterAck.CONTINUE
 
     def _sample_rtt_from_timestamp(self, echo: int, ack: int, now: float) -> None:
         if echo and seq_gt(ack, self.snd_una):  # RFC 7323 4.3: only ACKs of new data
@@ -401,13 +445,13 @@ class ConnectionInput(ConnectionOutput):
         state = self.state
         fin_acked = self.fin_sent and self.snd_una == self.snd_max and len(self.send_buffer) == 0
         if state is TCPState.FIN_WAIT_1 and fin_acked:
-            self.set_state(TCPState.FIN_WAIT_2, now, "our FIN acknowledged")
+            self._set_state(TCPState.FIN_WAIT_2, now, "our FIN acknowledged")
             if self.user_closed:
                 self.fin_wait_2_deadline = now + self.settings.fin_wait_2_timeout
         elif state is TCPState.CLOSING and fin_acked:
             self._enter_time_wait(now, "our FIN acknowledged in CLOSING")
         elif state is TCPState.LAST_ACK and fin_acked:
-            self.set_state(TCPState.CLOSED, now, "our FIN acknowledged in LAST-ACK")
+            self._set_state(TCPState.CLOSED, now, "our FIN acknowledged in LAST-ACK")
 
     # ---------------------------------------------------------------------------------------
     def process_text_and_fin(self, segment: TCPSegment, now: float) -> None:
@@ -421,7 +465,7 @@ class ConnectionInput(ConnectionOutput):
                 # Nobody will read this: RFC 9293 3.10.4 / Linux, abort with RST.
                 self.drop(DropReason.TCP_DATA_AFTER_CLOSE)
                 self.send_reset(now)
-                self.set_state(TCPState.CLOSED, now, "data after close")
+                self._set_state(TCPState.CLOSED, now, "data after close")
                 return
             self._receive_data(seq, payload, now)
         if has_fin:
@@ -500,19 +544,19 @@ class ConnectionInput(ConnectionOutput):
         self.ack_now = True
         state = self.state
         if state in (TCPState.SYN_RECEIVED, TCPState.ESTABLISHED):
-            self.set_state(TCPState.CLOSE_WAIT, now, "FIN received")
+            self._set_state(TCPState.CLOSE_WAIT, now, "FIN received")
         elif state is TCPState.FIN_WAIT_1:
             if self.fin_sent and self.snd_una == self.snd_max:
                 self._enter_time_wait(now, "FIN received, ours acknowledged")
             else:
-                self.set_state(TCPState.CLOSING, now, "FIN received (simultaneous close)")
+                self._set_state(TCPState.CLOSING, now, "FIN received (simultaneous close)")
         elif state is TCPState.FIN_WAIT_2:
             self._enter_time_wait(now, "FIN received in FIN-WAIT-2")
         elif state is TCPState.TIME_WAIT:
             self._restart_time_wait(now)
 
     def _enter_time_wait(self, now: float, cause: str) -> None:
-        self.set_state(TCPState.TIME_WAIT, now, cause)
+        self._set_state(TCPState.TIME_WAIT, now, cause)
         self.retransmit_deadline = self.persist_deadline = self.keepalive_deadline = None
         self.fin_wait_2_deadline = None
         self.time_wait_deadline = now + 2 * self.settings.msl

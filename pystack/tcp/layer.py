@@ -139,10 +139,19 @@ class TCPLayer:
             return None
         if iss is None:
             iss = self.sequence.isn(local[0], local[1], remote[0], remote[1], now)
-        connection = TCPConnection(self, local, remote, iss, now, self.mss_limit(remote[0]))
-        if self.ip.path_mtu(remote[0]) == self.ip.mtu:  # not via our loopback
-            connection.segmentation_limit = self.ip.segmentation_limit
-        connection.ts_offset = self.rng.getrandbits(32)
+        ts_offset = self.rng.getrandbits(32)
+        path_mtu = self.ip.path_mtu(remote[0])
+        connection = TCPConnection(
+            self,
+            local,
+            remote,
+            iss,
+            now,
+            mss_limit=path_mtu - IP_TCP_HEADERS,
+            ts_offset=ts_offset,
+            # segmentation offload only on the link, not via our loopback
+            segmentation_limit=self.ip.segmentation_limit if path_mtu == self.ip.mtu else 0,
+        )
         self.connections[(local[0], local[1], remote[0], remote[1])] = connection
         return connection
 
@@ -218,7 +227,7 @@ class TCPLayer:
             and not segment.flags & ACK
             and self._may_reuse(connection, segment)
         ):
-            connection.set_state(TCPState.CLOSED, now, "new SYN reuses the TIME-WAIT 4-tuple")
+            connection.end_time_wait_for_new_syn(now)
             connection = None
         if connection is not None:
             if connection.state is TCPState.SYN_SENT:
@@ -282,7 +291,8 @@ class TCPLayer:
             message.type == icmpv4.DESTINATION_UNREACHABLE
             and message.code == icmpv4.FRAGMENTATION_NEEDED
         ):
-            self._lower_path_mss(connection, message.next_hop_mtu, now)
+            if connection.lower_path_mss(message.next_hop_mtu):
+                self._dirty[connection] = None
             return
         if message.type == icmpv4.DESTINATION_UNREACHABLE:
             hard = _HARD_UNREACHABLE.get(message.code)
@@ -293,29 +303,7 @@ class TCPLayer:
             )
         else:
             hard, code = None, errno.EHOSTUNREACH
-        connection.soft_error = code
-        if (
-            connection.state is TCPState.SYN_SENT
-            and self.settings.icmp_aborts_syn_sent
-            and hard is not None
-        ):
-            connection.error = code
-            connection.set_state(TCPState.CLOSED, now, f"ICMP {message.summary()} in SYN-SENT")
-        self._dirty[connection] = None
-
-    def _lower_path_mss(self, connection: TCPConnection, mtu: int, now: float) -> None:
-        limit = (
-            max(mtu - IP_TCP_HEADERS, self.settings.min_path_mss)
-            if mtu
-            else self.settings.min_path_mss
-        )
-        if limit >= connection.mss_limit:
-            return
-        connection.mss_limit = limit
-        connection.set_send_mss()
-        self.statistics.count("tcp.path_mtu_lowered")
-        # RFC 1191 6.5: retransmit at once with the smaller size (not a congestion signal).
-        connection.snd_nxt = connection.snd_una
+        connection.icmp_error(code, hard is not None, message.summary(), now)
         self._dirty[connection] = None
 
     # -- output and timers -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ the listen backlog). Overflow policy, explicit: a SYN that finds the accept queu
 dropped (``TCP_ACCEPT_QUEUE_FULL``, as Linux does, so the client retries); a SYN that finds the
 SYN queue full is answered with a stateless SYN cookie when cookies are on, else dropped
 (``TCP_SYN_QUEUE_FULL``); a handshake-completing ACK that finds the accept queue full is ignored
-(``accept_overflow="drop"``, the client's retransmission retries) or reset (``"reset"``).
+(``AcceptOverflow.DROP``, the client's retransmission retries) or reset (``AcceptOverflow.RESET``).
 Cookie connections carry no window scale, SACK or timestamps (nothing remembers them).
 """
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pystack.stats import DropReason
 from pystack.tcp.seq import seq_add
+from pystack.tcp.settings import AcceptOverflow
 from pystack.tcp.state import TCPState
 from pystack.wire.tcp import ACK, RST, SYN, TCPSegment, mss_option
 
@@ -52,7 +53,7 @@ class TCPListener:
                 or len(connection.receive_buffer)
                 or connection.error
             ):
-                connection.listener = None
+                connection.detach_listener()
                 return connection
         return None
 
@@ -62,7 +63,7 @@ class TCPListener:
             return
         self.closed = True
         for connection in list(self.syn_queue) + list(self.accept_queue):
-            connection.listener = None
+            connection.detach_listener()
             connection.abort(now)
             self.layer.connection_changed(connection)
         self.syn_queue.clear()
@@ -102,16 +103,7 @@ class TCPListener:
         connection = layer.new_connection((local, self.port), (remote, segment.src_port), now)
         if connection is None:
             return
-        connection.passive = True
-        connection.listener = self
-        connection.irs = segment.seq
-        connection.rcv_nxt = seq_add(segment.seq, 1)
-        connection.take_syn_options(segment, now)
-        if segment.wscale is not None and layer.settings.window_scaling:
-            connection.rcv_wscale = connection._choose_wscale()
-        connection.note_window(segment)
-        connection.set_state(TCPState.SYN_RECEIVED, now, "SYN received by listener")
-        connection.send_syn(now, ack_of=segment)
+        connection.open_passive(segment, self, now)
         self.syn_queue.add(connection)
         layer.statistics.count("tcp.passive_opens")
         layer.connection_changed(connection)
@@ -153,15 +145,7 @@ class TCPListener:
         )
         if connection is None:
             return True
-        connection.passive = True
-        connection.listener = self
-        connection.irs = irs
-        connection.rcv_nxt = segment.seq
-        connection.snd_una = connection.snd_nxt = connection.snd_max = segment.ack
-        connection.peer_mss = mss
-        connection.set_send_mss()
-        connection.note_window(segment)
-        connection.set_state(TCPState.ESTABLISHED, now, "valid SYN cookie")
+        connection.open_from_cookie(segment, mss, self, now)
         self.accept_queue.append(connection)
         layer.statistics.count("tcp.syn_cookies_accepted")
         if segment.payload or segment.flags & ~ACK:
@@ -174,7 +158,7 @@ class TCPListener:
         if len(self.accept_queue) < self.backlog:
             return True
         self.layer.statistics.drop(DropReason.TCP_ACCEPT_QUEUE_FULL)
-        if self.layer.settings.accept_overflow == "reset":
+        if self.layer.settings.accept_overflow is AcceptOverflow.RESET:
             connection.abort(now)
         return False
 

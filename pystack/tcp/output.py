@@ -40,6 +40,8 @@ _SENDING = frozenset(
 
 
 class ConnectionOutput(TransmissionControlBlock):
+    __slots__ = ()  # every variable lives in TransmissionControlBlock
+
     # -- segment construction ----------------------------------------------------------------
     def segment_options(self, now: float, payload_length: int = 0) -> tuple[TCPOption, ...]:
         options: tuple[TCPOption, ...] = ()

@@ -5,7 +5,21 @@ Defaults follow the RFCs and, where an RFC leaves a choice, Linux (named in the 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+
+
+class CongestionControlName(enum.Enum):
+    """The congestion control algorithms ``TCPSettings.congestion_control`` chooses from."""
+
+    NEWRENO = "newreno"  # RFC 5681 with RFC 6582 (``congestion.NewReno``)
+
+
+class AcceptOverflow(enum.Enum):
+    """What a handshake-completing ACK gets when the listener's accept queue is full."""
+
+    DROP = "drop"  # ignored: the peer retransmits and retries (Linux tcp_abort_on_overflow=0)
+    RESET = "reset"  # the half-open connection is aborted with RST (tcp_abort_on_overflow=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +53,7 @@ class TCPSettings:
     persist_min: float = 0.2
     persist_max: float = 60.0
     # congestion control
-    congestion_control: str = "newreno"
+    congestion_control: CongestionControlName = CongestionControlName.NEWRENO
     initial_window_segments: int = 10  # RFC 6928 (Linux); 4 gives RFC 3390's window
     duplicate_ack_threshold: int = 3  # RFC 5681 DupThresh
     limited_transmit: bool = True  # RFC 3042
@@ -55,7 +69,7 @@ class TCPSettings:
     memory_limit: int = 1 << 30
     syn_queue: int = 256  # half-open connections per listener
     syn_cookies: bool = True  # answer with a SYN cookie when the SYN queue is full
-    accept_overflow: str = "drop"  # "drop" (Linux tcp_abort_on_overflow=0) or "reset"
+    accept_overflow: AcceptOverflow = AcceptOverflow.DROP  # Linux: DROP (see AcceptOverflow)
     max_backlog: int = 4096  # listen(backlog) is clamped to this (Linux somaxconn)
     ephemeral_ports: tuple[int, int] = (32768, 60999)  # Linux ip_local_port_range
     # ICMP (RFC 5461, RFC 1191)
@@ -64,8 +78,8 @@ class TCPSettings:
     transitions_kept: int = 64  # state transitions recorded per connection
 
     def __post_init__(self) -> None:
-        if self.accept_overflow not in ("drop", "reset"):
-            raise ValueError("accept_overflow must be 'drop' or 'reset'")
+        _require_member("congestion_control", self.congestion_control, CongestionControlName)
+        _require_member("accept_overflow", self.accept_overflow, AcceptOverflow)
         if not 0 <= self.delayed_ack < 0.5:
             raise ValueError("delayed_ack must be below 0.5 s (RFC 9293 3.8.6.3)")
         if not 0 < self.min_rto <= self.initial_rto <= self.max_rto:
@@ -75,3 +89,10 @@ class TCPSettings:
         low, high = self.ephemeral_ports
         if not 1 <= low <= high <= 65535:
             raise ValueError("bad ephemeral port range")
+
+
+def _require_member(field: str, value: object, kind: type[enum.Enum]) -> None:
+    """Refuse a choice that is not a member of its enum (a plain string included)."""
+    if not isinstance(value, kind):
+        choices = ", ".join(f"{kind.__name__}.{member.name}" for member in kind)
+        raise ValueError(f"{field} must be one of {choices}, not {value!r}")

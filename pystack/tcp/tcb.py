@@ -1,9 +1,57 @@
-"""The transmission control block (RFC 9293 3.3.1): one connection's variables and state changes.
+"""The transmission control block (RFC 9293 3.3.1): a connection's variables and who changes them.
 
-``TransmissionControlBlock`` holds every variable of one connection under its RFC name, the
-buffers, the timers (as deadlines) and the record of state transitions. ``set_state`` is the only
-place that changes state. Behaviour lives in the subclasses: ``output.py`` (what to send),
-``input.py`` (segment arrival, RFC 9293 3.10.7) and ``connection.py`` (user calls and timers).
+One TCP connection is one object, ``TCPConnection``, written in four files that each add one
+part to the block, in this order (each class extends the one before)::
+
+    tcb.py         TransmissionControlBlock  the variables, ``_set_state``, MSS and window sums
+    output.py      ConnectionOutput          what to send: SYN, data, FIN, ACK, RST, probes
+    input.py       ConnectionInput           segment arrival, RFC 9293 3.10.7, in its step order
+    connection.py  TCPConnection             user calls, timers, and the operations below
+
+(One object rather than four: per-segment input and output read a score of these variables,
+and one attribute lookup each keeps that path short.)
+
+Ownership. Only the code in these four files changes a variable of the block or its state.
+Everything else (``layer.py``, ``listener.py``, usocket, services) reads them and calls these
+operations of ``TCPConnection``: ``open_active``, ``open_passive`` and ``open_from_cookie``
+(listener), ``detach_listener``, ``process_segment``/``process_syn_sent`` (arrival),
+``segments_to_send`` and ``on_timer`` (layer), ``send``, ``receive``, ``peek``, ``shutdown``,
+``close``, ``abort``, ``set_nodelay``, ``set_keepalive`` (user), ``icmp_error``,
+``lower_path_mss`` and ``end_time_wait_for_new_syn`` (layer). The one field another module
+writes is ``scheduled``: the layer's own timer-heap bookkeeping, kept here to save a dict.
+
+Which code may change what:
+
+- ``state``: only ``_set_state`` here; it records the transition, tells the owner and, on
+  CLOSED, stops every timer.
+- ``snd_una``: the ACK step (input ``_process_ack`` in SYN-RECEIVED, ``_new_ack``), the
+  SYN-ACK in ``process_syn_sent``, and ``open_from_cookie``.
+- ``snd_nxt``: output as it sends (``send_syn``, ``_send_data``, ``_maybe_send_fin``, and
+  ``_send_new_data`` stepping over SACKed data); input ``_new_ack`` (pulled up to an ACK beyond
+  it); connection's going back to SND.UNA: after an RTO (``_retransmission_timeout``) and after
+  a smaller path MSS (``lower_path_mss``); and ``open_from_cookie``.
+- ``snd_max``: output as it sends (also ``retransmit_first``, ``send_window_probe``) and
+  ``open_from_cookie``.
+- ``snd_wnd``, ``snd_wl1``, ``snd_wl2``, ``max_snd_wnd``: input ``note_window`` (and the
+  simultaneous open in ``process_syn_sent``).
+- ``irs``: the opening (``process_syn_sent``, ``open_passive``, ``open_from_cookie``);
+  ``rcv_nxt``: the opening, then only input ``_deliver`` (text) and ``_receive_fin``.
+- ``rcv_adv``, ``last_ack_sent``, ``segments_unacked``: output ``emit``, on every ACK sent.
+- negotiated options (``snd_wscale``, ``rcv_wscale``, ``timestamps``, ``sack``, ``peer_mss``,
+  ``receive_mss``): input ``take_syn_options`` and the openings; ``rcv_wscale`` also
+  ``open_active``/``open_passive``; ``receive_mss`` also ``_schedule_ack``.
+- ``mss``, ``send_burst``: only ``set_send_mss`` here; ``mss_limit``: only ``lower_path_mss``.
+- ``ts_recent``, ``ts_recent_time``: ``take_syn_options`` and input's first step (RFC 7323 R3).
+- loss recovery (``duplicate_acks``, ``in_recovery``, ``recover``, ``high_rxt``), RTT timing
+  (``rtt_seq``, ``rtt_time``), ``retransmissions``: input's ACK step, output's
+  (re)transmission, connection's RTO handler.
+- timers (``*_deadline``): the code that starts or ends what they time; ``stop_timers`` ends all.
+- ``error``, ``soft_error``: input (RST, refusal), connection's timeouts and ``icmp_error``.
+- ``passive``, ``listener``: ``open_passive``/``open_from_cookie``; ``detach_listener``.
+- user options ``nodelay``, ``keepalive``, ``user_closed``, ``read_shutdown``, ``fin_queued``:
+  the user calls in connection.py.
+- ``outbox``: output appends segments; ``segments_to_send`` hands them to the layer.
+
 Sans-IO: the block never sends; it queues ``TCPSegment`` values that the layer pulls.
 """
 
@@ -59,6 +107,88 @@ class Transition:
 
 
 class TransmissionControlBlock:
+    # Slots, not a dict: about a third less memory per connection, and a misspelt field fails.
+    __slots__ = (
+        "ack_now",
+        "challenge_acks_sent",
+        "congestion",
+        "created",
+        "delayed_ack_deadline",
+        "duplicate_acks",
+        "error",
+        "fin_queued",
+        "fin_received",
+        "fin_sent",
+        "fin_wait_2_deadline",
+        "high_rxt",
+        "in_recovery",
+        "irs",
+        "iss",
+        "keepalive",
+        "keepalive_deadline",
+        "keepalive_probes_sent",
+        "last_ack_sent",
+        "last_invalid_ack_time",
+        "last_receive_time",
+        "last_send_time",
+        "listener",
+        "local_address",
+        "local_port",
+        "max_snd_wnd",
+        "mss",
+        "mss_limit",
+        "nodelay",
+        "out_of_order",
+        "outbox",
+        "owner",
+        "passive",
+        "peer_fin_seq",
+        "peer_mss",
+        "peer_syn",
+        "persist_backoff",
+        "persist_deadline",
+        "rcv_adv",
+        "rcv_nxt",
+        "rcv_wscale",
+        "read_shutdown",
+        "receive_buffer",
+        "receive_mss",
+        "recover",
+        "remote_address",
+        "remote_port",
+        "retransmissions",
+        "retransmit_deadline",
+        "rtt",
+        "rtt_seq",
+        "rtt_time",
+        "sack",
+        "scheduled",
+        "scoreboard",
+        "segmentation_limit",
+        "segments_unacked",
+        "send_buffer",
+        "send_burst",
+        "settings",
+        "snd_max",
+        "snd_nxt",
+        "snd_una",
+        "snd_wl1",
+        "snd_wl2",
+        "snd_wnd",
+        "snd_wscale",
+        "soft_error",
+        "state",
+        "statistics",
+        "time_wait_deadline",
+        "timestamps",
+        "total_retransmits",
+        "transitions",
+        "ts_offset",
+        "ts_recent",
+        "ts_recent_time",
+        "user_closed",
+    )
+
     def __init__(
         self,
         owner: ConnectionOwner,
@@ -67,6 +197,8 @@ class TransmissionControlBlock:
         iss: int,
         now: float,
         mss_limit: int,
+        ts_offset: int,
+        segmentation_limit: int = 0,
     ) -> None:
         settings = owner.settings
         self.owner = owner
@@ -91,12 +223,16 @@ class TransmissionControlBlock:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_wscale = 0  # shift applied to windows we advertise
-        self.rcv_adv = 0  # right edge of the window we last advertised (never moves left)
+        # Right edge of the window we last advertised (never moves left); None until a segment
+        # has advertised one. Any sequence number, 0 included, is a valid edge (after the wrap).
+        self.rcv_adv: int | None = None
         # segment sizes: mss_limit is what the path allows (MTU - 40); peer_mss what it accepts
         self.mss_limit = mss_limit
         self.peer_mss = settings.default_mss
         self.mss = min(settings.default_mss, mss_limit)  # effective send MSS (data bytes)
-        self.segmentation_limit = 0  # largest frame the link cuts up itself (TSO); 0: none
+        self.segmentation_limit = (
+            segmentation_limit  # largest frame the link cuts up (TSO); 0: none
+        )
         self.send_burst = self.mss  # largest segment handed down (a multiple of mss with TSO)
         self.receive_mss = settings.default_mss  # estimate of the peer's full segment size
         # options negotiated
@@ -104,7 +240,7 @@ class TransmissionControlBlock:
         self.sack = False
         self.ts_recent = 0
         self.ts_recent_time = now
-        self.ts_offset = iss  # RFC 7323 5.4: a per-connection random-looking TS clock offset
+        self.ts_offset = ts_offset  # RFC 7323 5.4: a per-connection random TS clock offset
         self.last_ack_sent = 0
         # buffers
         self.send_buffer = SendBuffer(settings.send_buffer)
@@ -159,8 +295,9 @@ class TransmissionControlBlock:
         self.scheduled: float | None = None  # the layer's timer heap bookkeeping
 
     # ---------------------------------------------------------------------------------------
-    def set_state(self, new: TCPState, now: float, cause: str) -> None:
-        """The one place a connection changes state; records the transition for the trace."""
+    def _set_state(self, new: TCPState, now: float, cause: str) -> None:
+        """The one place a connection changes state; records the transition for the trace.
+        Called only from the connection's own four files (see the top of this module)."""
         old = self.state
         if old is new:
             return
@@ -225,7 +362,8 @@ class TransmissionControlBlock:
             room = self.receive_buffer.capacity
         limit = 65535 << self.rcv_wscale
         room = min(room, limit)
-        current = (self.rcv_adv - self.rcv_nxt) & 0xFFFFFFFF if self.rcv_adv else 0
+        edge = self.rcv_adv
+        current = (edge - self.rcv_nxt) & 0xFFFFFFFF if edge is not None else 0
         if current > 0x7FFFFFFF:
             current = 0
         # Only move the right edge when the increase is worth it (min(buffer/2, MSS)).

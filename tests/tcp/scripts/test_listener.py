@@ -7,7 +7,7 @@ connection gets ISN 1000 (``run_recording(isn=...)``) so that one relative numbe
 
 from __future__ import annotations
 
-from pystack.tcp.settings import TCPSettings
+from pystack.tcp.settings import AcceptOverflow, TCPSettings
 from pystack.tcp.state import TCPState
 from tests.helpers.scripts import run
 from tests.tcp.scripts import connection_of, run_recording, transitions
@@ -56,7 +56,7 @@ def test_listen_accept_queue_full_syn_dropped() -> None:
 
 
 def test_listen_accept_queue_full_handshake_ack_dropped_synack_retransmitted() -> None:
-    # accept_overflow "drop" (Linux tcp_abort_on_overflow = 0): the completing ACK is ignored,
+    # AcceptOverflow.DROP (Linux tcp_abort_on_overflow = 0): the completing ACK is ignored,
     # the connection stays SYN-RECEIVED and its SYN-ACK retransmission asks for the ACK again.
     result, created = run_recording(
         """
@@ -106,7 +106,7 @@ def test_listen_accept_queue_full_handshake_ack_reset_when_policy_is_reset() -> 
         end strict 3                              # nothing more for either connection
         """,
         isn=FIXED_ISN,
-        tcp_settings=TCPSettings(accept_overflow="reset"),
+        tcp_settings=TCPSettings(accept_overflow=AcceptOverflow.RESET),
     )
     assert [c.state for c in created] == [TCPState.ESTABLISHED, TCPState.CLOSED]
 

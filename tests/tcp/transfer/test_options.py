@@ -218,6 +218,30 @@ def test_paws_drops_a_segment_with_an_old_timestamp_and_acks() -> None:
     )
 
 
+def test_paws_takes_the_sack_blocks_of_a_reordered_duplicate_ack() -> None:
+    # Linux's tcp_disordered_ack: a pure duplicate ACK that arrives after a newer one fails PAWS,
+    # but its SACK blocks are still news. It is taken, not dropped or answered, and does not
+    # move TS.Recent back.
+    result = run(
+        TIMESTAMPS
+        + """
+        +0 write 4344
+        +0 > . 1:1449(1448) ack 1 <nop,nop,TS val * ecr 200>
+        +0 > . 1449:2897(1448) ack 1
+        +0 > P. 2897:4345(1448) ack 1
+        +0.1 < . 1:1(0) ack 1 win 512 <nop,nop,TS val 300 ecr *,nop,nop,sack 1449:2897>
+        +0 < . 1:1(0) ack 1 win 512 <nop,nop,TS val 250 ecr *,nop,nop,sack 2897:4345>
+        +0 expect counter tcp.paws_disordered_acks 1
+        +0 expect drop TCP_PAWS 0
+        +0 expect info duplicate_acks 2
+        +0.5 < . 1:1(0) ack 4345 win 512 <nop,nop,TS val 400 ecr *>
+        end strict 1
+        """
+    )
+    connection = connection_of(result)
+    assert connection.ts_recent == 400 and connection.snd_una == connection.snd_max
+
+
 def test_ts_recent_is_updated_only_by_segments_at_the_left_window_edge() -> None:
     run(
         TIMESTAMPS

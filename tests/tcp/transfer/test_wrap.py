@@ -11,6 +11,8 @@ import textwrap
 
 from pystack.script import ScriptResult, ScriptRunner
 from pystack.tcp.connection import TCPConnection
+from pystack.tcp.settings import TCPSettings
+from tests.helpers.scripts import run
 
 MOD = 1 << 32
 LOCAL_ISN = MOD - 3000
@@ -92,3 +94,33 @@ def test_rto_retransmits_the_segment_that_straddles_the_wrap() -> None:
         end strict 3
         """
     )
+
+
+def test_window_edge_that_lands_exactly_on_zero_is_still_an_advertised_edge() -> None:
+    # The SYN-ACK offers 1000 bytes from RCV.NXT = 2**32 - 1000, so the advertised right edge
+    # (RCV.ADV) is sequence number 0. It is a real edge: after 700 unread bytes the window still
+    # offered is 300 and must not shrink (RFC 9293 3.8.6.2.2). Code that took RCV.ADV = 0 for
+    # "nothing advertised yet" saw no offered window, and its receiver SWS avoidance answered
+    # with a zero window instead.
+    peer_isn = MOD - 1001
+    result = run(
+        """
+        0 listen 8080
+        +0 < S 0:0(0) win 65535 <mss 1460>
+        +0 > S. 0:0(0) ack 1 win 1000 <mss 1460>
+        +0.01 < . 1:1(0) ack 1 win 65535
+        +0 accept
+        +0 < P. 1:701(700) ack 1 win 65535
+        +0.04 > . 1:1(0) ack 701 win 300
+        +0 < P. 701:1001(300) ack 1 win 65535    # the rest of the offered window is accepted
+        +0.04 > . 1:1(0) ack 1001 win 0
+        +0 expect drop TCP_BEYOND_WINDOW 0
+        +0 expect info receive_buffered 1000
+        end strict 3
+        """,
+        peer_isn_offset=peer_isn,
+        tcp_settings=TCPSettings(receive_buffer=1000),
+    )
+    connection = result.connection
+    assert isinstance(connection, TCPConnection)
+    assert connection.irs == peer_isn and connection.rcv_nxt == 0  # (peer_isn + 1001) % 2**32
