@@ -279,12 +279,12 @@ class Stack:
         """Active open to ``address:port``; the SYN leaves at the next flush. ``nodelay`` turns
         Nagle's algorithm off from the start."""
         connection = self.tcp.connect(address, port, now, local_port, local_address)
-        connection.nodelay = nodelay
+        connection.set_nodelay(nodelay)
         return connection
 
     def tcp_set_nodelay(self, connection: TCPConnection, nodelay: bool) -> None:
         """TCP_NODELAY on ``connection``; the next flush sends what Nagle's algorithm held."""
-        connection.nodelay = nodelay
+        connection.set_nodelay(nodelay)
         self.tcp.connection_changed(connection)
 
     @property
