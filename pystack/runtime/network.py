@@ -51,8 +51,8 @@ def fast_thread_switches(interval: float = SWITCH_INTERVAL) -> Iterator[None]:
     without releasing the GIL, the other waits for the switch interval: up to 5 ms at CPython's
     default, 0.5 ms here. Measured on the simulator (2 cores shared with other work, so noisy),
     the difference stayed within the noise: 200 echo round trips from a script busy-waiting on
-    a non-blocking ``recv``, 150-190 ms either way; 100 sends with a millisecond of Python work
-    between each, 150-230 ms either way; a 1 MB chargen read, 26-43 ms either way. It bounds the
+    a non-blocking ``recv``, 140-195 ms either way; 100 sends with a millisecond of Python work
+    between each, 145-235 ms either way; a 1 MB chargen read, 26-43 ms either way. It bounds the
     worst hand-off wait rather than speeding up the common case, and is kept as it was.
     The setting is process-wide, hence scoped: ``pystack run`` holds it for the run only, and
     code embedding ``ScriptNetwork`` chooses for itself."""
