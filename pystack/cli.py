@@ -19,7 +19,7 @@ from pystack.host import HostError, HostOptions, KernelHost, stderr_trace_sink
 from pystack.link.tuntap import LinkUnavailable
 from pystack.netns import NamespaceError
 from pystack.runtime import build_runtime
-from pystack.runtime.network import ScriptNetwork
+from pystack.runtime.network import ScriptNetwork, fast_thread_switches
 from pystack.runtime.script import run_script
 
 
@@ -121,17 +121,18 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def command_run(arguments: argparse.Namespace) -> int:
-    network = ScriptNetwork(arguments)
-    try:
+    with fast_thread_switches():  # for this run only (process-wide; see its docstring)
+        network = ScriptNetwork(arguments)
         try:
-            providers = build_runtime(arguments)
-            network.register(providers, network.start())
-        except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
-            _say(str(error))
-            return 1
-        return run_script(arguments.script, arguments.arguments, providers)
-    finally:
-        network.close()
+            try:
+                providers = build_runtime(arguments)
+                network.register(providers, network.start())
+            except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
+                _say(str(error))
+                return 1
+            return run_script(arguments.script, arguments.arguments, providers)
+        finally:
+            network.close()
 
 
 def command_up(arguments: argparse.Namespace) -> int:

@@ -5,8 +5,11 @@ tun``) needs, and undoes it on ``close()`` whatever happened: create or attach t
 create the device with its MTU, move it into the namespace and give the kernel side the peer
 address, stack the optional pcap tap and impairment link on top, build the ``Stack`` and start a
 ``StackThread``. Partial bring-ups are rolled back before the error propagates.
+``build_stack`` is how every host here and in ``pystack.sim`` is built: the ``Stack`` plus the
+applications its config asks for (the DHCP client when the address is ``"dhcp"``), which
+``pystack.stack`` itself does not import.
 Must not: configure anything in the namespace this process runs in.
-Entry points: ``HostOptions``, ``KernelHost``.
+Entry points: ``HostOptions``, ``KernelHost``, ``build_stack``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pystack import netns
+from pystack.clock import Clock
+from pystack.dhcp.client import attach_dhcp_client
 from pystack.dns.hosts import load_hosts_file
 from pystack.link.base import Link
 from pystack.link.impair import ImpairmentConfig, ImpairmentLink
@@ -30,6 +35,20 @@ from pystack.stack import DHCP, Stack, StackConfig
 from pystack.wire.addresses import ip_from_str, parse_cidr
 
 DHCP_PEER_PREFIX = 24  # the kernel side's prefix when pystack's address comes from DHCP
+
+
+def build_stack(
+    config: StackConfig,
+    link: Link,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+) -> Stack:
+    """A ``Stack`` with what ``config`` asks for attached: with ``address="dhcp"`` a DHCP
+    client, started at the first poll (its lease is ``dhcp_client(stack).lease``)."""
+    stack = Stack(config, link, clock, rng)
+    if config.address == DHCP:
+        attach_dhcp_client(stack)
+    return stack
 
 
 def stderr_trace_sink() -> Callable[[str], None]:
@@ -169,7 +188,7 @@ class KernelHost:
         config = dataclasses.replace(
             base, address=options.address, gateway=options.peer, mtu=self.device.mtu
         )
-        self.stack = Stack(config, link, rng=rng)
+        self.stack = build_stack(config, link, rng=rng)
         if options.trace is not None:
             self.stack.set_trace(options.trace)
         if options.serve:

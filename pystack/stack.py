@@ -5,7 +5,14 @@
 link. ``next_deadline()`` says when ``poll`` must run next (``now`` itself when work is queued).
 Nothing here blocks, sleeps, reads a clock or starts a thread: the runner (``runner.py``) or a test
 with a ``ManualClock`` drives it. Two stacks can live in one process.
-Entry points: ``StackConfig``, ``Stack``.
+
+Applications (services, the DHCP client, the resolver, simulated peers) run inside ``poll``: an
+object with ``step(now)`` and ``next_deadline()`` joins with ``add_application`` and leaves with
+``remove_application``. This module imports none of them: the code that builds a host attaches
+what its config asks for (``pystack.host.build_stack`` attaches the DHCP client when
+``StackConfig.address`` is ``"dhcp"``), and the applications import this module, never the
+other way round (the order is written down in ``tests/test_layering.py``).
+Entry points: ``StackConfig``, ``Stack``, ``Application``.
 """
 
 from __future__ import annotations
@@ -13,9 +20,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from pystack.clock import Clock, SystemClock
-from pystack.dhcp.client import DHCPClientSettings, StackDHCPClient
 from pystack.ip.arp import ARPSettings
 from pystack.ip.fragments import ReassemblySettings
 from pystack.ip.icmp import EchoReply, ICMPSettings
@@ -31,6 +38,25 @@ from pystack.udp.layer import UDPLayer
 from pystack.udp.settings import UDPSettings
 from pystack.wire.addresses import ip_from_str, ip_to_str, mac_from_str, mac_to_str, parse_cidr
 from pystack.wire.summary import summarize_ethernet, summarize_ipv4
+
+DEFAULT_DHCP_PARAMETERS = (1, 3, 6, 12, 15, 28, 51, 58, 59)  # mask, router, DNS, name, domain, ...
+
+
+@dataclass(frozen=True, slots=True)
+class DHCPClientSettings:
+    """The DHCP client's settings (``pystack.dhcp.client``). Defined here, with the rest of a
+    host's configuration, so that ``StackConfig`` needs nothing from the applications above."""
+
+    hostname: str | None = None  # option 12
+    client_id: bytes | None = None  # option 61; default: type 1 + the MAC (RFC 2132 9.14)
+    broadcast_flag: bool = False  # ask for broadcast replies (we accept unicast ones: no need)
+    parameters: tuple[int, ...] = DEFAULT_DHCP_PARAMETERS  # option 55
+    first_retransmit: float = 4.0  # RFC 2131 4.1
+    max_retransmit: float = 64.0
+    jitter: float = 1.0
+    request_attempts: int = 5
+    minimum_renew_retransmit: float = 60.0  # RFC 2131 4.4.5
+    restart_delay: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,10 +77,47 @@ class StackConfig:
     tcp: TCPSettings = field(default_factory=TCPSettings)
     udp: UDPSettings = field(default_factory=UDPSettings)
     gratuitous_arp: bool = True
-    dhcp: DHCPClientSettings = field(default_factory=DHCPClientSettings)
+    dhcp: DHCPClientSettings = field(default_factory=DHCPClientSettings)  # with address "dhcp"
 
 
 DHCP = "dhcp"  # StackConfig.address for an address from DHCP
+
+
+class Application(Protocol):
+    """What runs inside ``Stack.poll``: stepped after input and timers, asked for its timer."""
+
+    def step(self, now: float) -> None: ...
+
+    def next_deadline(self) -> float | None:
+        """When ``step`` must run next (``now`` when work is left); None: only on new input."""
+        ...
+
+
+A = TypeVar("A")
+
+
+class _StepOnly:
+    """A bare step function as an ``Application`` (no timers), for ``_LegacyApplications``."""
+
+    __slots__ = ("step",)
+
+    def __init__(self, step: Callable[[float], None]) -> None:
+        self.step = step
+
+    def next_deadline(self) -> float | None:
+        return None
+
+
+class _ApplicationsView(tuple[Application, ...]):
+    """``Stack.applications``: the added applications, in order. Its ``append(step)`` is the
+    registration before ``add_application``, kept only for ``usocket/stream.py``'s pump until
+    that registers itself with ``add_application``; remove ``append``, ``_StepOnly`` and this
+    class then (``applications`` returns the tuple itself)."""
+
+    _stack: Stack
+
+    def append(self, step: Callable[[float], None]) -> None:
+        self._stack.add_application(_StepOnly(step))
 
 
 def _random_mac(rng: random.Random) -> bytes:
@@ -103,12 +166,9 @@ class Stack:
             self.ip.arp.add_static(ip_from_str(ip_text), mac_from_str(mac_text))
         self.tcp = TCPLayer(self.ip, self._statistics, config.tcp, self.rng)
         self.udp = UDPLayer(self.ip, self._statistics, config.udp, self.rng)
-        # Applications stepped inside poll, after input (services, simulated peers).
-        self.applications: list[Callable[[float], None]] = []
-        # ... and their timers: each returns its next deadline (or None).
-        self.deadlines: list[Callable[[], float | None]] = []
-        # The DHCP client (StackConfig(address="dhcp")): started at the first poll.
-        self.dhcp = StackDHCPClient(self, config.dhcp) if use_dhcp else None
+        # Stepped inside poll in registration order; a tuple replaced (never changed in place) by
+        # add/remove_application, so an application may remove itself while poll steps them.
+        self._applications: tuple[Application, ...] = ()
         self._started = False
         self._last_now = 0.0
         self._trace: Callable[[str], None] | None = None
@@ -172,10 +232,37 @@ class Stack:
         ip.run_timers(now)
         self.tcp.run_timers(now)
         self.udp.run_timers(now)
-        for application in self.applications:
-            application(now)
+        for application in self._applications:
+            application.step(now)
         self.flush(now)
         return handled
+
+    def add_application(self, application: Application) -> None:
+        """Step ``application`` in every ``poll`` (after input and the protocols' timers, in the
+        order applications were added) and count its ``next_deadline`` among the stack's."""
+        if any(existing is application for existing in self._applications):
+            raise ValueError("application already added")
+        self._applications = (*self._applications, application)
+
+    def remove_application(self, application: Application) -> None:
+        """Stop stepping ``application`` and asking it for deadlines (an application removed
+        during a poll's steps is still stepped in that poll if its turn has not come yet).
+        Removing one that is not there does nothing (a service closed twice)."""
+        self._applications = tuple(a for a in self._applications if a is not application)
+
+    @property
+    def applications(self) -> _ApplicationsView:
+        """The added applications, in the order they are stepped (a tuple)."""
+        view = _ApplicationsView(self._applications)
+        view._stack = self
+        return view
+
+    def find_application(self, kind: type[A]) -> A | None:
+        """The first added application that is a ``kind`` (e.g. the host's DHCP client)."""
+        for application in self._applications:
+            if isinstance(application, kind):
+                return application
+        return None
 
     def flush(self, now: float) -> None:
         """Let the protocols emit what is due, then hand every queued frame to the link."""
@@ -205,7 +292,10 @@ class Stack:
         udp = self.udp.next_deadline()
         candidates = (self.ip.next_deadline(), self.link.next_deadline(), tcp, udp)
         deadlines = [d for d in candidates if d is not None]
-        deadlines += [d for d in (deadline() for deadline in self.deadlines) if d is not None]
+        for application in self._applications:
+            deadline = application.next_deadline()
+            if deadline is not None:
+                deadlines.append(deadline)
         return min(deadlines) if deadlines else None
 
     # ---------------------------------------------------------------------------------------

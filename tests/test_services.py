@@ -58,7 +58,7 @@ def _start_tcp(stack: Stack, spec: str) -> list[StreamService]:
 
 
 def _serve(stack: Stack, service: StreamService) -> StreamService:
-    stack.applications.append(service.step)
+    stack.add_application(service)
     return service
 
 

@@ -16,11 +16,15 @@ count from when the REQUEST was first sent (4.4.1). After a NAK the client waits
 loop within one instant (lwIP restarts at once). No initial 1-10 s wait (4.4.1 suggests one;
 lwIP has none) and no ARP probe of the offered address (DECLINE is optional; not sent).
 
-``StackDHCPClient`` runs a client on a stack: UDP port 68 bound to 0.0.0.0, stepped by
-``Stack.poll`` with its deadline among the stack's, configuring ``stack.ip`` on bind and expiry.
-A RELEASE still waiting for the server's MAC keeps the address until ARP answers (at most 3 s).
+``StackDHCPClient`` runs a client on a stack: UDP port 68 bound to 0.0.0.0, an application of
+the stack (``Stack.add_application``), configuring ``stack.ip`` on bind and expiry. A RELEASE
+still waiting for the server's MAC keeps the address until ARP answers (at most 3 s). The code
+that builds a host attaches it (``attach_dhcp_client``; ``pystack.host.build_stack`` does when
+``StackConfig.address`` is ``"dhcp"``); ``dhcp_client(stack)`` finds it again.
+``DHCPClientSettings`` (``StackConfig.dhcp``) is defined in ``pystack.stack``, which imports
+nothing from here.
 Entry points: ``DHCPClient``, ``DHCPClientSettings``, ``Lease``, ``DHCPState``,
-``StackDHCPClient``.
+``StackDHCPClient``, ``attach_dhcp_client``, ``dhcp_client``.
 """
 
 from __future__ import annotations
@@ -29,22 +33,26 @@ import enum
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pystack.dhcp.lease import INFINITY, Lease, lease_from
 from pystack.ip.arp import NeighbourState
 from pystack.link.base import LinkKind
+from pystack.stack import DHCPClientSettings, Stack
 from pystack.stats import DropReason, Statistics
 from pystack.wire import dhcp
 from pystack.wire.addresses import LIMITED_BROADCAST
 from pystack.wire.dhcp import DHCPMessage, DHCPOption
 from pystack.wire.errors import MalformedPacket
 
-if TYPE_CHECKING:
-    from pystack.stack import Stack
-
-DEFAULT_PARAMETERS = (1, 3, 6, 12, 15, 28, 51, 58, 59)  # mask, router, DNS, name, domain, ...
+__all__ = [
+    "DHCPClient",
+    "DHCPClientSettings",
+    "DHCPState",
+    "Lease",
+    "StackDHCPClient",
+    "attach_dhcp_client",
+    "dhcp_client",
+]
 
 
 class DHCPState(enum.Enum):
@@ -55,20 +63,6 @@ class DHCPState(enum.Enum):
     RENEWING = "renewing"
     REBINDING = "rebinding"
     STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class DHCPClientSettings:
-    hostname: str | None = None  # option 12
-    client_id: bytes | None = None  # option 61; default: type 1 + the MAC (RFC 2132 9.14)
-    broadcast_flag: bool = False  # ask for broadcast replies (we accept unicast ones: no need)
-    parameters: tuple[int, ...] = DEFAULT_PARAMETERS  # option 55
-    first_retransmit: float = 4.0  # RFC 2131 4.1
-    max_retransmit: float = 64.0
-    jitter: float = 1.0
-    request_attempts: int = 5
-    minimum_renew_retransmit: float = 60.0  # RFC 2131 4.4.5
-    restart_delay: float = 1.0
 
 
 class DHCPClient:
@@ -357,8 +351,7 @@ class StackDHCPClient:
         self.endpoint.set_queue_limit(self.QUEUE_LIMIT)
         self._start_pending = start
         self._unconfigure_at: float | None = None
-        stack.applications.append(self.step)
-        stack.deadlines.append(self.next_deadline)
+        stack.add_application(self)
 
     @property
     def state(self) -> DHCPState:
@@ -439,3 +432,14 @@ class StackDHCPClient:
     def _unconfigure(self) -> None:
         self._unconfigure_at = None
         self.stack.ip.configure(0, 0, None)
+
+
+def attach_dhcp_client(stack: Stack, start: bool = True) -> StackDHCPClient:
+    """Run a DHCP client with ``stack.config.dhcp`` on ``stack``: it starts at the next poll
+    with ``start``, else waits for ``StackDHCPClient.start``."""
+    return StackDHCPClient(stack, stack.config.dhcp, start)
+
+
+def dhcp_client(stack: Stack) -> StackDHCPClient | None:
+    """The DHCP client attached to ``stack``, if any."""
+    return stack.find_application(StackDHCPClient)

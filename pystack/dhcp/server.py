@@ -308,7 +308,10 @@ class DHCPServerService:
         self.server = DHCPServer(settings, stack.counters)
         self.endpoint = stack.udp.open(0, dhcp.SERVER_PORT)
         self.endpoint.set_queue_limit(self.STEP_BUDGET)
-        stack.applications.append(self.step)
+        stack.add_application(self)
+
+    def next_deadline(self) -> float | None:
+        return None  # it only answers
 
     def step(self, now: float) -> None:
         for _ in range(self.STEP_BUDGET):
@@ -345,3 +348,4 @@ class DHCPServerService:
 
     def close(self, now: float) -> None:
         self.endpoint.close(now)
+        self.stack.remove_application(self)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
+from pystack.dhcp.client import dhcp_client
 from pystack.dns.resolver import Lookup, Resolver, ResolverSettings
 
 if TYPE_CHECKING:
@@ -27,8 +28,7 @@ class StackResolver:
         self.configured_servers = configured  # False: follow the DHCP lease's DNS servers
         self.resolver = Resolver(settings, stack.rng, stack.counters)
         self._endpoints: dict[int, Any] = {}
-        stack.applications.append(self.step)
-        stack.deadlines.append(self.resolver.next_deadline)
+        stack.add_application(self)
 
     def resolve(self, name: str, now: float) -> Lookup:
         self._follow_dhcp()
@@ -41,13 +41,16 @@ class StackResolver:
         """Without a configured server, ask the ones the DHCP lease named (RFC 2132 option 6)."""
         if self.configured_servers:
             return
-        dhcp = getattr(self.stack, "dhcp", None)
+        dhcp = dhcp_client(self.stack)
         lease = dhcp.lease if dhcp is not None else None
         if lease is not None and lease.dns_servers:
             servers = tuple((address, DNS_PORT) for address in lease.dns_servers)
             if tuple(self.resolver.settings.servers) != servers:
                 self.resolver.set_servers(servers)
                 self.stack.counters.count("dns.servers_from_dhcp")
+
+    def next_deadline(self) -> float | None:
+        return self.resolver.next_deadline()
 
     def step(self, now: float) -> None:
         resolver = self.resolver

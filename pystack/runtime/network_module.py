@@ -38,7 +38,7 @@ import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pystack.dhcp.client import DHCPState, StackDHCPClient
+from pystack.dhcp.client import DHCPState, StackDHCPClient, attach_dhcp_client, dhcp_client
 from pystack.wire.addresses import ip_from_str, ip_to_str, parse_cidr, prefix_mask
 from usocket.context import NetworkContext
 
@@ -79,7 +79,7 @@ class _Network:
     def dns_server(self) -> int:
         if self.dns is not None:
             return self.dns
-        dhcp = self.context.stack.dhcp
+        dhcp = dhcp_client(self.context.stack)
         lease = dhcp.lease if dhcp is not None else None
         servers = lease.dns_servers if lease is not None and lease.dns_servers else self.default_dns
         return servers[0] if servers else 0
@@ -109,7 +109,7 @@ class _Interface:
 
     # -- the stack --------------------------------------------------------------------------
     def _dhcp(self) -> StackDHCPClient | None:
-        return self._network.context.stack.dhcp
+        return dhcp_client(self._network.context.stack)
 
     def _address(self) -> tuple[int, int, int | None]:
         ip = self._network.context.stack.ip
@@ -210,9 +210,9 @@ class _Interface:
 
     def _start_dhcp(self) -> None:
         stack = self._network.context.stack
-        dhcp = stack.dhcp
+        dhcp = dhcp_client(stack)
         if dhcp is None:
-            dhcp = stack.dhcp = StackDHCPClient(stack, stack.config.dhcp, start=False)
+            dhcp = attach_dhcp_client(stack, start=False)
         if dhcp.state is DHCPState.STOPPED or not dhcp.client.started:
             self._configure(0, 0, None)  # RFC 2131 4.1: DHCP from 0.0.0.0 until bound
             dhcp.start(self._network.context.now())
@@ -298,7 +298,7 @@ def _set_hostname(network: _Network, name: object) -> None:
     if len(text) > HOSTNAME_MAX_LENGTH:
         raise ValueError("hostname too long")
     network.hostname = text
-    dhcp = network.context.stack.dhcp
+    dhcp = dhcp_client(network.context.stack)
     if dhcp is not None:  # option 12 of the next DHCP messages
 
         def apply() -> None:

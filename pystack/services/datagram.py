@@ -2,8 +2,9 @@
 
 The UDP forms of the RFCs: echo sends each datagram back to its source, discard drops it,
 daytime answers any datagram with one datagram holding the date and time (the request's data is
-ignored). Like the TCP services they are applications, stepped by ``Stack.poll`` after input,
-each on its own endpoint bound to the port on every address.
+ignored). Like the TCP services they are applications, stepped by ``Stack.poll`` after input
+(added by whoever builds them, removed by ``close``), each on its own endpoint bound to the port
+on every address.
 
 Each endpoint holds more than lwIP's 4 datagrams (``queue_limit``), so one busy poll does not
 drop a burst. Datagrams from port 0 (no reply possible) and from the small services' own ports
@@ -59,6 +60,9 @@ class DatagramService:
             self.served += 1
             self.serve(data, source, now)
 
+    def next_deadline(self) -> float | None:
+        return None  # it only answers
+
     def serve(self, data: bytes, source: Address, now: float) -> None:
         raise NotImplementedError
 
@@ -70,6 +74,7 @@ class DatagramService:
 
     def close(self, now: float) -> None:
         self.endpoint.close(now)
+        self.stack.remove_application(self)
 
     def describe(self) -> str:
         return (

@@ -22,8 +22,8 @@ The parts:
 
 The will is published when the connection ends any way but DISCONNECT: the client closed or
 reset it, its keepalive expired (1.5 times the interval without a packet, 3.1.2-24), a protocol
-error, or a takeover. Time is the ``now`` given to ``step``; the keepalive deadlines join the
-stack's deadlines.
+error, or a takeover. Time is the ``now`` given to ``step``; the keepalive deadlines are among
+the broker's ``next_deadline`` (and so the stack's).
 
 Bounds (all counted when hit): ``MAX_PACKET`` bytes per packet (larger: closed), connections
 (``max_connections``), ``MAX_SUBSCRIPTIONS`` per client (more: SUBACK 0x80), ``MAX_RETAINED``

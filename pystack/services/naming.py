@@ -29,7 +29,10 @@ class DNSService:
         self.endpoint = stack.udp.open(0, port)
         self.endpoint.set_queue_limit(256)
         self.answered = 0
-        stack.applications.append(self.step)
+        stack.add_application(self)
+
+    def next_deadline(self) -> float | None:
+        return None  # it only answers
 
     def step(self, now: float) -> None:
         for _ in range(STEP_BUDGET):

@@ -15,7 +15,7 @@ What every session service guarantees (what a server on a small device must):
 - **Bounded connections.** Beyond ``max_connections`` live sessions a new connection is reset at
   once and counted (``<name>.refused``): a clear refusal beats an unbounded table.
 - **Timers are data.** A session says when it next needs attention (``Session.deadline``); the
-  service joins ``Stack.deadlines`` with the earliest one, so a simulation jumps straight to it.
+  service's ``next_deadline`` is the earliest one, so a simulation jumps straight to it.
 - **Counted events.** Everything unusual (bad input, timeouts, refusals) is counted in the stack's
   counters as ``<service name>.<event>`` and in ``SessionService.events``.
 - **Contained failures.** Sessions run inside ``Stack.poll``: an exception escaping one (a bug)
@@ -210,7 +210,6 @@ class SessionService(StreamService):
         self.last_exception: Exception | None = None
         self._busy = False
         self._now = 0.0
-        stack.deadlines.append(self.next_deadline)
 
     def make_session(self, stream: Stream, now: float) -> Session:
         raise NotImplementedError
@@ -287,7 +286,7 @@ class SessionService(StreamService):
             self._step_session(session, now)
 
     def next_deadline(self) -> float | None:
-        """For ``Stack.deadlines``: now when a session has work left, else the earliest timer."""
+        """Now when a session has work left, else the earliest timer."""
         if self._busy:
             return self._now
         earliest: float | None = None
@@ -303,8 +302,6 @@ class SessionService(StreamService):
             self._ended(session, now)
         self.sessions.clear()
         self.connections = []
-        if self.next_deadline in self.stack.deadlines:
-            self.stack.deadlines.remove(self.next_deadline)
 
     def describe(self) -> str:
         scheme = " (tls)" if self.tls is not None else ""

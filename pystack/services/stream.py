@@ -4,7 +4,8 @@ session services: ``http`` (80), ``https`` (8443), ``tlsecho`` (443) and ``mqtt`
 ``http.py``, ``tls.py``, ``mqtt.py``.
 
 They are applications, not protocol code: each owns a listener and is stepped by ``Stack.poll``
-after input is processed, so they work the same on a real device (``pystack up --serve``) and in
+after input is processed (whoever builds one adds it with ``Stack.add_application``, as
+``start_services`` does; ``close`` removes it), so they work the same on a real device (``pystack up --serve``) and in
 a simulation. They never block and respect flow control: echo reads only as much as it can send.
 ``start_services`` also starts the UDP forms of echo, discard and daytime (``datagram.py``) and,
 for ``dns``, a DNS server answering ``pystack.test`` with the stack's own address plus the names
@@ -65,6 +66,9 @@ class StreamService:
         if closed:  # this runs on every poll: rebuild the list only when something closed
             self.connections = [c for c in self.connections if c.state is not TCPState.CLOSED]
 
+    def next_deadline(self) -> float | None:
+        return None  # (stepped on every poll; nothing here waits for a time)
+
     def opened(self, connection: TCPConnection, now: float) -> None:
         """A new connection was accepted."""
 
@@ -75,6 +79,7 @@ class StreamService:
         self.listener.close(now)
         for connection in self.connections:
             connection.abort(now)
+        self.stack.remove_application(self)
 
     def _finish_if_peer_done(self, connection: TCPConnection, now: float) -> None:
         if connection.at_eof and not connection.fin_queued:
@@ -220,19 +225,19 @@ def start_services(
     for name, argument in parse_services(text):
         if name == "dns":
             services.append(DNSService(stack, {OWN_NAME: stack.address, **(hosts or {})}))
-            continue  # DNSService steps itself (it joins stack.applications)
+            continue  # DNSService adds itself to the stack's applications
         if name == "chargen":
             service: StreamService = ChargenService(stack, limit=argument)
         elif name in _SESSION_SERVICES:
             service = _session_service(stack, name)
         else:
             service = _SERVICES[name](stack)
-        stack.applications.append(service.step)
+        stack.add_application(service)
         services.append(service)
         datagram = DATAGRAM_SERVICES.get(name)
         if datagram is not None:
             udp = datagram(stack)
-            stack.applications.append(udp.step)
+            stack.add_application(udp)
             services.append(udp)
     return services
 

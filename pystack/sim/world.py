@@ -20,6 +20,7 @@ from pystack.clock import SystemClock
 from pystack.dhcp.server import DHCPServerService, DHCPServerSettings
 from pystack.dns.client import StackResolver
 from pystack.dns.resolver import ResolverSettings
+from pystack.host import build_stack
 from pystack.link.base import Link, LinkKind
 from pystack.link.impair import ImpairmentConfig, ImpairmentLink
 from pystack.link.memory import MemoryLink
@@ -73,13 +74,13 @@ class SimulatedNetwork:
         clock = SystemClock()
         dhcp = dhcp or address == DHCP
         prefix = DHCP_PREFIX if address == DHCP else parse_cidr(address)[1]
-        self.host = Stack(
+        self.host = build_stack(
             StackConfig(address=DHCP) if dhcp else StackConfig(address=address, gateway=peer),
             link,
             clock,
             random.Random(rng.getrandbits(64)),
         )
-        self.peer = Stack(
+        self.peer = build_stack(
             StackConfig(address=f"{peer}/{prefix}"),
             peer_end,
             clock,

@@ -13,8 +13,9 @@ import random
 from dataclasses import dataclass
 
 from pystack.clock import ManualClock
-from pystack.dhcp.client import DHCPClientSettings, DHCPState, StackDHCPClient
+from pystack.dhcp.client import DHCPClientSettings, DHCPState, StackDHCPClient, dhcp_client
 from pystack.dhcp.server import DHCPServer, DHCPServerService, DHCPServerSettings
+from pystack.host import build_stack
 from pystack.link.base import LinkKind
 from pystack.link.memory import MemoryLink
 from pystack.sim.network import Simulation
@@ -51,7 +52,7 @@ class DHCPNetwork:
         self.clock = ManualClock()
         client_end, server_end = MemoryLink.pair(LinkKind.ETHERNET, 1500, capacity=1024)
         settings = client if client is not None else DHCPClientSettings()
-        self.client = Stack(
+        self.client = build_stack(
             StackConfig(address="dhcp", mac=CLIENT_MAC, dhcp=settings),
             client_end,
             self.clock,
@@ -79,8 +80,9 @@ class DHCPNetwork:
 
     @property
     def dhcp(self) -> StackDHCPClient:
-        assert self.client.dhcp is not None
-        return self.client.dhcp
+        client = dhcp_client(self.client)
+        assert client is not None
+        return client
 
     @property
     def server(self) -> DHCPServer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pystack.dhcp.client import dhcp_client
 from pystack.sim.world import SimulatedNetwork
 from pystack.wire.addresses import ip_from_str
 from usocket.context import NetworkContext, resolver_function
@@ -26,7 +27,7 @@ def test_resolver_follows_the_dns_servers_of_the_dhcp_lease() -> None:
             lambda: network.resolver.resolver.set_servers(((ip_from_str(NOBODY[0]), NOBODY[1]),))
         )
         assert network.thread.wait_for(
-            lambda: network.host.dhcp is not None and network.host.dhcp.lease is not None, 10.0
+            lambda: (dhcp := dhcp_client(network.host)) is not None and dhcp.lease is not None, 10.0
         )
         socket = _socket_module(network)
         assert socket.getaddrinfo("peer.sim", 7)[0][-1] == ("10.0.0.1", 7)
@@ -36,7 +37,7 @@ def test_resolver_follows_the_dns_servers_of_the_dhcp_lease() -> None:
 def test_an_explicit_dns_server_is_kept_even_with_a_lease() -> None:
     with SimulatedNetwork(seed=4, dhcp=True, dns=ip_from_str("10.0.0.1")) as network:
         assert network.thread.wait_for(
-            lambda: network.host.dhcp is not None and network.host.dhcp.lease is not None, 10.0
+            lambda: (dhcp := dhcp_client(network.host)) is not None and dhcp.lease is not None, 10.0
         )
         socket = _socket_module(network)
         assert socket.getaddrinfo("example.com", 80)[0][-1] == ("10.0.0.1", 80)

@@ -10,6 +10,7 @@ import errno
 
 import pytest
 
+from pystack.dhcp.client import dhcp_client
 from pystack.link.base import LinkKind
 from pystack.stack import StackConfig
 from pystack.stats import DropReason
@@ -124,7 +125,7 @@ def test_dhcp_stack_starts_unconfigured_without_gratuitous_arp() -> None:
     peer = Peer(
         LinkKind.ETHERNET, StackConfig(address="dhcp", mac="02:00:00:00:00:02"), start=False
     )
-    assert peer.stack.address == 0 and peer.stack.dhcp is not None
+    assert peer.stack.address == 0 and dhcp_client(peer.stack) is not None
     assert peer.stack.next_deadline() == 0.0
     peer.poll()
     [frame] = peer.sent_frames()  # the DISCOVER, and no ARP announcing 0.0.0.0

@@ -12,9 +12,10 @@ import random
 from collections import defaultdict
 
 from pystack.clock import ManualClock
+from pystack.host import build_stack
 from pystack.link.base import LinkKind
 from pystack.link.memory import MemoryLink
-from pystack.stack import Stack, StackConfig
+from pystack.stack import StackConfig
 from pystack.stats import DropReason
 from pystack.wire.arp import ARPPacket
 from pystack.wire.ethernet import EthernetFrame
@@ -37,7 +38,7 @@ class Peer:
         self.ethernet = kind is LinkKind.ETHERNET
         self.link, self.wire = MemoryLink.pair(kind, mtu, capacity=8192)
         self.clock = ManualClock()
-        self.stack = Stack(config, self.link, self.clock, random.Random(seed))
+        self.stack = build_stack(config, self.link, self.clock, random.Random(seed))
         if start:
             self.stack.poll(0.0)
             self.wire.receive(0.0, 100)  # the gratuitous ARP, tested on its own

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from pystack import netns
-from pystack.dhcp.client import DHCPState
+from pystack.dhcp.client import DHCPState, dhcp_client
 from pystack.host import HostOptions, KernelHost
 from pystack.wire.addresses import ip_from_str, mac_to_str
 from tests.helpers.kernel import kernel_required
@@ -109,8 +109,9 @@ def test_pystack_leases_an_address_from_dnsmasq_and_pings_the_kernel(
 ) -> None:
     binary = _dnsmasq()
     stack, thread = dhcp_host.stack, dhcp_host.thread
-    assert stack is not None and thread is not None and stack.dhcp is not None
-    dhcp = stack.dhcp
+    assert stack is not None and thread is not None
+    dhcp = dhcp_client(stack)
+    assert dhcp is not None
     assert thread.call(lambda: stack.address) == 0
     process, log, leases = _start_dnsmasq(dhcp_host, binary, tmp_path)
     try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pystack.dhcp.client import DHCPState
+from pystack.dhcp.client import DHCPState, dhcp_client
 from pystack.runtime import network_module as nm
 from pystack.runtime.network_module import network_module
 from pystack.runtime.providers import ModuleKind
@@ -94,7 +94,8 @@ def test_dhcp_disconnect_releases_and_connect_binds_again(dhcp_board: Board) -> 
     assert not sta.isconnected() and sta.status() == network.STAT_IDLE
     host = dhcp_board.simulation.host
     assert dhcp_board.context.wait(lambda: host.address == 0, WAIT_MS)
-    assert host.dhcp is not None and host.dhcp.state is DHCPState.STOPPED
+    dhcp = dhcp_client(host)
+    assert dhcp is not None and dhcp.state is DHCPState.STOPPED
     server = dhcp_board.simulation.dhcp_server
     assert server is not None
     assert dhcp_board.context.wait(lambda: not server.server.leases, WAIT_MS)  # the RELEASE

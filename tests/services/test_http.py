@@ -36,7 +36,7 @@ def expected_bytes(size: int) -> bytes:
 
 def _serve(net: Network, **options: object) -> HTTPService:
     service = HTTPService(net.a, clock=lambda: RFC_DATE + 0.5, **options)  # type: ignore[arg-type]
-    net.a.applications.append(service.step)
+    net.a.add_application(service)
     return service
 
 
@@ -615,7 +615,7 @@ def test_https_serves_the_same_routes_verified_against_the_test_ca(
     net: Network, driver: Driver
 ) -> None:
     https = HTTPSService(net.a, clock=lambda: RFC_DATE)
-    net.a.applications.append(https.step)
+    net.a.add_application(https)
     client = driver.connect(8443, client_context())
     assert client.handshake_done and client.tls_error is None
     paths = ["/json", "/bytes/200000", "/chunked/5000", "/status/418"]

@@ -83,7 +83,7 @@ class MQTTClient:
 @pytest.fixture
 def broker(net: Network) -> MQTTBroker:
     service = MQTTBroker(net.a)
-    net.a.applications.append(service.step)
+    net.a.add_application(service)
     return service
 
 
@@ -610,7 +610,7 @@ def test_a_slow_subscriber_loses_messages_beyond_its_queue_and_it_is_counted(
 
 def test_connections_beyond_the_limit_are_refused(net: Network, driver: Driver) -> None:
     broker = MQTTBroker(net.a, max_connections=1)
-    net.a.applications.append(broker.step)
+    net.a.add_application(broker)
     MQTTClient(driver, "one")
     two = Client(net, 1883)
     driver.clients.append(two)

@@ -86,4 +86,4 @@ def test_every_peer_service_answers_at_once(net: Network, driver: Driver) -> Non
     for service in services:
         if isinstance(service, StreamService):
             service.close(net.sim.now)
-    assert not [d for d in net.a.deadlines if getattr(d, "__self__", None) in services]
+    assert not [a for a in net.a.applications if a in services and isinstance(a, StreamService)]

@@ -20,7 +20,7 @@ from tests.services.clients import Driver, client_context
 
 def _echo(net: Network) -> TLSEchoService:
     service = TLSEchoService(net.a)
-    net.a.applications.append(service.step)
+    net.a.add_application(service)
     return service
 
 

@@ -35,7 +35,7 @@ def ask(net: TwoHosts, client: UDPEndpoint, port: int, data: bytes) -> list[byte
 def test_echo_returns_each_datagram_exactly(kind: LinkKind, size: int) -> None:
     net = hosts(kind)
     service = DatagramEchoService(net.b)
-    net.b.applications.append(service.step)
+    net.b.add_application(service)
     data = random.Random(size).randbytes(size)
     client = net.a.udp.open()
     assert ask(net, client, 7, data) == [data]
@@ -44,7 +44,7 @@ def test_echo_returns_each_datagram_exactly(kind: LinkKind, size: int) -> None:
 
 def test_echo_answers_a_burst_larger_than_lwips_four_slots() -> None:
     net = hosts()
-    net.b.applications.append(DatagramEchoService(net.b).step)
+    net.b.add_application(DatagramEchoService(net.b))
     client = net.a.udp.open()
     client.set_queue_limit(64)
     for number in range(20):
@@ -59,7 +59,7 @@ def test_echo_answers_a_burst_larger_than_lwips_four_slots() -> None:
 def test_echo_ignores_other_small_services_so_two_echoes_never_ping_pong() -> None:
     net = hosts()
     service = DatagramEchoService(net.b)
-    net.b.applications.append(service.step)
+    net.b.add_application(service)
     other_echo = net.a.udp.open(0, 7)
     assert ask(net, other_echo, 7, b"loop?") == []
     assert service.ignored == 1 and service.served == 0
@@ -68,7 +68,7 @@ def test_echo_ignores_other_small_services_so_two_echoes_never_ping_pong() -> No
 def test_discard_keeps_quiet_and_counts() -> None:
     net = hosts()
     service = DatagramDiscardService(net.b)
-    net.b.applications.append(service.step)
+    net.b.add_application(service)
     client = net.a.udp.open()
     assert ask(net, client, 9, b"into the void") == []
     assert (service.served, service.bytes_in, service.bytes_out) == (1, 13, 0)
@@ -78,7 +78,7 @@ def test_daytime_answers_any_datagram_with_the_time() -> None:
     net = hosts()
     stamp = calendar.timegm((2026, 8, 1, 12, 34, 56, 0, 0, 0))
     service = DatagramDaytimeService(net.b, clock=lambda: stamp)
-    net.b.applications.append(service.step)
+    net.b.add_application(service)
     client = net.a.udp.open()
     assert ask(net, client, 13, b"what time is it?") == [
         b"Saturday, August 01, 2026 12:34:56-UTC\r\n"

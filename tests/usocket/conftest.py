@@ -485,11 +485,14 @@ class SimHalfClosePeer:
 
         def start() -> None:
             self._listener = simulation.peer.tcp.listen(port, 16)
-            simulation.peer.applications.append(self._step)
+            simulation.peer.add_application(self)
 
         simulation.thread.call(start)
 
-    def _step(self, now: float) -> None:
+    def next_deadline(self) -> float | None:
+        return None
+
+    def step(self, now: float) -> None:
         assert self._listener is not None
         while (connection := self._listener.accept()) is not None:
             connection.send(HALF_CLOSE_GREETING, now)
