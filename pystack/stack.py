@@ -96,30 +96,6 @@ class Application(Protocol):
 A = TypeVar("A")
 
 
-class _StepOnly:
-    """A bare step function as an ``Application`` (no timers), for ``_LegacyApplications``."""
-
-    __slots__ = ("step",)
-
-    def __init__(self, step: Callable[[float], None]) -> None:
-        self.step = step
-
-    def next_deadline(self) -> float | None:
-        return None
-
-
-class _ApplicationsView(tuple[Application, ...]):
-    """``Stack.applications``: the added applications, in order. Its ``append(step)`` is the
-    registration before ``add_application``, kept only for ``usocket/stream.py``'s pump until
-    that registers itself with ``add_application``; remove ``append``, ``_StepOnly`` and this
-    class then (``applications`` returns the tuple itself)."""
-
-    _stack: Stack
-
-    def append(self, step: Callable[[float], None]) -> None:
-        self._stack.add_application(_StepOnly(step))
-
-
 def _random_mac(rng: random.Random) -> bytes:
     first = (rng.randrange(256) & 0xFC) | 0x02  # unicast, locally administered
     return bytes([first] + [rng.randrange(256) for _ in range(5)])
@@ -251,11 +227,9 @@ class Stack:
         self._applications = tuple(a for a in self._applications if a is not application)
 
     @property
-    def applications(self) -> _ApplicationsView:
-        """The added applications, in the order they are stepped (a tuple)."""
-        view = _ApplicationsView(self._applications)
-        view._stack = self
-        return view
+    def applications(self) -> tuple[Application, ...]:
+        """The added applications, in the order they are stepped."""
+        return self._applications
 
     def find_application(self, kind: type[A]) -> A | None:
         """The first added application that is a ``kind`` (e.g. the host's DHCP client)."""

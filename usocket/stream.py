@@ -301,7 +301,7 @@ class StreamRegistry:
 
 def _add_application(stack: Stack, application: StreamRegistry) -> None:
     """Have ``stack`` step ``application`` on every poll."""
-    stack.applications.append(application.step)
+    stack.add_application(application)
 
 
 def _overlap(a: int, b: int) -> bool:

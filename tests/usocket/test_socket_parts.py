@@ -94,5 +94,5 @@ def test_stream_registry_is_an_application_of_the_stack(sim: Simulation) -> None
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     listener.listen(2)  # (only once)
-    steps = [app for app in sim.host.applications if getattr(app, "__self__", None) is registry]
+    steps = [app for app in sim.host.applications if app is registry]
     assert len(steps) == 1
