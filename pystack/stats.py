@@ -3,12 +3,21 @@
 Every place that discards a packet calls ``Statistics.drop(DropReason.X)``. Malformed packets are
 also counted by their codec reason (``"ipv4.bad_checksum"``...), so a fuzzer can see exactly which
 check fired. ``Statistics.snapshot()`` is what ``Stack.statistics()`` returns.
+
+Counter names and codec reasons are declared in ``pystack/counters.py``: the tables here refuse
+any other name (``KeyError``), whether it is counted or read.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import ClassVar, TypeVar, overload
+
+from pystack.counters import COUNTERS, MALFORMED_REASONS
+
+_T = TypeVar("_T")
 
 
 class DropReason(enum.Enum):
@@ -128,15 +137,79 @@ def drop_reason_for(malformed_reason: str) -> DropReason:
     return _MALFORMED_BY_LAYER.get(malformed_reason.split(".", 1)[0], DropReason.IPV4_MALFORMED)
 
 
+class NamedCounts(dict[str, int]):
+    """Counts by declared name. A name missing from the table reads as 0 if declared; an
+    undeclared name raises ``KeyError`` on write, on read, in ``get`` and in ``in``.
+
+    ``table[name] += 1`` stays one C-level dict update: ``__missing__`` runs only on a name's
+    first count.
+    """
+
+    __slots__ = ()
+    declared: ClassVar[Mapping[str, str]] = COUNTERS
+    kind: ClassVar[str] = "counter"
+
+    def __missing__(self, name: str) -> int:
+        self.check(name)
+        return 0
+
+    @classmethod
+    def check(cls, name: object) -> None:
+        """Raise ``KeyError`` unless ``name`` is declared."""
+        if name not in cls.declared:
+            raise KeyError(f"unknown {cls.kind} {name!r}: declare it in pystack/counters.py")
+
+    def __contains__(self, name: object) -> bool:
+        self.check(name)
+        return dict.__contains__(self, name)
+
+    @overload
+    def get(self, name: str, default: None = None, /) -> int | None: ...
+    @overload
+    def get(self, name: str, default: int, /) -> int: ...
+    @overload
+    def get(self, name: str, default: _T, /) -> int | _T: ...
+    def get(self, name: str, default: object = None, /) -> object:
+        self.check(name)
+        return dict.get(self, name, default)
+
+
+class NamedCountsSnapshot(NamedCounts):
+    """A copy for ``snapshot()``: only counted names are keys, as in a plain dict (a declared but
+    uncounted name raises ``KeyError`` like any absent key), and undeclared names are refused."""
+
+    __slots__ = ()
+
+    def __missing__(self, name: str) -> int:
+        self.check(name)
+        raise KeyError(name)
+
+
+class MalformedCounts(NamedCounts):
+    """Malformed packets by codec reason (``MalformedPacket.reason``)."""
+
+    __slots__ = ()
+    declared = MALFORMED_REASONS
+    kind = "malformed-packet reason"
+
+
+class MalformedCountsSnapshot(MalformedCounts):
+    __slots__ = ()
+
+    def __missing__(self, name: str) -> int:
+        self.check(name)
+        raise KeyError(name)
+
+
 class Statistics:
     """All counters of one stack. Plain dicts: incrementing is the hot path."""
 
     __slots__ = ("counters", "drops", "malformed")
 
     def __init__(self) -> None:
-        self.counters: defaultdict[str, int] = defaultdict(int)
+        self.counters = NamedCounts()
         self.drops: defaultdict[DropReason, int] = defaultdict(int)
-        self.malformed: defaultdict[str, int] = defaultdict(int)
+        self.malformed = MalformedCounts()
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
@@ -152,9 +225,9 @@ class Statistics:
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         return {
-            "counters": dict(sorted(self.counters.items())),
+            "counters": NamedCountsSnapshot(sorted(self.counters.items())),
             "drops": {
                 reason.name: n for reason, n in sorted(self.drops.items(), key=lambda i: i[0].name)
             },
-            "malformed": dict(sorted(self.malformed.items())),
+            "malformed": MalformedCountsSnapshot(sorted(self.malformed.items())),
         }
