@@ -110,6 +110,8 @@ class Stack:
         self._last_now = 0.0
         self._trace: Callable[[str], None] | None = None
         self._link_poll = getattr(link, "poll", None)
+        # Set by a StackThread under PYSTACK_DEBUG_LOCKS=1: true when this thread holds its lock.
+        self.lock_check: Callable[[], bool] | None = None
 
     # ---------------------------------------------------------------------------------------
     @property
@@ -156,6 +158,8 @@ class Stack:
 
     def poll(self, now: float) -> int:
         """Move packets and fire timers due at ``now``; returns the number of frames handled."""
+        if self.lock_check is not None:
+            assert self.lock_check(), "Stack.poll without the stack thread's lock"
         if not self._started:
             self.start(now)
         self._last_now = now
@@ -176,6 +180,8 @@ class Stack:
 
     def flush(self, now: float) -> None:
         """Let the protocols emit what is due, then hand every queued frame to the link."""
+        if self.lock_check is not None:
+            assert self.lock_check(), "Stack.flush without the stack thread's lock"
         self.tcp.flush(now)
         if self.ip.loopback:  # what TCP sent to ourselves is delivered within the same poll
             self.ip.process_loopback(now, self.config.loopback_budget)
