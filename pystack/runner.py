@@ -6,6 +6,10 @@ lock to touch the stack, then call ``wake()`` so queued output leaves at once. B
 (sockets, ping) wait on ``changed`` with a timeout. Several stacks (the simulator's) can share one
 thread: pass them all.
 Entry points: ``StackThread``, ``StackThread.call``, ``StackThread.wait_for``.
+
+With ``PYSTACK_DEBUG_LOCKS=1`` in the environment (the test suite sets it) each stack checks the
+rule: ``Stack.poll`` and ``Stack.flush`` raise ``AssertionError`` when the calling thread does
+not hold the lock.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from pystack.stack import Stack
 T = TypeVar("T")
 IDLE_WAIT = 0.5  # upper bound on one wait, so a stop request or clock skew never hangs us
 POLL_WITHOUT_FD = 0.002  # links without a descriptor (e.g. a wrapped in-memory link) are polled
+DEBUG_LOCKS = "PYSTACK_DEBUG_LOCKS"  # "1": stacks assert the lock is held in poll and flush
+
+
+def debug_locks() -> bool:
+    return os.environ.get(DEBUG_LOCKS) == "1"
 
 
 class StackThread:
@@ -33,6 +42,11 @@ class StackThread:
         self.clock = clock if clock is not None else SystemClock()
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
+        if debug_locks():
+            # RLock._is_owned: true when the calling thread holds the lock (Condition uses it).
+            held: Callable[[], bool] = self.lock._is_owned  # type: ignore[attr-defined]
+            for stack in stacks:
+                stack.lock_check = held
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from pystack.clock import Clock, SystemClock
+from pystack.counters import DECLARED
 from pystack.ip.arp import ARPSettings
 from pystack.ip.fragments import ReassemblySettings
 from pystack.ip.icmp import EchoReply, ICMPSettings
@@ -113,7 +114,7 @@ class Stack:
         self.link = link
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.rng = rng if rng is not None else random.Random()
-        self._statistics = Statistics()
+        self._statistics = Statistics(DECLARED)
         use_dhcp = config.address == DHCP
         address, prefix = (0, 0) if use_dhcp else parse_cidr(config.address)
         gateway = ip_from_str(config.gateway) if config.gateway and not use_dhcp else None
@@ -149,6 +150,8 @@ class Stack:
         self._last_now = 0.0
         self._trace: Callable[[str], None] | None = None
         self._link_poll = getattr(link, "poll", None)
+        # Set by a StackThread under PYSTACK_DEBUG_LOCKS=1: true when this thread holds its lock.
+        self.lock_check: Callable[[], bool] | None = None
 
     # ---------------------------------------------------------------------------------------
     @property
@@ -195,6 +198,8 @@ class Stack:
 
     def poll(self, now: float) -> int:
         """Move packets and fire timers due at ``now``; returns the number of frames handled."""
+        if self.lock_check is not None:
+            assert self.lock_check(), "Stack.poll without the stack thread's lock"
         if not self._started:
             self.start(now)
         self._last_now = now
@@ -240,6 +245,8 @@ class Stack:
 
     def flush(self, now: float) -> None:
         """Let the protocols emit what is due, then hand every queued frame to the link."""
+        if self.lock_check is not None:
+            assert self.lock_check(), "Stack.flush without the stack thread's lock"
         self.tcp.flush(now)
         if self.ip.loopback:  # what TCP sent to ourselves is delivered within the same poll
             self.ip.process_loopback(now, self.config.loopback_budget)

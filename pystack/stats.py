@@ -3,12 +3,23 @@
 Every place that discards a packet calls ``Statistics.drop(DropReason.X)``. Malformed packets are
 also counted by their codec reason (``"ipv4.bad_checksum"``...), so a fuzzer can see exactly which
 check fired. ``Statistics.snapshot()`` is what ``Stack.statistics()`` returns.
+
+Counter names and codec reasons are declared in ``pystack/counters.py`` (``DECLARED``), which the
+code that builds a stack passes to ``Statistics``: the tables here refuse any other name
+(``KeyError``), whether it is counted or read. (This module sits at the bottom of the layering, so
+it is handed the declaration rather than importing it: the declaration names TCP states, ICMP
+types and DHCP messages, which live above it.)
 """
 
 from __future__ import annotations
 
 import enum
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar, overload
+
+_T = TypeVar("_T")
 
 
 class DropReason(enum.Enum):
@@ -128,15 +139,82 @@ def drop_reason_for(malformed_reason: str) -> DropReason:
     return _MALFORMED_BY_LAYER.get(malformed_reason.split(".", 1)[0], DropReason.IPV4_MALFORMED)
 
 
+@dataclass(frozen=True)
+class DeclaredNames:
+    """What a ``Statistics`` may count: counter names and codec reasons, each with its meaning."""
+
+    counters: Mapping[str, str]
+    malformed: Mapping[str, str]
+
+
+class NamedCounts(dict[str, int]):
+    """Counts by declared name. A name missing from the table reads as 0 if declared; an
+    undeclared name raises ``KeyError`` on write, on read, in ``get`` and in ``in``.
+
+    ``table[name] += 1`` stays one C-level dict update: ``__missing__`` runs only on a name's
+    first count.
+    """
+
+    __slots__ = ("declared", "kind")
+
+    def __init__(
+        self,
+        declared: Mapping[str, str],
+        kind: str = "counter",
+        counts: Mapping[str, int] | None = None,
+    ) -> None:
+        super().__init__(counts or {})
+        self.declared = declared
+        self.kind = kind
+
+    def __missing__(self, name: str) -> int:
+        self.check(name)
+        return 0
+
+    def check(self, name: object) -> None:
+        """Raise ``KeyError`` unless ``name`` is declared."""
+        if name not in self.declared:
+            raise KeyError(f"unknown {self.kind} {name!r}: declare it in pystack/counters.py")
+
+    def __contains__(self, name: object) -> bool:
+        self.check(name)
+        return dict.__contains__(self, name)
+
+    @overload
+    def get(self, name: str, default: None = None, /) -> int | None: ...
+    @overload
+    def get(self, name: str, default: int, /) -> int: ...
+    @overload
+    def get(self, name: str, default: _T, /) -> int | _T: ...
+    def get(self, name: str, default: object = None, /) -> object:
+        self.check(name)
+        return dict.get(self, name, default)
+
+    def snapshot(self) -> NamedCountsSnapshot:
+        """A sorted copy holding only the names counted so far."""
+        return NamedCountsSnapshot(self.declared, self.kind, dict(sorted(self.items())))
+
+
+class NamedCountsSnapshot(NamedCounts):
+    """A copy for ``snapshot()``: only counted names are keys, as in a plain dict (a declared but
+    uncounted name raises ``KeyError`` like any absent key), and undeclared names are refused."""
+
+    __slots__ = ()
+
+    def __missing__(self, name: str) -> int:
+        self.check(name)
+        raise KeyError(name)
+
+
 class Statistics:
     """All counters of one stack. Plain dicts: incrementing is the hot path."""
 
     __slots__ = ("counters", "drops", "malformed")
 
-    def __init__(self) -> None:
-        self.counters: defaultdict[str, int] = defaultdict(int)
+    def __init__(self, declared: DeclaredNames) -> None:
+        self.counters = NamedCounts(declared.counters)
         self.drops: defaultdict[DropReason, int] = defaultdict(int)
-        self.malformed: defaultdict[str, int] = defaultdict(int)
+        self.malformed = NamedCounts(declared.malformed, "malformed-packet reason")
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
@@ -152,9 +230,9 @@ class Statistics:
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         return {
-            "counters": dict(sorted(self.counters.items())),
+            "counters": self.counters.snapshot(),
             "drops": {
                 reason.name: n for reason, n in sorted(self.drops.items(), key=lambda i: i[0].name)
             },
-            "malformed": dict(sorted(self.malformed.items())),
+            "malformed": self.malformed.snapshot(),
         }

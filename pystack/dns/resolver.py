@@ -52,6 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from pystack.counters import DECLARED
 from pystack.dns.hosts import numeric_address
 from pystack.stats import Statistics
 from pystack.wire.dns import (
@@ -174,7 +175,7 @@ class Resolver:
         self, settings: ResolverSettings, rng: random.Random, statistics: Statistics | None = None
     ) -> None:
         self.settings = settings
-        self.statistics = statistics if statistics is not None else Statistics()
+        self.statistics = statistics if statistics is not None else Statistics(DECLARED)
         self._rng = rng
         self._servers = tuple(settings.servers)
         self._hosts: dict[str, int] = {"localhost": LOOPBACK}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from pystack.counters import DECLARED
 from pystack.stats import Statistics
 from pystack.wire.dns import (
     CLASS_ANY,
@@ -60,7 +61,7 @@ class DNSServer:
         statistics: Statistics | None = None,
     ) -> None:
         self.ttl = ttl
-        self.statistics = statistics if statistics is not None else Statistics()
+        self.statistics = statistics if statistics is not None else Statistics(DECLARED)
         self._addresses = {
             name_key(name): (value,) if isinstance(value, int) else tuple(value)
             for name, value in addresses.items()

@@ -171,11 +171,11 @@ class Application:
     def check(self, expectation: ev.Expectation) -> None:
         counters = self.stack.counters
         if isinstance(expectation, ev.ExpectCounter):
-            _compare(
-                f"counter {expectation.name}",
-                counters.counters.get(expectation.name, 0),
-                expectation.value,
-            )
+            try:
+                counted = counters.counters.get(expectation.name, 0)
+            except KeyError as error:  # not declared in pystack/counters.py
+                raise CheckFailed(str(error.args[0])) from None
+            _compare(f"counter {expectation.name}", counted, expectation.value)
         elif isinstance(expectation, ev.ExpectDrop):
             count = counters.drops.get(DropReason[expectation.reason], 0)
             _compare(f"drop count {expectation.reason}", count, expectation.value)

@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from pystack.counters import DECLARED
 from pystack.dhcp.client import DHCPClient, DHCPClientSettings, DHCPState, Lease
 from pystack.stats import DropReason, Statistics
 from pystack.wire import dhcp
@@ -24,7 +25,7 @@ OFFERED = ip_from_str("192.0.2.50")
 
 class Machine:
     def __init__(self, seed: int = 7, settings: DHCPClientSettings | None = None) -> None:
-        self.statistics = Statistics()
+        self.statistics = Statistics(DECLARED)
         self.changes: list[tuple[Lease | None, float]] = []
         self.client = DHCPClient(
             settings or DHCPClientSettings(),

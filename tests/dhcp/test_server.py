@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from pystack.counters import DECLARED
 from pystack.dhcp.server import DHCPServer, DHCPServerSettings, Reply
 from pystack.stats import DropReason, Statistics
 from pystack.wire import dhcp
@@ -24,7 +25,7 @@ def server() -> DHCPServer:
     settings = DHCPServerSettings(
         SERVER, (FIRST, THIRD), 24, router=SERVER, dns_servers=(SERVER,), lease_time=600
     )
-    return DHCPServer(settings, Statistics())
+    return DHCPServer(settings, Statistics(DECLARED))
 
 
 def client_sends(
@@ -217,4 +218,6 @@ def test_client_id_identifies_the_client_over_its_mac(server: DHCPServer) -> Non
 
 def test_pool_outside_the_subnet_is_refused() -> None:
     with pytest.raises(ValueError):
-        DHCPServer(DHCPServerSettings(SERVER, (FIRST, ip_from_str("192.0.3.1"))), Statistics())
+        DHCPServer(
+            DHCPServerSettings(SERVER, (FIRST, ip_from_str("192.0.3.1"))), Statistics(DECLARED)
+        )

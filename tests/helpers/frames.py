@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+from pystack.counters import DECLARED
 from pystack.ip.fragments import Reassembler, ReassemblySettings
 from pystack.stats import Statistics
 from pystack.wire.addresses import BROADCAST_MAC, ZERO_MAC, ip_from_str, mac_from_str
@@ -136,7 +137,7 @@ def read_icmp(packet: IPv4Packet) -> ICMPv4Message:
 
 def reassemble(fragments: list[IPv4Packet]) -> list[IPv4Packet]:
     """The whole datagrams that ``fragments`` make up (unfragmented packets pass through)."""
-    reassembler = Reassembler(ReassemblySettings(), Statistics())
+    reassembler = Reassembler(ReassemblySettings(), Statistics(DECLARED))
     whole: list[IPv4Packet] = []
     for packet in fragments:
         if not packet.is_fragment:

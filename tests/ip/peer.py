@@ -16,7 +16,7 @@ from pystack.host import build_stack
 from pystack.link.base import LinkKind
 from pystack.link.memory import MemoryLink
 from pystack.stack import StackConfig
-from pystack.stats import DropReason
+from pystack.stats import DropReason, NamedCounts
 from pystack.wire.arp import ARPPacket
 from pystack.wire.ethernet import EthernetFrame
 from pystack.wire.ipv4 import IPv4Packet
@@ -62,11 +62,11 @@ class Peer:
         return self.stack.counters.drops
 
     @property
-    def counters(self) -> defaultdict[str, int]:
+    def counters(self) -> NamedCounts:
         return self.stack.counters.counters
 
     @property
-    def malformed(self) -> defaultdict[str, int]:
+    def malformed(self) -> NamedCounts:
         return self.stack.counters.malformed
 
     def dropped(self) -> dict[DropReason, int]:

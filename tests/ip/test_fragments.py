@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from pystack.counters import DECLARED
 from pystack.ip.fragments import FRAGMENT_OVERHEAD, Reassembler, ReassemblySettings, fragment
 from pystack.stats import DropReason, Statistics
 from pystack.wire.ipv4 import IPv4Packet
@@ -17,7 +18,7 @@ class Reassembly:
     """A Reassembler with its own counters."""
 
     def __init__(self, **settings: object) -> None:
-        self.statistics = Statistics()
+        self.statistics = Statistics(DECLARED)
         self.reassembler = Reassembler(ReassemblySettings(**settings), self.statistics)  # type: ignore[arg-type]
 
     def add_all(self, fragments: list[IPv4Packet], now: float = 0.0) -> list[IPv4Packet]:

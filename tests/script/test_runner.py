@@ -252,7 +252,11 @@ def test_packet_the_script_does_not_expect() -> None:
     [
         ("+0 expect state CLOSED", "state is ESTABLISHED, expected CLOSED"),
         ("+0 expect error ECONNRESET", "error is none, expected ECONNRESET"),
-        ("+0 expect counter tcp.no_such_counter 1", "counter tcp.no_such_counter is 0, expected 1"),
+        ("+0 expect counter tcp.resets_sent 1", "counter tcp.resets_sent is 0, expected 1"),
+        (
+            "+0 expect counter tcp.no_such_counter 0",
+            "unknown counter 'tcp.no_such_counter': declare it in pystack/counters.py",
+        ),
         ("+0 expect drop TCP_OUT_OF_WINDOW 2", "drop count TCP_OUT_OF_WINDOW is 0, expected 2"),
         ("+0 read 10", "read 0 bytes, expected 10"),
         ("+0 read eof", "expected end of stream, but the peer's FIN has not arrived"),
