@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,22 +259,53 @@ def test_pystack_up_bad_arguments_fail_in_one_line(arguments: list[str], message
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
 
 
+def _world_readable_copy(destination: Path) -> Path:
+    """pystack, usocket and pytun copied where any user can read them: the clone (and its venv)
+    may sit in a directory only root can enter, which an unprivileged process cannot import from."""
+    import pytun
+
+    root = Path(__file__).resolve().parents[2]
+    for package in ("pystack", "usocket"):
+        shutil.copytree(
+            root / package, destination / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy2(pytun.__file__, destination)
+    for path in (destination, *destination.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return destination
+
+
 def test_pystack_up_without_root_explains_in_one_line() -> None:
     require_kernel()  # needs root to drop to an unprivileged user
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    command = [
-        setpriv,
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        *_pystack("up", "--netns", _namespace_name()),
-    ]
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    result = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env, cwd="/")
+    readable = Path(tempfile.mkdtemp(prefix="pystack-noroot-"))
+    try:
+        _world_readable_copy(readable)
+        # The base interpreter, not the venv's launcher (which lives inside the clone).
+        interpreter = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+        command = [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            interpreter,
+            "-s",
+            "-m",
+            "pystack",
+            "up",
+            "--netns",
+            _namespace_name(),
+        ]
+        env = dict(os.environ, PYTHONPATH=str(readable))
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=30, env=env, cwd="/"
+        )
+    finally:
+        shutil.rmtree(readable, ignore_errors=True)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
