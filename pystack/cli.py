@@ -121,7 +121,7 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         type=_seconds,
         metavar="SECONDS",
         help="at the script's end, reset a connection whose data or FIN makes no progress for "
-        "this long (default max(3 s, 4 RTOs)); see docs/runtime.md",
+        "this long (default max(3 s, 4 RTOs)); see docs/board.md",
     )
     run.add_argument("script", metavar="SCRIPT")
     run.add_argument("arguments", metavar="ARGS", nargs=argparse.REMAINDER)

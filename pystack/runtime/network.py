@@ -230,7 +230,7 @@ class ScriptNetwork:
             return  # the stack thread died: nothing can be sent any more
         if cuts:
             count = f"{len(cuts)} connection{'s' if len(cuts) > 1 else ''}"
-            why = "the script was interrupted" if abrupt else "could not finish"
+            why = "the script ended abruptly" if abrupt else "could not finish"
             print(f"pystack: exit: reset {count} ({why}): {'; '.join(cuts)}", file=sys.stderr)
 
     def _close_all(self, stack: Stack, abrupt: bool) -> list[str]:
