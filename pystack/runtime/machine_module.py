@@ -134,6 +134,7 @@ class _Board:
         self.rtc_offset = 0.0
         self.wakes = 0  # Timer and Pin callbacks run so far (ends an untimed lightsleep)
         self.expired: str | None = None  # the note of a watchdog that ran out
+        self.raised = False  # its ScriptEnd was raised once
         self.previous_handler: Any = None
         self.handler_installed = False
         self.main_ident = threading.main_thread().ident or 0
@@ -157,7 +158,13 @@ class _Board:
 
     def _on_ring(self, signum: int, frame: FrameType | None) -> None:
         note = self.expired
-        if note is not None:
+        if note is None:
+            return  # a real SIGWINCH (a terminal resized): nothing to do
+        # The first ring ends the script wherever its main thread is; later rings (every
+        # WATCHDOG_RING until the world closes) only in script code, so that a script that
+        # caught the SystemExit still ends, and the clean-up after the script is left alone.
+        if not self.raised or (frame is not None and frame.f_builtins is self.world.builtins):
+            self.raised = True
             raise ScriptEnd(1, note, abrupt=True)
 
     def expire(self, note: str) -> float | None:

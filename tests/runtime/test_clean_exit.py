@@ -179,7 +179,7 @@ def test_a_board_reset_resets_the_connections(
     lines = err.splitlines()
     assert lines[0] == "pystack: machine.reset(): the board resets; the script ends"
     assert re.fullmatch(
-        r"pystack: exit: reset 1 connection \(the script was interrupted\): "
+        r"pystack: exit: reset 1 connection \(the script ended abruptly\): "
         r"10\.0\.0\.2:\d+ -> 10\.0\.0\.1:9 \(\d+ bytes not delivered\)",
         lines[1],
     ), err

@@ -210,3 +210,20 @@ def test_a_starved_watchdog_resets_a_busy_or_sleeping_script(script: ScriptRunne
     assert (busy.status, busy.out, busy.err) == (1, "hung\n", note)
     asleep = script.run("import time, machine\nmachine.WDT(timeout=100)\ntime.sleep(30)\n")
     assert (asleep.status, asleep.err) == (1, note)
+
+
+def test_a_watchdog_reset_cannot_be_caught_for_good(script: ScriptRunner) -> None:
+    outcome = script.run(
+        """
+        import time, machine
+        machine.WDT(timeout=100)
+        try:
+            time.sleep(30)
+        except SystemExit:
+            print("caught once")
+        while True:
+            pass
+        """
+    )
+    assert (outcome.status, outcome.out) == (1, "caught once\n")
+    assert outcome.err.count("pystack: machine.WDT: not fed for 100 ms") == 1
