@@ -116,8 +116,25 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         action="store_true",
         help="also give socket the unix port's inet_pton/inet_ntop (off: lwIP's exact surface)",
     )
+    run.add_argument(
+        "--linger",
+        type=_seconds,
+        metavar="SECONDS",
+        help="at the script's end, reset a connection whose data or FIN makes no progress for "
+        "this long (default max(3 s, 4 RTOs)); see docs/board.md",
+    )
     run.add_argument("script", metavar="SCRIPT")
     run.add_argument("arguments", metavar="ARGS", nargs=argparse.REMAINDER)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds >= 0: {text!r}")
+    return value
 
 
 def command_run(arguments: argparse.Namespace) -> int:
@@ -130,7 +147,9 @@ def command_run(arguments: argparse.Namespace) -> int:
             except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
                 _say(str(error))
                 return 1
-            return run_script(arguments.script, arguments.arguments, providers)
+            return run_script(
+                arguments.script, arguments.arguments, providers, on_exit=network.finish
+            )
         finally:
             network.close()
 

@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+from pystack.runtime.machine_module import make_machine_module
 from pystack.runtime.micropython_module import (
     make_errno_module,
     make_micropython_module,
@@ -206,6 +207,7 @@ def register_builtin_modules(providers: ModuleProviders) -> ModuleProviders:
     providers.register("sys", make_sys_module, builtin)
     providers.register("micropython", make_micropython_module, builtin)
     providers.register("gc", make_gc_module, builtin)
+    providers.register("machine", make_machine_module, builtin)
     providers.register("builtins", lambda world: world.builtins_module, builtin)
     for original in _BUILTIN_COPIES:
         providers.register(original.__name__, _copy_of(original), builtin)

@@ -6,6 +6,9 @@ TUN/TAP device in a namespace, and the ``socket``/``select`` modules bound to it
 given the peer address on the kernel side, and removed afterwards). ``--dns`` (default: the
 peer) is the server ``getaddrinfo`` asks. ``--trace`` sends pystack's packet lines to stderr.
 ``fast_thread_switches`` is the one process-wide setting ``pystack run`` changes, for the run only.
+When the script ends, ``ScriptNetwork.finish`` closes its sockets as the kernel closes a process's
+sockets at exit (data delivered, then FIN; bounded by ``--linger``; reset after Ctrl-C), and says
+on stderr which connections had to be reset.
 Entry points: ``ScriptNetwork``, ``fast_thread_switches``.
 """
 
@@ -14,7 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 from pystack.dns.client import StackResolver
@@ -22,14 +26,16 @@ from pystack.dns.hosts import load_hosts_file
 from pystack.dns.resolver import ResolverSettings
 from pystack.host import HostError, HostOptions, KernelHost, stderr_trace_sink
 from pystack.runner import StackThread
+from pystack.runtime.machine_module import make_machine_module
 from pystack.runtime.masyncio import asyncio_module
 from pystack.runtime.network_module import network_module
 from pystack.runtime.providers import ModuleKind, ModuleProviders
 from pystack.runtime.world import ScriptWorld
 from pystack.sim.world import HOST_ADDRESS, PEER_ADDRESS, SimulatedNetwork
 from pystack.stack import Stack
+from pystack.tcp.connection import TCPConnection
 from pystack.tcp.state import TCPState
-from pystack.wire.addresses import ip_from_str
+from pystack.wire.addresses import ip_from_str, ip_to_str
 from usocket.context import NetworkContext, resolver_function
 from usocket.modules import select_module, socket_module
 from usocket.ssl_module import ssl_module
@@ -37,8 +43,20 @@ from usocket.tls import tls_module
 
 DNS_PORT = 53
 SWITCH_INTERVAL = 0.0005  # seconds; see fast_thread_switches
-CLOSE_GRACE = 0.5  # seconds a closing connection may take to finish when the script ends
+EXIT_IDLE_FLOOR = 3.0  # seconds: the least time an exiting connection may go without progress
+EXIT_IDLE_RTOS = 4  # ... or this many of its RTOs, when more (see ScriptNetwork.finish)
+EXIT_CEILING = 60.0  # seconds: the longest the exit waits for all connections, unless --linger
+# our FIN is queued or sent but not yet acknowledged: the connection is still delivering
 _CLOSING = frozenset({TCPState.FIN_WAIT_1, TCPState.CLOSING, TCPState.LAST_ACK})
+# states a socket's close() would still have to close
+_OPEN = frozenset(
+    {
+        TCPState.SYN_SENT,
+        TCPState.SYN_RECEIVED,
+        TCPState.ESTABLISHED,
+        TCPState.CLOSE_WAIT,
+    }
+)
 
 
 @contextlib.contextmanager
@@ -75,10 +93,14 @@ class ScriptNetwork:
         self.thread: StackThread
         self.stack: Stack
         self.resolver: StackResolver
+        self.context: NetworkContext | None = None
+        self.trace: Callable[[str], None] | None = None
+        self.finished = False
 
     def start(self) -> NetworkContext:
         arguments = self.arguments
         trace = stderr_trace_sink() if getattr(arguments, "trace", False) else None
+        self.trace = trace
         address = arguments.addr or HOST_ADDRESS
         peer = arguments.peer or PEER_ADDRESS
         hosts_file = getattr(arguments, "hosts", None)
@@ -116,9 +138,10 @@ class ScriptNetwork:
             except BaseException:
                 self.host.close()
                 raise
-        return NetworkContext(
+        self.context = NetworkContext(
             self.thread, self.stack, resolver_function(self.thread, self.stack, self.resolver)
         )
+        return self.context
 
     def _start_kernel_host(self, dns: str) -> None:
         host = self.host
@@ -159,9 +182,129 @@ class ScriptNetwork:
         providers.register("asyncio", asyncio_module, ModuleKind.FROZEN, ("uasyncio",))
         providers.register("select", select_factory, ModuleKind.EXTENSIBLE)
         providers.register("network", network_factory, ModuleKind.BUILTIN)
+        trace = self.trace
+        if trace is not None:  # machine's Pin lines join the packet trace
+
+            def machine_factory(world: ScriptWorld) -> ModuleType:
+                return make_machine_module(world, trace)
+
+            providers.register("machine", machine_factory, ModuleKind.BUILTIN)
+
+    def finish(self, abrupt: bool = False) -> None:
+        """The script has ended: close its TCP sockets the way the host's kernel would at a
+        process's exit, and keep the stack running until they are done (``run_script`` calls
+        this as ``on_exit``; ``close()`` calls it if nobody did).
+
+        Every listening socket is closed (connections it had not handed to ``accept()`` are
+        reset). Normally (``abrupt`` False) every connection is closed as ``close()`` closes it:
+        queued data goes out and is acknowledged, then the FIN; the stack keeps running while
+        any connection still has data or a FIN unacknowledged, until that connection makes no
+        progress (no byte or FIN acknowledged) for its bound: ``--linger SECONDS`` if given,
+        else ``max(3 s, 4 x its RTO)`` (the smoothed RTO, without backoff: room for the same
+        lost segment to be sent twice more, with RFC 6298's back-off, and acknowledged).
+        The whole wait is at most ``max(EXIT_CEILING, --linger)``. A connection that could not
+        finish is reset. After Ctrl-C, a board reset (``machine.reset()``, a watchdog) or a
+        second Ctrl-C during the wait, every connection is reset at once. Each connection that
+        ends with a RST it was not asked for (including ``close()``'s own RST for unread data)
+        is named in one ``pystack: ...`` line on stderr with the bytes it never delivered.
+        """
+        if self.finished:
+            return
+        self.finished = True
+        thread = getattr(self, "thread", None)
+        stack = getattr(self, "stack", None)
+        if thread is None or stack is None or thread.error is not None:
+            return
+        linger = getattr(self.arguments, "linger", None)
+        cuts: list[str] = []
+        try:
+            with thread.lock:
+                cuts.extend(self._close_all(stack, abrupt))
+            if not abrupt:
+                cuts.extend(self._drain(thread, stack, linger))
+        except KeyboardInterrupt:
+            abrupt = True
+            with thread.lock:
+                cuts.extend(self._reset_all(stack, "interrupted"))
+        except RuntimeError:
+            return  # the stack thread died: nothing can be sent any more
+        if cuts:
+            count = f"{len(cuts)} connection{'s' if len(cuts) > 1 else ''}"
+            why = "the script ended abruptly" if abrupt else "could not finish"
+            print(f"pystack: exit: reset {count} ({why}): {'; '.join(cuts)}", file=sys.stderr)
+
+    def _close_all(self, stack: Stack, abrupt: bool) -> list[str]:
+        """Under the lock: listeners closed; connections closed (or, ``abrupt``, reset)."""
+        now = stack.clock.now()
+        context = self.context
+        if context is not None:
+            for endpoint in list(context.streams.listening):
+                endpoint.close(now)
+        if abrupt:
+            return self._reset_all(stack, "")
+        cuts = []
+        for connection in list(stack.tcp.connections.values()):
+            if connection.state in _OPEN and not connection.fin_queued:
+                if len(connection.receive_buffer) and connection.state.synchronized:
+                    cuts.append(_describe(connection, "close() with unread data resets"))
+                connection.close(now)
+        stack.flush(now)
+        return cuts
+
+    def _reset_all(self, stack: Stack, reason: str) -> list[str]:
+        now = stack.clock.now()
+        cuts = []
+        for connection in list(stack.tcp.connections.values()):
+            if connection.state in _OPEN or connection.state in _CLOSING:
+                cuts.append(_describe(connection, reason))
+                connection.abort(now)
+        stack.flush(now)
+        return cuts
+
+    def _drain(self, thread: StackThread, stack: Stack, linger: float | None) -> list[str]:
+        """Wait while the closing connections make progress; reset those that stop making it."""
+        started = time.monotonic()
+        ceiling = started + max(EXIT_CEILING, linger or 0.0)
+        progress: dict[int, tuple[tuple[int, TCPState], float]] = {}
+        cuts: list[str] = []
+        while True:
+            with thread.lock:
+                moment = time.monotonic()
+                soonest = ceiling
+                marks: list[tuple[TCPConnection, tuple[int, TCPState]]] = []
+                for connection in list(stack.tcp.connections.values()):
+                    if connection.state not in _CLOSING:
+                        continue
+                    mark = (connection.snd_una, connection.state)
+                    seen = progress.get(id(connection))
+                    if seen is None or seen[0] != mark:
+                        seen = progress[id(connection)] = (mark, moment)
+                    bound = (
+                        linger
+                        if linger is not None
+                        else max(EXIT_IDLE_FLOOR, EXIT_IDLE_RTOS * connection.rtt.base_rto)
+                    )
+                    if moment - seen[1] >= bound or moment >= ceiling:
+                        why = f"no progress for {bound:g} s"
+                        if moment - seen[1] < bound:
+                            why = f"still sending after {ceiling - started:g} s"
+                        cuts.append(_describe(connection, why))
+                        connection.abort(stack.clock.now())
+                        continue
+                    marks.append((connection, mark))
+                    soonest = min(soonest, seen[1] + bound)
+                if cuts:
+                    stack.flush(stack.clock.now())
+                if not marks:
+                    return cuts
+
+            def moved(marks: list[tuple[TCPConnection, tuple[int, TCPState]]] = marks) -> bool:
+                return any((c.snd_una, c.state) != mark for c, mark in marks)
+
+            thread.wait_for(moved, max(0.0, soonest - time.monotonic()))
 
     def close(self) -> None:
-        self._let_closes_finish()
+        self.finish()
         if self.simulation is not None:
             self.simulation.close()
             self.simulation = None
@@ -169,19 +312,13 @@ class ScriptNetwork:
             self.host.close()
             self.host = None
 
-    def _let_closes_finish(self) -> None:
-        """Give connections the script closed a moment (``CLOSE_GRACE``) to finish their FIN
-        exchange, so the peer sees a clean close and ``--trace`` shows it, rather than a stack that
-        vanished mid-close. Bounded: a peer that never answers costs at most the grace."""
-        thread = getattr(self, "thread", None)
-        stack = getattr(self, "stack", None)
-        if thread is None or stack is None or thread.error is not None:
-            return
 
-        def settled() -> bool:
-            return not any(c.state in _CLOSING for c in stack.tcp.connections.values())
-
-        try:
-            thread.wait_for(settled, CLOSE_GRACE)
-        except RuntimeError:
-            pass  # the stack thread died; close() reports nothing more here
+def _describe(connection: TCPConnection, reason: str) -> str:
+    """``A:p -> B:q (N bytes not delivered, reason)`` for the exit note."""
+    lost = len(connection.send_buffer)
+    why = f", {reason}" if reason else ""
+    return (
+        f"{ip_to_str(connection.local_address)}:{connection.local_port} -> "
+        f"{ip_to_str(connection.remote_address)}:{connection.remote_port} "
+        f"({lost} bytes not delivered{why})"
+    )

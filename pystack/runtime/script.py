@@ -10,10 +10,17 @@ flush gives 120. ``KeyboardInterrupt`` prints its traceback and gives 130: CPyth
 with SIGINT instead, which a shell also reports as 130.
 
 Around the script: the scheduler's signal route is installed (main thread only), the script's
-``sys.atexit`` function runs after it, then the world's cleanups. stdin, stdout and stderr are
-the script's; nothing else is printed.
+``sys.atexit`` function runs after it, then the world's cleanups, then ``on_exit(abrupt)`` (how
+``pystack run`` closes the script's connections: ``abrupt`` is True after Ctrl-C or a
+``ScriptEnd`` that says so, such as ``machine.reset()``). stdin, stdout and stderr are the
+script's; nothing else is printed, except the one-line ``pystack: ...`` note of a ``ScriptEnd``.
 
-Entry points: ``run_script``, ``exit_status``.
+``ScriptEnd`` is how a provided module ends the script from inside as a board would end it
+(``machine.reset()``, an expired ``machine.WDT``): a ``SystemExit`` (so ``except Exception``
+does not catch it, as nothing catches a board's reset) with its status, its note and whether
+connections are reset rather than closed.
+
+Entry points: ``run_script``, ``exit_status``, ``ScriptEnd``.
 """
 
 from __future__ import annotations
@@ -34,8 +41,23 @@ EXIT_FLUSH_FAILED = 120
 EXIT_CANNOT_OPEN = 2
 
 
+class ScriptEnd(SystemExit):
+    """The script ends here, as a board would end it: exit ``status``, ``note`` printed on stderr
+    after ``pystack: ``, and ``abrupt`` (connections reset, as a board's reset drops them) or not
+    (closed as ``close()`` closes them, as at a normal end)."""
+
+    def __init__(self, status: int, note: str, *, abrupt: bool) -> None:
+        super().__init__(status)
+        self.status = status
+        self.note = note
+        self.abrupt = abrupt
+
+
 def exit_status(exit: SystemExit) -> int:
     """The process status CPython derives from an uncaught ``SystemExit``."""
+    if isinstance(exit, ScriptEnd):
+        print(f"pystack: {exit.note}", file=sys.stderr)
+        return exit.status
     code = exit.code
     if code is None:
         return 0
@@ -50,13 +72,17 @@ def _report_uncaught(error: BaseException) -> None:
     traceback.print_exception(error, file=sys.stderr)
 
 
-def _call(function: Callable[[], object]) -> int | None:
-    """Run script code; None if it returned, else the exit status its exception means."""
+def _call(function: Callable[[], object], abrupt: list[bool]) -> int | None:
+    """Run script code; None if it returned, else the exit status its exception means.
+    Appends True to ``abrupt`` when it ended by Ctrl-C or an abrupt ``ScriptEnd``."""
     try:
         function()
     except SystemExit as exit:
+        if isinstance(exit, ScriptEnd) and exit.abrupt:
+            abrupt.append(True)
         return exit_status(exit)
     except KeyboardInterrupt as error:
+        abrupt.append(True)
         _report_uncaught(error)
         return EXIT_INTERRUPTED
     except BaseException as error:
@@ -82,8 +108,10 @@ def run_script(
     clock: Clock | None = None,
     frozen_dir: str | None = None,
     options: Mapping[str, object] | None = None,
+    on_exit: Callable[[bool], object] | None = None,
 ) -> int:
-    """Run the script at ``path`` with ``arguments``; return its exit status."""
+    """Run the script at ``path`` with ``arguments``; return its exit status. ``on_exit(abrupt)``
+    runs once the script, its ``atexit`` function and the world's cleanups are done."""
     try:
         with open(path, "rb"):
             pass
@@ -108,13 +136,19 @@ def run_script(
     saved_argv = sys.argv
     sys.argv = world.argv
     world.scheduler.install()
+    abrupt: list[bool] = []
     try:
-        status = _call(lambda: world.importer.execute(main, filename))
+        status = _call(lambda: world.importer.execute(main, filename), abrupt)
         if world.atexit is not None:
-            status = _call(world.atexit) or status
+            status = _call(world.atexit, abrupt) or status
         for failure in world.close():
             _report_uncaught(failure)
             status = status or 1
+        if on_exit is not None:
+            try:
+                on_exit(bool(abrupt))
+            except KeyboardInterrupt:
+                status = status or EXIT_INTERRUPTED
     finally:
         world.scheduler.uninstall()
         sys.argv = saved_argv

@@ -294,3 +294,80 @@ def test_multicast_listener_hears_the_kernel_send_to_its_group(bench: Bench, lin
     ]
     trace = err.read_text()
     assert "IGMP v2 report 239.1.2.3" in trace and "IGMP leave 239.1.2.3" in trace
+
+
+# A kernel-side reader: accept one connection, read to the end, say how it ended.
+KERNEL_READER = """
+    import socket, sys
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", int(sys.argv[1])))
+    server.listen(1)
+    server.settimeout(float(sys.argv[2]))
+    print("ready", flush=True)
+    connection, _ = server.accept()
+    connection.settimeout(float(sys.argv[2]))
+    total = 0
+    try:
+        while data := connection.recv(65536):
+            if total == 0:
+                print("first bytes", flush=True)
+            total += len(data)
+    except ConnectionResetError as error:
+        print("reset", error.errno, "after", total, flush=True)
+    else:
+        print("eof after", total, flush=True)
+"""
+SEND_AND_RETURN = """
+import socket, sys
+s = socket.socket()
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.write(bytes(range(256)) * 4096)  # 1 MiB, then the script ends without close()
+print("handed over", flush=True)
+"""
+SEND_AND_WAIT = """
+import socket, sys, time
+s = socket.socket()
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.write(b"hello")
+print("connected", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_script_that_returns_at_once_still_delivers_a_megabyte_then_fin(bench: Bench) -> None:
+    """Issue 11: the exit closes as close() would: every byte over 5% loss, then the FIN."""
+    reader, reader_output = bench.kernel("kernel-reader", KERNEL_READER, "7100", str(WAIT))
+    wait_for(reader_output, "^ready", reader)
+    script = bench.tmp_path / "send_and_return.py"
+    script.write_text(SEND_AND_RETURN)
+    result = bench.pystack_run(
+        "--link", "tun", "--netns", bench.namespace.name, "--impair", "loss=5%,seed=11",
+        "--seed", "11", str(script), KERNEL, "7100",
+    )  # fmt: skip
+    assert (result.returncode, result.stdout, result.stderr) == (0, "handed over\n", "")
+    assert reader.wait(timeout=WAIT) == 0
+    assert reader_output.read_text().splitlines()[-1] == f"eof after {1 << 20}"
+
+
+def test_ctrl_c_resets_the_scripts_connections(bench: Bench) -> None:
+    """Issue 11: a script killed by Ctrl-C resets its connections; the kernel sees ECONNRESET."""
+    reader, reader_output = bench.kernel("kernel-reader", KERNEL_READER, "7101", str(WAIT))
+    wait_for(reader_output, "^ready", reader)
+    script = bench.tmp_path / "send_and_wait.py"
+    script.write_text(SEND_AND_WAIT)
+    process, out, err = bench.pystack(
+        "run", "--link", "tun", "--netns", bench.namespace.name, str(script), KERNEL, "7101"
+    )
+    wait_for(out, "^connected", process)
+    wait_for(reader_output, "^first bytes", reader)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=WAIT) == 130
+    assert reader.wait(timeout=WAIT) == 0
+    assert reader_output.read_text().splitlines()[-1] == "reset 104 after 5"
+    note = err.read_text().splitlines()[-1]
+    assert re.fullmatch(
+        rf"pystack: exit: reset 1 connection \(the script ended abruptly\): "
+        rf"{PYSTACK}:\d+ -> {KERNEL}:7101 \(0 bytes not delivered\)",
+        note,
+    ), err.read_text()
