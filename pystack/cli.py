@@ -116,6 +116,11 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         action="store_true",
         help="also give socket the unix port's inet_pton/inet_ntop (off: lwIP's exact surface)",
     )
+    run.add_argument(
+        "--cpython-modules",
+        action="store_true",
+        help="let the script import CPython's standard library too (off: MicroPython's modules)",
+    )
     run.add_argument("script", metavar="SCRIPT")
     run.add_argument("arguments", metavar="ARGS", nargs=argparse.REMAINDER)
 

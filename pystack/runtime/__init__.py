@@ -58,9 +58,15 @@ def _not_yet(name: str) -> ModuleFactory:
     return factory
 
 
-def default_providers() -> ModuleProviders:
-    """Every module that needs no network, plus ImportError placeholders for the network ones."""
-    providers = register_builtin_modules(ModuleProviders())
+def default_providers(*, cpython_modules: bool = False) -> ModuleProviders:
+    """Every module that needs no network, plus ImportError placeholders for the network ones.
+
+    ``cpython_modules`` is ``pystack run --cpython-modules``: CPython's standard library as a
+    fallback for names MicroPython does not have, and CPython's modules where MicroPython's
+    differ (see unix_port.py for the default module set)."""
+    providers = register_builtin_modules(
+        ModuleProviders(cpython_fallback=cpython_modules), cpython_modules=cpython_modules
+    )
     for name, (kind, aliases) in NETWORK_MODULES.items():
         providers.register(name, _not_yet(name), kind, aliases)
     return providers
@@ -72,4 +78,4 @@ def build_runtime(arguments: argparse.Namespace) -> ModuleProviders:
     Stub: the link, address, DNS, impairment, seed, pcap and trace options are parsed but not yet
     used; the stack set-up will build a stack from them and register the network modules.
     """
-    return default_providers()
+    return default_providers(cpython_modules=bool(getattr(arguments, "cpython_modules", False)))

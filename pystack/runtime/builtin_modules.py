@@ -58,11 +58,12 @@ from pystack.runtime.micropython_module import (
     make_micropython_module,
     make_time_module,
 )
+from pystack.runtime import unix_port
 from pystack.runtime.providers import ModuleKind, ModuleProviders
+from pystack.runtime.shaped_modules import SHAPED_FACTORIES
 from pystack.runtime.tracebacks import print_exception
+from pystack.runtime.unix_port import MICROPYTHON_VERSION, Place
 from pystack.runtime.world import ScriptWorld
-
-MICROPYTHON_VERSION = (1, 24, 0, "")
 
 _EXTENSIBLE_COPIES: tuple[ModuleType, ...] = (
     json,
@@ -87,6 +88,24 @@ def _copy_of(original: ModuleType) -> Callable[[ScriptWorld], ModuleType]:
     return factory
 
 
+# py/modsys.c's attributes that are read live from CPython's sys (the script's streams may be
+# redirected by whoever runs it); every other CPython attribute is absent, as on MicroPython
+_LIVE_SYS = frozenset({"stdin", "stdout", "stderr"})
+
+
+def _implementation() -> SimpleNamespace:
+    """``sys.implementation``: MicroPython's attrtuple (``py/modsys.c``, ``impl_fields``) with
+    ``name``, ``version``, ``_machine`` and ``_thread`` ("unsafe": the unix port's threads have no
+    GIL). No ``_mpy``: ``mip`` reads it to download ``.mpy`` files, which pystack cannot run, and
+    without it ``mip`` installs ``.py`` source."""
+    return SimpleNamespace(
+        name="micropython",
+        version=MICROPYTHON_VERSION,
+        _machine=unix_port.machine_text(),
+        _thread="unsafe",
+    )
+
+
 def make_sys_module(world: ScriptWorld) -> ModuleType:
     module = ModuleType("sys")
 
@@ -96,21 +115,31 @@ def make_sys_module(world: ScriptWorld) -> ModuleType:
         return previous
 
     def __getattr__(name: str) -> Any:
-        return getattr(sys, name)
+        if name in _LIVE_SYS or world.providers.cpython_fallback:
+            return getattr(sys, name)
+        raise AttributeError(f"'module' object has no attribute '{name}'")
 
     def __dir__() -> list[str]:
-        return sorted(set(dir(sys)) | set(vars(module)))
+        names = set(vars(module)) | _LIVE_SYS
+        if world.providers.cpython_fallback:
+            names |= set(dir(sys))
+        return sorted(names)
 
     vars(module).update(
         {
             "argv": world.argv,
             "path": world.path,
             "modules": world.modules,
-            "implementation": SimpleNamespace(
-                name="micropython",
-                version=MICROPYTHON_VERSION,
-                _machine=f"pystack on CPython {sys.version.split()[0]}",
-            ),
+            "version": unix_port.sys_version(),
+            "version_info": unix_port.PYTHON_LANGUAGE_VERSION,
+            "implementation": _implementation(),
+            "platform": "linux",
+            "byteorder": sys.byteorder,
+            "maxsize": sys.maxsize,
+            "executable": sys.executable,
+            "exit": sys.exit,
+            "exc_info": sys.exc_info,
+            "intern": sys.intern,
             "print_exception": print_exception,
             "atexit": atexit,
             "__getattr__": __getattr__,
@@ -200,8 +229,13 @@ def make_random_module(world: ScriptWorld) -> ModuleType:
     return module
 
 
-def register_builtin_modules(providers: ModuleProviders) -> ModuleProviders:
-    """Register the modules that need no network: everything but socket/select/ssl/asyncio."""
+def register_builtin_modules(
+    providers: ModuleProviders, *, cpython_modules: bool = False
+) -> ModuleProviders:
+    """Register the modules that need no network: everything but socket/select/ssl/asyncio.
+
+    ``cpython_modules`` (``--cpython-modules``) gives copies of CPython's modules where the
+    default gives MicroPython-shaped ones (shaped_modules.py)."""
     builtin, extensible = ModuleKind.BUILTIN, ModuleKind.EXTENSIBLE
     providers.register("sys", make_sys_module, builtin)
     providers.register("micropython", make_micropython_module, builtin)
@@ -211,8 +245,13 @@ def register_builtin_modules(providers: ModuleProviders) -> ModuleProviders:
         providers.register(original.__name__, _copy_of(original), builtin)
     providers.register("time", make_time_module, extensible)
     providers.register("errno", make_errno_module, extensible)
-    providers.register("os", make_os_module, extensible)
     providers.register("random", make_random_module, extensible)
-    for original in _EXTENSIBLE_COPIES:
-        providers.register(original.__name__, _copy_of(original), extensible)
+    if cpython_modules:
+        providers.register("os", make_os_module, extensible)
+        for original in _EXTENSIBLE_COPIES:
+            providers.register(original.__name__, _copy_of(original), extensible)
+        return providers
+    for name, factory in SHAPED_FACTORIES.items():
+        place = unix_port.UNIX_PORT_MODULES[name][0]
+        providers.register(name, factory, builtin if place is Place.BUILTIN else extensible)
     return providers
