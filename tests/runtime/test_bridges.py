@@ -62,6 +62,7 @@ def test_bytes_percent_is_unchanged_outside_the_script_world(script: ScriptRunne
 
 
 def test_stdlib_called_by_the_script_keeps_cpythons_semantics(script: ScriptRunner) -> None:
+    script.cpython_modules()  # operator is CPython's
     script.write("cpython_side.py", "")  # the script world's modules are bridged...
     outcome = script.run(
         """
