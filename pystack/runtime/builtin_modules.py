@@ -53,15 +53,14 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+from pystack.runtime import unix_port
 from pystack.runtime.micropython_module import (
     make_errno_module,
     make_micropython_module,
     make_time_module,
 )
-from pystack.runtime import unix_port
 from pystack.runtime.providers import ModuleKind, ModuleProviders
 from pystack.runtime.shaped_modules import SHAPED_FACTORIES
-from pystack.runtime.tracebacks import print_exception
 from pystack.runtime.unix_port import MICROPYTHON_VERSION, Place
 from pystack.runtime.world import ScriptWorld
 
@@ -140,7 +139,7 @@ def make_sys_module(world: ScriptWorld) -> ModuleType:
             "exit": sys.exit,
             "exc_info": sys.exc_info,
             "intern": sys.intern,
-            "print_exception": print_exception,
+            "print_exception": world.print_exception,
             "atexit": atexit,
             "__getattr__": __getattr__,
             "__dir__": __dir__,
