@@ -77,7 +77,8 @@ def exception_line(error: BaseException, errno_names: Mapping[int, str] | None =
         return f"{name}: "
     first = arguments[0]
     if (
-        type(error) is OSError
+        isinstance(error, OSError)
+        and name == "OSError"  # usocket's OSError subclass is MicroPython's OSError too
         and len(arguments) < 3
         and type(first) is int
         and errno_names is not None
