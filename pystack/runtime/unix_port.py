@@ -77,7 +77,7 @@ UNIX_PORT_MODULES: MappingProxyType[str, tuple[Place, Emulation]] = MappingProxy
         "random": (_E, _P),  # extmod/modrandom.c
         "re": (_E, _P),  # extmod/modre.c
         "time": (_E, _P),  # extmod/modtime.c with ports/unix/modtime.c
-        "deflate": (_B, _P),  # extmod/moddeflate.c
+        "deflate": (_B, _X),  # extmod/moddeflate.c
         "socket": (_E, _N),  # ports/unix/modsocket.c (pystack: extmod/modlwip.c's surface)
         "select": (_E, _N),  # extmod/modselect.c
         "tls": (_B, _N),  # extmod/modtls_mbedtls.c (MICROPY_SSL_MBEDTLS = 1)
