@@ -2,6 +2,8 @@
 
 The pieces:
 
+- unix_port.py: the emulated MicroPython version and its module set (the one list);
+- shaped_modules.py: ``json``, ``os``, ``collections``... with MicroPython's surface;
 - providers.py: ``ModuleProviders``, the registry of MicroPython module names -> factories, with
   each name's place in MicroPython's import order;
 - world.py: ``ScriptWorld``, one run's state and the context factories receive;

@@ -1,26 +1,22 @@
-"""MicroPython's built-in modules for a script, where CPython's are close enough or nearly.
+"""MicroPython's built-in modules for a script: registration, and the ones written here.
 
-Compatible enough, given as *copies* of CPython's module (a script that sets an attribute does
-not change pystack's module; nested modules such as ``os.path`` are shared):
-
-- ``json``, ``struct``, ``binascii``, ``hashlib``, ``io``, ``collections``, ``re``, ``heapq``,
-  ``array`` (extensible, so also ``ujson``, ``ustruct``...), ``math``, ``cmath`` (built-in):
-  CPython's are supersets of MicroPython's for what scripts use. Known gaps: MicroPython's
-  ``struct.pack`` silently truncates out-of-range integers where CPython raises
-  ``struct.error``; ``hashlib``/``binascii`` do not accept ``str`` (MicroPython's str has the
-  buffer protocol).
-- ``os``: CPython's plus ``ilistdir`` (``(name, type, inode, size)`` tuples, type 0x4000 for a
-  directory, 0x8000 for a file) and ``dupterm`` (no-op; returns None).
+By default the modules listed in unix_port.py are given with MicroPython's surface
+(shaped_modules.py: ``json``, ``collections``, ``struct``, ``os``...). With
+``--cpython-modules`` (``register_builtin_modules(..., cpython_modules=True)``) ``json``,
+``struct``, ``binascii``, ``hashlib``, ``io``, ``collections``, ``re``, ``heapq``, ``array``
+and ``os`` are *copies* of CPython's modules instead (a script that sets an attribute does not
+change pystack's module; ``os`` gains ``ilistdir`` and ``dupterm``). ``math`` and ``cmath`` are
+copies of CPython's in both.
 
 Written here:
 
 - ``sys``: ``argv``, ``path`` and ``modules`` are the world's (the script's ``sys.path`` is the
-  MicroPython search path, ``sys.modules`` its own loaded modules);
-  ``implementation.name == "micropython"`` (so code that picks MicroPython branches picks them;
-  there is no ``_mpy``, so ``mip`` installs ``.py`` source); ``print_exception(exc, file=stdout)``
-  in MicroPython's traceback format; ``atexit(func)`` (one function, run when the script ends,
-  the previous one returned). Everything else (``stdout``, ``exit``, ``maxsize``...) is read
-  live from CPython's ``sys``. Also importable as ``usys``.
+  MicroPython search path, ``sys.modules`` its own loaded modules); ``version``,
+  ``version_info`` and ``implementation`` as MicroPython reports them (unix_port.py; no
+  ``_mpy``, so ``mip`` installs ``.py`` source); ``print_exception(exc, file=stdout)`` in
+  MicroPython's traceback format; ``atexit(func)`` (one function, run when the script ends,
+  the previous one returned); ``stdin``/``stdout``/``stderr`` are read live from CPython's
+  ``sys``. No other attribute (``--cpython-modules``: CPython's). Also importable as ``usys``.
 - ``gc``: ``collect`` (CPython's), ``mem_free``/``mem_alloc`` from the world's heap model,
   ``threshold``; ``enable``/``disable``/``isenabled`` keep a flag and do not switch CPython's
   collector off for the stack.

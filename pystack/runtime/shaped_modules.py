@@ -27,7 +27,7 @@ import json
 import os
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any
 
@@ -42,7 +42,7 @@ def as_buffer(data: Any) -> Any:
     return data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
 
 
-def _module(name: str, names: dict[str, object]) -> ModuleType:
+def _module(name: str, names: Mapping[str, object]) -> ModuleType:
     module = ModuleType(name)
     vars(module).update(names)
     return module

@@ -21,7 +21,7 @@ CPYTHON_ONLY = ("inspect", "functools", "threading", "typing", "logging", "datet
 
 def test_pystack_version_is_the_projects() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert PYSTACK_VERSION == project["version"]
+    assert project["version"] == PYSTACK_VERSION
 
 
 @pytest.mark.parametrize("name", [*CPYTHON_ONLY, "base64", "itertools", "operator"])
