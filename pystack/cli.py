@@ -123,6 +123,11 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="at the script's end, reset a connection whose data or FIN makes no progress for "
         "this long (default max(3 s, 4 RTOs)); see docs/board.md",
     )
+    run.add_argument(
+        "--cpython-modules",
+        action="store_true",
+        help="let the script import CPython's standard library too (off: MicroPython's modules)",
+    )
     run.add_argument("script", metavar="SCRIPT")
     run.add_argument("arguments", metavar="ARGS", nargs=argparse.REMAINDER)
 

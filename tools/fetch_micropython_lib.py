@@ -1,13 +1,15 @@
-"""Install micropython-lib's HTTP and MQTT clients the way ``mip`` lays them out on a board.
+"""Install MicroPython libraries (micropython-lib's HTTP and MQTT clients, the Microdot web
+framework) the way ``mip`` lays them out on a board.
 
 ``mip install urequests`` (or ``umqtt.simple``) copies the package's ``.py`` files into a ``lib``
 directory on MicroPython's search path. This does the same from the Python package registry,
 where micropython-lib published them: ``micropython-urequests`` 0.9.1, ``micropython-umqtt.simple``
-1.3.4 and ``micropython-umqtt.robust`` 1.0. The source archives are fetched by package name
+1.3.4 and ``micropython-umqtt.robust`` 1.0; Microdot is published there as ``microdot`` (2.7.0). The source archives are fetched by package name
 through the registry's simple index (PEP 503; the index pip is configured with, else pip's
 default), checked against the SHA-256 pinned below, and only their module files are copied:
-``urequests/__init__.py``, ``umqtt/simple.py``, ``umqtt/robust.py``. Nothing is changed in them:
-scripts import them unmodified (``import urequests``; ``from umqtt.simple import MQTTClient``).
+``urequests/__init__.py``, ``umqtt/simple.py``, ``umqtt/robust.py``, ``microdot/{__init__,
+microdot,helpers}.py``. Nothing is changed in them: scripts import them unmodified
+(``import urequests``; ``from umqtt.simple import MQTTClient``; ``from microdot import Microdot``).
 
     python tools/fetch_micropython_lib.py DIR     (then MICROPYPATH=DIR, or ~/.micropython/lib)
 
@@ -47,6 +49,17 @@ PACKAGES = (
         "1.0",
         "22a1b8c8e1128281efb13b3020927d07e33c5b747869da2cd77d37983a9ea002",
         {"umqtt/robust.py": "umqtt/robust.py"},
+    ),
+    (  # a third-party web framework for MicroPython (not micropython-lib's), installed as
+        # ``mip install github:miguelgrinberg/microdot/src/microdot`` lays out its core modules
+        "microdot",
+        "2.7.0",
+        "e11f39f0f5564bb5db69f728902740ed592d632ae7a03e24ca3a88cd59ad2f53",
+        {
+            "microdot/__init__.py": "microdot/__init__.py",
+            "microdot/microdot.py": "microdot/microdot.py",
+            "microdot/helpers.py": "microdot/helpers.py",
+        },
     ),
 )
 TIMEOUT = 60.0

@@ -2,13 +2,15 @@
 
 The pieces:
 
+- unix_port.py: the emulated MicroPython version and its module set (the one list);
+- shaped_modules.py: ``json``, ``os``, ``collections``... with MicroPython's surface;
 - providers.py: ``ModuleProviders``, the registry of MicroPython module names -> factories, with
   each name's place in MicroPython's import order;
 - world.py: ``ScriptWorld``, one run's state and the context factories receive;
 - importer.py: the script world's ``__import__`` (how script code gets MicroPython modules while
   pystack and the stdlib keep CPython's; the design is explained there);
 - paths.py: ``sys.path`` from the script's directory and ``MICROPYPATH``;
-- bridges.py: the language differences bridged for script code (``b"%s" % "x"`` and three more);
+- bridges.py: the language differences bridged for script code (``b"%s" % "x"`` and four more);
 - micropython_module.py, builtin_modules.py: ``micropython``, ``time``, ``errno``, ``sys``,
   ``gc``, ``os``, ``random`` and the stdlib modules given under MicroPython names;
 - scheduler.py: ``micropython.schedule``; script.py: ``run_script`` and exit statuses;
@@ -58,9 +60,15 @@ def _not_yet(name: str) -> ModuleFactory:
     return factory
 
 
-def default_providers() -> ModuleProviders:
-    """Every module that needs no network, plus ImportError placeholders for the network ones."""
-    providers = register_builtin_modules(ModuleProviders())
+def default_providers(*, cpython_modules: bool = False) -> ModuleProviders:
+    """Every module that needs no network, plus ImportError placeholders for the network ones.
+
+    ``cpython_modules`` is ``pystack run --cpython-modules``: CPython's standard library as a
+    fallback for names MicroPython does not have, and CPython's modules where MicroPython's
+    differ (see unix_port.py for the default module set)."""
+    providers = register_builtin_modules(
+        ModuleProviders(cpython_fallback=cpython_modules), cpython_modules=cpython_modules
+    )
     for name, (kind, aliases) in NETWORK_MODULES.items():
         providers.register(name, _not_yet(name), kind, aliases)
     return providers
@@ -72,4 +80,4 @@ def build_runtime(arguments: argparse.Namespace) -> ModuleProviders:
     Stub: the link, address, DNS, impairment, seed, pcap and trace options are parsed but not yet
     used; the stack set-up will build a stack from them and register the network modules.
     """
-    return default_providers()
+    return default_providers(cpython_modules=bool(getattr(arguments, "cpython_modules", False)))

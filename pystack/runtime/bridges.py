@@ -25,6 +25,12 @@ purpose; each is something real MicroPython code does:
    ``__iter__`` are awaitable (MicroPython's own asyncio streams are generators). CPython needs
    ``__await__``; the rewrite wraps such objects. Coroutines pass through unchanged.
 
+5. ``str`` is a read-only buffer: ``memoryview("abc")`` is the view of its UTF-8 bytes (the
+   script world's ``memoryview`` builtin is ``ScriptMemoryview``; ``isinstance(x, memoryview)``
+   still answers for CPython's views). The modules that take buffers take ``str`` too:
+   ``struct``, ``binascii``, ``hashlib`` (shaped_modules.py), and socket and stream
+   ``write``/``send``/``sendto`` (usocket's ``streamio.buffer_bytes``).
+
 Not bridged, because MicroPython rejects them too or no code relies on them: ``str + bytes``,
 ``bytes`` from ``str`` without an encoding, ``async for`` over ``__anext__`` generators, code
 compiled at run time with ``exec``/``compile``.
@@ -144,8 +150,34 @@ def awaitable(value: object) -> object:
     return _IteratorAwaitable(value)  # type: ignore[arg-type]
 
 
+class _MemoryviewType(type):
+    """``isinstance``/``issubclass`` against the script's ``memoryview`` ask CPython's."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, memoryview)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, memoryview)
+
+
+class ScriptMemoryview(metaclass=_MemoryviewType):
+    """The script's ``memoryview`` (bridge 5): CPython's, and a ``str`` gives a read-only view
+    of its UTF-8 bytes, as MicroPython's str has the buffer protocol (``py/objstr.c``,
+    ``mp_obj_str_get_buffer``; ``memoryview("abc")`` works on a board)."""
+
+    def __new__(cls, source: object) -> memoryview:  # type: ignore[misc]
+        if isinstance(source, str):
+            return memoryview(source.encode("utf-8", "surrogatepass")).toreadonly()
+        return memoryview(source)  # type: ignore[arg-type]
+
+
 HELPERS: Mapping[str, object] = MappingProxyType(
-    {BYTES_PERCENT: bytes_percent, BYTES_FORMAT: bytes_format, AWAITABLE: awaitable}
+    {
+        BYTES_PERCENT: bytes_percent,
+        BYTES_FORMAT: bytes_format,
+        AWAITABLE: awaitable,
+        "memoryview": ScriptMemoryview,
+    }
 )
 
 
@@ -161,7 +193,7 @@ def _helper_call(
 
 
 class BridgeTransformer(ast.NodeTransformer):
-    """Rewrites the four constructs listed in the module docstring; leaves all else alone."""
+    """Rewrites the four constructs (1-4) listed in the module docstring; leaves all else alone."""
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
         self.generic_visit(node)

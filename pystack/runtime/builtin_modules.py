@@ -1,26 +1,22 @@
-"""MicroPython's built-in modules for a script, where CPython's are close enough or nearly.
+"""MicroPython's built-in modules for a script: registration, and the ones written here.
 
-Compatible enough, given as *copies* of CPython's module (a script that sets an attribute does
-not change pystack's module; nested modules such as ``os.path`` are shared):
-
-- ``json``, ``struct``, ``binascii``, ``hashlib``, ``io``, ``collections``, ``re``, ``heapq``,
-  ``array`` (extensible, so also ``ujson``, ``ustruct``...), ``math``, ``cmath`` (built-in):
-  CPython's are supersets of MicroPython's for what scripts use. Known gaps: MicroPython's
-  ``struct.pack`` silently truncates out-of-range integers where CPython raises
-  ``struct.error``; ``hashlib``/``binascii`` do not accept ``str`` (MicroPython's str has the
-  buffer protocol).
-- ``os``: CPython's plus ``ilistdir`` (``(name, type, inode, size)`` tuples, type 0x4000 for a
-  directory, 0x8000 for a file) and ``dupterm`` (no-op; returns None).
+By default the modules listed in unix_port.py are given with MicroPython's surface
+(shaped_modules.py: ``json``, ``collections``, ``struct``, ``os``...). With
+``--cpython-modules`` (``register_builtin_modules(..., cpython_modules=True)``) ``json``,
+``struct``, ``binascii``, ``hashlib``, ``io``, ``collections``, ``re``, ``heapq``, ``array``
+and ``os`` are *copies* of CPython's modules instead (a script that sets an attribute does not
+change pystack's module; ``os`` gains ``ilistdir`` and ``dupterm``). ``math`` and ``cmath`` are
+copies of CPython's in both.
 
 Written here:
 
 - ``sys``: ``argv``, ``path`` and ``modules`` are the world's (the script's ``sys.path`` is the
-  MicroPython search path, ``sys.modules`` its own loaded modules);
-  ``implementation.name == "micropython"`` (so code that picks MicroPython branches picks them;
-  there is no ``_mpy``, so ``mip`` installs ``.py`` source); ``print_exception(exc, file=stdout)``
-  in MicroPython's traceback format; ``atexit(func)`` (one function, run when the script ends,
-  the previous one returned). Everything else (``stdout``, ``exit``, ``maxsize``...) is read
-  live from CPython's ``sys``. Also importable as ``usys``.
+  MicroPython search path, ``sys.modules`` its own loaded modules); ``version``,
+  ``version_info`` and ``implementation`` as MicroPython reports them (unix_port.py; no
+  ``_mpy``, so ``mip`` installs ``.py`` source); ``print_exception(exc, file=stdout)`` in
+  MicroPython's traceback format; ``atexit(func)`` (one function, run when the script ends,
+  the previous one returned); ``stdin``/``stdout``/``stderr`` are read live from CPython's
+  ``sys``. No other attribute (``--cpython-modules``: CPython's). Also importable as ``usys``.
 - ``gc``: ``collect`` (CPython's), ``mem_free``/``mem_alloc`` from the world's heap model,
   ``threshold``; ``enable``/``disable``/``isenabled`` keep a flag and do not switch CPython's
   collector off for the stack.
@@ -53,6 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+from pystack.runtime import unix_port
 from pystack.runtime.machine_module import make_machine_module
 from pystack.runtime.micropython_module import (
     make_errno_module,
@@ -60,10 +57,9 @@ from pystack.runtime.micropython_module import (
     make_time_module,
 )
 from pystack.runtime.providers import ModuleKind, ModuleProviders
-from pystack.runtime.tracebacks import print_exception
+from pystack.runtime.shaped_modules import SHAPED_FACTORIES
+from pystack.runtime.unix_port import MICROPYTHON_VERSION, Place
 from pystack.runtime.world import ScriptWorld
-
-MICROPYTHON_VERSION = (1, 24, 0, "")
 
 _EXTENSIBLE_COPIES: tuple[ModuleType, ...] = (
     json,
@@ -88,6 +84,24 @@ def _copy_of(original: ModuleType) -> Callable[[ScriptWorld], ModuleType]:
     return factory
 
 
+# py/modsys.c's attributes that are read live from CPython's sys (the script's streams may be
+# redirected by whoever runs it); every other CPython attribute is absent, as on MicroPython
+_LIVE_SYS = frozenset({"stdin", "stdout", "stderr"})
+
+
+def _implementation() -> SimpleNamespace:
+    """``sys.implementation``: MicroPython's attrtuple (``py/modsys.c``, ``impl_fields``) with
+    ``name``, ``version``, ``_machine`` and ``_thread`` ("unsafe": the unix port's threads have no
+    GIL). No ``_mpy``: ``mip`` reads it to download ``.mpy`` files, which pystack cannot run, and
+    without it ``mip`` installs ``.py`` source."""
+    return SimpleNamespace(
+        name="micropython",
+        version=MICROPYTHON_VERSION,
+        _machine=unix_port.machine_text(),
+        _thread="unsafe",
+    )
+
+
 def make_sys_module(world: ScriptWorld) -> ModuleType:
     module = ModuleType("sys")
 
@@ -97,22 +111,32 @@ def make_sys_module(world: ScriptWorld) -> ModuleType:
         return previous
 
     def __getattr__(name: str) -> Any:
-        return getattr(sys, name)
+        if name in _LIVE_SYS or world.providers.cpython_fallback:
+            return getattr(sys, name)
+        raise AttributeError(f"'module' object has no attribute '{name}'")
 
     def __dir__() -> list[str]:
-        return sorted(set(dir(sys)) | set(vars(module)))
+        names = set(vars(module)) | _LIVE_SYS
+        if world.providers.cpython_fallback:
+            names |= set(dir(sys))
+        return sorted(names)
 
     vars(module).update(
         {
             "argv": world.argv,
             "path": world.path,
             "modules": world.modules,
-            "implementation": SimpleNamespace(
-                name="micropython",
-                version=MICROPYTHON_VERSION,
-                _machine=f"pystack on CPython {sys.version.split()[0]}",
-            ),
-            "print_exception": print_exception,
+            "version": unix_port.sys_version(),
+            "version_info": unix_port.PYTHON_LANGUAGE_VERSION,
+            "implementation": _implementation(),
+            "platform": "linux",
+            "byteorder": sys.byteorder,
+            "maxsize": sys.maxsize,
+            "executable": sys.executable,
+            "exit": sys.exit,
+            "exc_info": sys.exc_info,
+            "intern": sys.intern,
+            "print_exception": world.print_exception,
             "atexit": atexit,
             "__getattr__": __getattr__,
             "__dir__": __dir__,
@@ -201,20 +225,30 @@ def make_random_module(world: ScriptWorld) -> ModuleType:
     return module
 
 
-def register_builtin_modules(providers: ModuleProviders) -> ModuleProviders:
-    """Register the modules that need no network: everything but socket/select/ssl/asyncio."""
+def register_builtin_modules(
+    providers: ModuleProviders, *, cpython_modules: bool = False
+) -> ModuleProviders:
+    """Register the modules that need no network: everything but socket/select/ssl/asyncio.
+
+    ``cpython_modules`` (``--cpython-modules``) gives copies of CPython's modules where the
+    default gives MicroPython-shaped ones (shaped_modules.py)."""
     builtin, extensible = ModuleKind.BUILTIN, ModuleKind.EXTENSIBLE
     providers.register("sys", make_sys_module, builtin)
     providers.register("micropython", make_micropython_module, builtin)
     providers.register("gc", make_gc_module, builtin)
-    providers.register("machine", make_machine_module, builtin)
+    providers.register("machine", make_machine_module, extensible)
     providers.register("builtins", lambda world: world.builtins_module, builtin)
     for original in _BUILTIN_COPIES:
         providers.register(original.__name__, _copy_of(original), builtin)
     providers.register("time", make_time_module, extensible)
     providers.register("errno", make_errno_module, extensible)
-    providers.register("os", make_os_module, extensible)
     providers.register("random", make_random_module, extensible)
-    for original in _EXTENSIBLE_COPIES:
-        providers.register(original.__name__, _copy_of(original), extensible)
+    if cpython_modules:
+        providers.register("os", make_os_module, extensible)
+        for original in _EXTENSIBLE_COPIES:
+            providers.register(original.__name__, _copy_of(original), extensible)
+        return providers
+    for name, factory in SHAPED_FACTORIES.items():
+        place = unix_port.UNIX_PORT_MODULES[name][0]
+        providers.register(name, factory, builtin if place is Place.BUILTIN else extensible)
     return providers

@@ -16,11 +16,15 @@ The Importer follows MicroPython's order (providers.py): loaded modules (the wor
 ``sys.modules``), non-extensible built-ins and ``u`` aliases, the search path (``.frozen``
 where it stands), extensible built-ins. Files found on the path are compiled with the language
 bridges (bridges.py) and run as script-world modules, registered only in the world's
-``sys.modules``. A name found nowhere falls back to CPython's import (``itertools``,
-``functools``...), which runs stdlib code as CPython code, except for names a provider owns
-(``asyncio`` with no ``.frozen`` on the path is an ImportError, as on MicroPython, not CPython's
-asyncio) and CPython's network modules (``KERNEL_NETWORK_MODULES``: they would bypass pystack).
-CPython's ``sys.modules`` is never touched.
+``sys.modules``. A name found nowhere raises MicroPython's ``ImportError: no module named 'X'``
+(the module set is MicroPython's unix port's, listed in unix_port.py), so a library's
+``try: import inspect`` feature test takes its MicroPython branch. With
+``ModuleProviders.cpython_fallback`` (``pystack run --cpython-modules``) such a name is imported
+from CPython instead (``itertools``, ``functools``...), which runs stdlib code as CPython code,
+except for names a provider owns (``asyncio`` with no ``.frozen`` on the path is an ImportError,
+as on MicroPython, not CPython's asyncio) and CPython's network modules
+(``KERNEL_NETWORK_MODULES``: they would bypass pystack). CPython's ``sys.modules`` is never
+touched.
 
 Entry points: ``Importer`` (call it like ``__import__``), ``Importer.execute``.
 """
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from pystack.runtime import bridges
 from pystack.runtime.paths import FROZEN_ENTRY, FoundModule, find_module
+from pystack.runtime.unix_port import no_module_named
 
 if TYPE_CHECKING:
     from pystack.runtime.world import ScriptWorld
@@ -155,6 +160,8 @@ class Importer:
                 provider = providers.extensible(name)
                 if provider is None:
                     self._refuse_cpython(name)
+                    if not providers.cpython_fallback:
+                        raise no_module_named(name)
         module = world.provided(provider.name) if provider is not None else None
         self._resolved[name] = module
         return module
@@ -162,8 +169,8 @@ class Importer:
     def _refuse_cpython(self, name: str) -> None:
         """Raise rather than fall back to CPython for names MicroPython defines or forbids."""
         if name in self._world.providers:  # e.g. asyncio when sys.path has no '.frozen'
-            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
-        if name in KERNEL_NETWORK_MODULES:
+            raise no_module_named(name)
+        if name in KERNEL_NETWORK_MODULES and self._world.providers.cpython_fallback:
             raise ModuleNotFoundError(
                 f"No module named '{name}' (pystack run: CPython's {name} would use the "
                 "kernel's network, not pystack; MicroPython has no such module)",
@@ -198,7 +205,7 @@ class Importer:
                     return importlib.import_module(f"{real_name}.{part}")
                 except ModuleNotFoundError:
                     pass
-        raise ModuleNotFoundError(f"No module named '{full}'", name=full)
+        raise no_module_named(full)
 
     def _import_fromlist(self, module: ModuleType, fromlist: Sequence[str]) -> None:
         if "__path__" not in module.__dict__:
@@ -214,7 +221,7 @@ class Importer:
             full = f"{module.__name__}.{item}"
             try:
                 self._descend(module, module.__name__, item)
-            except ModuleNotFoundError as error:
+            except ImportError as error:
                 if error.name != full:
                     raise
 

@@ -188,7 +188,7 @@ class ScriptNetwork:
             def machine_factory(world: ScriptWorld) -> ModuleType:
                 return make_machine_module(world, trace)
 
-            providers.register("machine", machine_factory, ModuleKind.BUILTIN)
+            providers.register("machine", machine_factory, ModuleKind.EXTENSIBLE)
 
     def finish(self, abrupt: bool = False) -> None:
         """The script has ended: close its TCP sockets the way the host's kernel would at a

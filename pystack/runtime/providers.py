@@ -60,7 +60,10 @@ class ModuleProviders:
     ``socket`` provider simply overwrites the placeholder.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, cpython_fallback: bool = False) -> None:
+        # True: a name found nowhere is imported from CPython's standard library (the
+        # --cpython-modules opt-out); False: it is MicroPython's ImportError
+        self.cpython_fallback = cpython_fallback
         self._providers: dict[str, ModuleProvider] = {}
         self._names: dict[str, str] = {}  # every importable spelling -> canonical name
 
@@ -124,7 +127,7 @@ class ModuleProviders:
         return provider if provider is not None and "." in full_name else None
 
     def copy(self) -> ModuleProviders:
-        duplicate = ModuleProviders()
+        duplicate = ModuleProviders(cpython_fallback=self.cpython_fallback)
         for provider in self._providers.values():
             duplicate.register(provider.name, provider.factory, provider.kind, provider.aliases)
         return duplicate

@@ -1,13 +1,14 @@
 """``run_script``: run a script as ``__main__`` in a fresh ``ScriptWorld``, like ``python SCRIPT``.
 
-What matches ``python SCRIPT``: ``sys.argv`` is ``[SCRIPT, *ARGS]`` (CPython's ``sys.argv`` too,
-for the duration, so stdlib code the script calls sees it); the exit status is 0 when the script
-ends, ``SystemExit``'s code otherwise (``None`` is 0, an int is itself, anything else is printed
-on stderr and gives 1); an uncaught exception prints its traceback on stderr (CPython's format,
-pystack's own frames removed) and gives 1; a syntax error prints as CPython prints it; an
-unreadable script gives ``can't open file ...`` and 2; stdout is flushed at the end and a failed
-flush gives 120. ``KeyboardInterrupt`` prints its traceback and gives 130: CPython kills itself
-with SIGINT instead, which a shell also reports as 130.
+As MicroPython's unix port runs ``micropython SCRIPT`` (``ports/unix/main.c``): ``sys.argv`` is
+``[SCRIPT, *ARGS]`` (CPython's ``sys.argv`` too, for the duration, so stdlib code the script
+calls sees it); the exit status is 0 when the script ends, ``SystemExit``'s code otherwise
+(``None`` is 0, an int is its low 8 bits, anything else gives 1 and is not printed); any other
+uncaught exception prints MicroPython's traceback on stderr with the script's frames only
+(tracebacks.py) and gives 1; ``KeyboardInterrupt`` (Ctrl-C) prints the same traceback and gives
+130, the status a shell reports for a process ended by SIGINT (MicroPython's unix port gives 1). A syntax error keeps
+CPython's text and caret (pystack compiles with CPython). An unreadable script gives ``can't
+open file ...`` and 2; stdout is flushed at the end and a failed flush gives 120.
 
 Around the script: the scheduler's signal route is installed (main thread only), the script's
 ``sys.atexit`` function runs after it, then the world's cleanups, then ``on_exit(abrupt)`` (how
@@ -27,17 +28,16 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 
 from pystack.clock import Clock
 from pystack.runtime.paths import script_search_path
 from pystack.runtime.providers import ModuleProviders
-from pystack.runtime.tracebacks import strip_runtime_frames
+from pystack.runtime.tracebacks import print_cpython_exception
 from pystack.runtime.world import ScriptWorld
 
-EXIT_INTERRUPTED = 130
 EXIT_FLUSH_FAILED = 120
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
 EXIT_CANNOT_OPEN = 2
 
 
@@ -54,7 +54,9 @@ class ScriptEnd(SystemExit):
 
 
 def exit_status(exit: SystemExit) -> int:
-    """The process status CPython derives from an uncaught ``SystemExit``."""
+    """The status MicroPython's unix port derives from an uncaught ``SystemExit``
+    (``ports/unix/main.c:handle_uncaught_exception``): None is 0, an int is itself (its low 8
+    bits), anything else is 1 and is not printed. A ``ScriptEnd`` prints its note first."""
     if isinstance(exit, ScriptEnd):
         print(f"pystack: {exit.note}", file=sys.stderr)
         return exit.status
@@ -62,19 +64,22 @@ def exit_status(exit: SystemExit) -> int:
     if code is None:
         return 0
     if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
+        return code & 0xFF
     return 1
 
 
-def _report_uncaught(error: BaseException) -> None:
-    strip_runtime_frames(error)
-    traceback.print_exception(error, file=sys.stderr)
+def _report(world: ScriptWorld, error: BaseException) -> None:
+    if isinstance(error, SyntaxError):
+        print_cpython_exception(error, sys.stderr)  # a compile error: CPython's text and caret
+        return
+    world.print_exception(error, sys.stderr)
 
 
-def _call(function: Callable[[], object], abrupt: list[bool]) -> int | None:
-    """Run script code; None if it returned, else the exit status its exception means.
-    Appends True to ``abrupt`` when it ended by Ctrl-C or an abrupt ``ScriptEnd``."""
+def _call(world: ScriptWorld, function: Callable[[], object], abrupt: list[bool]) -> int | None:
+    """Run script code; None if it returned, else the exit status its exception means: 1 for
+    any uncaught exception after MicroPython's traceback (``handle_uncaught_exception`` in
+    ``ports/unix/main.c``), 130 for Ctrl-C (the shell's convention for SIGINT, after the same
+    traceback). Appends True to ``abrupt`` when it ended by Ctrl-C or an abrupt ``ScriptEnd``."""
     try:
         function()
     except SystemExit as exit:
@@ -83,10 +88,10 @@ def _call(function: Callable[[], object], abrupt: list[bool]) -> int | None:
         return exit_status(exit)
     except KeyboardInterrupt as error:
         abrupt.append(True)
-        _report_uncaught(error)
+        _report(world, error)
         return EXIT_INTERRUPTED
     except BaseException as error:
-        _report_uncaught(error)
+        _report(world, error)
         return 1
     return None
 
@@ -133,16 +138,17 @@ def run_script(
     filename = os.path.abspath(path)  # as CPython 3.9+ names __main__'s file
     main = world.new_module("__main__", filename)
     world.modules["__main__"] = main
+    world.shown_names[filename] = path  # tracebacks show the path as given, as the unix port
     saved_argv = sys.argv
     sys.argv = world.argv
     world.scheduler.install()
     abrupt: list[bool] = []
     try:
-        status = _call(lambda: world.importer.execute(main, filename), abrupt)
+        status = _call(world, lambda: world.importer.execute(main, filename), abrupt)
         if world.atexit is not None:
-            status = _call(world.atexit, abrupt) or status
+            status = _call(world, world.atexit, abrupt) or status
         for failure in world.close():
-            _report_uncaught(failure)
+            print_cpython_exception(failure, sys.stderr)  # pystack's clean-up, not the script
             status = status or 1
         if on_exit is not None:
             try:

@@ -26,13 +26,14 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 from pystack.clock import Clock, SystemClock
 from pystack.runtime import bridges
 from pystack.runtime.importer import Importer
 from pystack.runtime.providers import ModuleProviders
 from pystack.runtime.scheduler import Scheduler
+from pystack.runtime.tracebacks import print_exception
 
 HEAP_SIZE = 2 * 1024 * 1024  # the unix port's default heap on a 64-bit host
 _BASE_USE = 12 * 1024  # what a freshly started interpreter has allocated, roughly
@@ -89,6 +90,20 @@ class ScriptWorld:
         self.importer = Importer(self)
         self.builtins["__import__"] = self.importer
         self.scheduler = Scheduler(self.builtins)
+        self.shown_names: dict[str, str] = {}  # compiled file name -> name tracebacks show
+
+    def print_exception(self, error: BaseException, file: TextIO | None = None) -> None:
+        """``sys.print_exception``: MicroPython's format, this world's frames only."""
+        errno_names: Mapping[int, str] | None = None
+        if self.providers.get("errno") is not None:
+            errno_names = getattr(self.provided("errno"), "errorcode", None)
+        print_exception(
+            error,
+            file,
+            script_builtins=self.builtins,
+            errno_names=errno_names,
+            shown_names=self.shown_names,
+        )
 
     def provided(self, name: str) -> ModuleType:
         """The world's instance of provided module ``name`` (canonical), built on first use."""

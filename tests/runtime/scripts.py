@@ -33,6 +33,10 @@ class ScriptRunner:
         self.environ = {"MICROPYPATH": ".frozen", "HOME": str(directory / "home")}
         self.providers: ModuleProviders = default_providers()
 
+    def cpython_modules(self) -> None:
+        """Run later scripts as ``pystack run --cpython-modules`` does (CPython's stdlib too)."""
+        self.providers = default_providers(cpython_modules=True)
+
     def write(self, relative: str, source: str) -> Path:
         path = self.directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pystack.runtime.bridges import bytes_percent, conversions
 from tests.runtime.scripts import ScriptRunner
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bytes_percent_formats_str_in_scripts(script: ScriptRunner) -> None:
@@ -62,6 +70,7 @@ def test_bytes_percent_is_unchanged_outside_the_script_world(script: ScriptRunne
 
 
 def test_stdlib_called_by_the_script_keeps_cpythons_semantics(script: ScriptRunner) -> None:
+    script.cpython_modules()  # operator is CPython's
     script.write("cpython_side.py", "")  # the script world's modules are bridged...
     outcome = script.run(
         """
@@ -147,3 +156,57 @@ def test_bytes_percent_agrees_with_cpython_where_cpython_already_works(
     specs = conversions(template)
     assert specs is not None
     assert bytes_percent(template, tuple(values), specs) == template % tuple(values)
+
+
+def test_str_is_a_read_only_buffer(script: ScriptRunner) -> None:
+    # MicroPython's str has the buffer protocol (py/objstr.c: mp_obj_str_get_buffer), so
+    # memoryview, struct, binascii and hashlib take it; on MicroPython this script prints:
+    outcome = script.run(
+        """
+        import struct, binascii, hashlib
+        m = memoryview("héllo")
+        print(len(m), bytes(m), m[0], isinstance(m, memoryview))
+        try:
+            m[0] = 72
+        except TypeError:
+            print("read-only")
+        print(struct.pack("2s", "ab"), binascii.hexlify("ab"))
+        print(hashlib.sha256("abc").digest() == hashlib.sha256(b"abc").digest())
+        print(memoryview(b"xy")[1], memoryview(bytearray(b"z"))[0])
+        """
+    )
+    assert outcome.out == (
+        "6 b'h\\xc3\\xa9llo' 104 True\nread-only\nb'ab' b'6162'\nTrue\n121 122\n"
+    ), outcome.err
+
+
+def test_str_written_to_a_socket_stream(tmp_path: Path) -> None:
+    # extmod/modlwip.c (lwip_socket_send) and py/stream.c (mp_stream_write) take any read-only
+    # buffer (mp_get_buffer_raise), a str included: the simulated peer's echo returns its bytes
+    script = tmp_path / "main.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import socket
+            s = socket.socket()
+            s.connect(socket.getaddrinfo("peer.sim", 7)[0][-1])
+            print(s.send("ping "), s.write("pöng"))
+            got = b""
+            while len(got) < 10:
+                got += s.recv(16)
+            print(got)
+            s.close()
+            """
+        )
+    )
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "MICROPYPATH": ".frozen", "HOME": "/"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pystack", "run", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "5 5\nb'ping p\\xc3\\xb6ng'\n"

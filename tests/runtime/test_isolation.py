@@ -24,6 +24,7 @@ def test_script_time_has_ticks_while_pystack_time_stays_cpython(script: ScriptRu
 
     worker = threading.Thread(target=stack_thread)
     worker.start()
+    script.cpython_modules()  # the script imports pystack.clock: CPython's import
     try:
         outcome = script.run(
             """
@@ -67,6 +68,7 @@ def test_cpython_sys_modules_untouched(script: ScriptRunner) -> None:
 def test_functions_defined_by_the_script_keep_its_imports_when_cpython_calls_them(
     script: ScriptRunner,
 ) -> None:
+    script.cpython_modules()  # CPython code calling back into the script
     outcome = script.run(
         """
         import functools, threading
@@ -84,6 +86,7 @@ def test_functions_defined_by_the_script_keep_its_imports_when_cpython_calls_the
 
 
 def test_stdlib_used_by_the_script_gets_cpython_modules(script: ScriptRunner) -> None:
+    script.cpython_modules()
     outcome = script.run(
         """
         import time
@@ -96,6 +99,7 @@ def test_stdlib_used_by_the_script_gets_cpython_modules(script: ScriptRunner) ->
 
 
 def test_modules_given_under_micropython_names_are_copies(script: ScriptRunner) -> None:
+    script.cpython_modules()  # os.path: CPython's os, copied
     outcome = script.run(
         """
         import json, ujson, os, uos
@@ -158,6 +162,10 @@ def test_placeholder_network_modules_raise_a_clear_import_error(script: ScriptRu
 
 
 def test_kernel_network_modules_are_refused(script: ScriptRunner) -> None:
+    assert script.run("import urllib.request\n").err.endswith(
+        "ImportError: no module named 'urllib'\n"
+    )
+    script.cpython_modules()  # even with CPython's stdlib, not those that bypass pystack
     outcome = script.run("import urllib.request\n")
     assert outcome.status == 1
     assert "ModuleNotFoundError: No module named 'urllib'" in outcome.err

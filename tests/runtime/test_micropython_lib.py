@@ -21,7 +21,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALLED = ("urequests/__init__.py", "umqtt/simple.py", "umqtt/robust.py")
+INSTALLED = (
+    "urequests/__init__.py",
+    "umqtt/simple.py",
+    "umqtt/robust.py",
+    "microdot/microdot.py",
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.skip(reason)
 
 
-def run(tmp_path: Path, lib: Path, source: str) -> subprocess.CompletedProcess[str]:
+def run(tmp_path: Path, lib: Path, source: str, *options: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "main.py"
     script.write_text(textwrap.dedent(source))
     environ = {
@@ -54,7 +59,7 @@ def run(tmp_path: Path, lib: Path, source: str) -> subprocess.CompletedProcess[s
         "HOME": str(tmp_path),
     }
     return subprocess.run(
-        [sys.executable, "-m", "pystack", "run", str(script)],
+        [sys.executable, "-m", "pystack", "run", *options, str(script)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -199,3 +204,60 @@ def test_umqtt_last_will_reaches_subscribers_when_a_client_vanishes(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == "[(b'status/device', b'online'), (b'status/device', b'gone')]\n"
+
+
+MICRODOT_SCRIPT = """
+    import asyncio
+    from microdot import Microdot
+
+    app = Microdot()
+
+    @app.route("/")
+    def index(request):
+        return "plain def handler"
+
+    @app.route("/async")
+    async def index_async(request):
+        return {"kind": "async"}
+
+    async def fetch(path):
+        reader, writer = await asyncio.open_connection("127.0.0.1", 5000)
+        writer.write(b"GET " + path + b" HTTP/1.0\\r\\nHost: board\\r\\n\\r\\n")
+        await writer.drain()
+        data = b""
+        while True:
+            chunk = await reader.read(512)
+            if not chunk:
+                break
+            data += chunk
+        writer.close()
+        await writer.wait_closed()
+        return data
+
+    async def main():
+        server = asyncio.create_task(app.start_server(host="0.0.0.0", port=5000))
+        await asyncio.sleep(0.1)
+        for path in (b"/", b"/async"):
+            head, _, body = (await fetch(path)).partition(b"\\r\\n\\r\\n")
+            print(head.split(b"\\r\\n")[0].decode(), body.decode())
+        app.shutdown()
+        await server
+
+    asyncio.run(main())
+    """
+
+
+def test_microdot_serves_plain_def_and_async_handlers(tmp_path: Path, lib: Path) -> None:
+    # Microdot 2.7.0 probes ``from inspect import iscoroutinefunction``: on MicroPython that is
+    # an ImportError, and a plain ``def`` handler runs in the event loop (200); CPython's inspect
+    # would send it to ``run_in_executor``, which MicroPython's asyncio does not have (500)
+    result = run(tmp_path, lib, MICRODOT_SCRIPT)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == 'HTTP/1.0 200 OK plain def handler\nHTTP/1.0 200 OK {"kind": "async"}\n'
+
+
+def test_microdot_under_cpython_modules_takes_its_cpython_branch(tmp_path: Path, lib: Path) -> None:
+    result = run(tmp_path, lib, MICRODOT_SCRIPT, "--cpython-modules")
+    assert result.returncode == 0, result.stderr
+    # what the issue reported before the fix (Microdot prints the handler's error on stdout)
+    assert "\nHTTP/1.0 500 N/A Internal server error\n" in result.stdout

@@ -89,7 +89,7 @@ def test_frozen_modules_need_the_frozen_entry(script: ScriptRunner) -> None:
     script.environ["MICROPYPATH"] = ""
     outcome = script.run("import asyncio\n")
     assert outcome.status == 1
-    assert "No module named 'asyncio'" in outcome.err  # not CPython's asyncio
+    assert "ImportError: no module named 'asyncio'" in outcome.err  # not CPython's asyncio
 
 
 def test_a_directory_without_init_is_a_namespace_package(script: ScriptRunner) -> None:
@@ -151,14 +151,25 @@ def test_script_changes_to_sys_path_and_sys_modules_take_effect(
     assert outcome.out == "not yet\n2\n", outcome.err
 
 
-def test_unknown_names_fall_back_to_cpython_and_missing_ones_fail(script: ScriptRunner) -> None:
+def test_unknown_names_are_micropythons_import_error(script: ScriptRunner) -> None:
+    # py/builtinimport.c: mp_raise_msg_varg(&mp_type_ImportError, "no module named '%q'")
+    outcome = script.run("import math\nprint(math.pi > 3)\nimport itertools\n")
+    assert outcome.out == "True\n"
+    assert outcome.status == 1
+    assert outcome.err.endswith("ImportError: no module named 'itertools'\n")
+
+
+def test_cpython_modules_falls_back_to_cpython_and_missing_ones_fail(
+    script: ScriptRunner,
+) -> None:
+    script.cpython_modules()
     outcome = script.run(
         "import itertools, math\nprint(list(itertools.islice(itertools.count(), 2)), math.pi > 3)\n"
         "import no_such_module\n"
     )
     assert outcome.out == "[0, 1] True\n"
     assert outcome.status == 1
-    assert "ModuleNotFoundError: No module named 'no_such_module'" in outcome.err
+    assert "ModuleNotFoundError: No module named 'no_such_module'" in outcome.err  # CPython's
 
 
 def test_a_failed_import_is_not_left_in_sys_modules(script: ScriptRunner) -> None:
@@ -186,5 +197,7 @@ def test_from_import_of_submodules_and_star(script: ScriptRunner) -> None:
 
 
 def test_import_of_a_stdlib_submodule_through_a_micropython_name(script: ScriptRunner) -> None:
+    assert "no module named 'os.path'" in script.run("import os.path\n").err  # MicroPython's os
+    script.cpython_modules()
     outcome = script.run("import os.path\nimport uos\nprint(os.path.basename('/a/b'), uos.sep)\n")
     assert outcome.out == "b /\n", outcome.err
