@@ -29,6 +29,11 @@ class DropReason(enum.Enum):
     ETHERNET_OWN_SOURCE = "frame carries our own MAC as source"
     ETHERTYPE_UNSUPPORTED = "EtherType not handled (IPv6, VLAN, ...)"
     FRAME_TOO_LARGE = "frame larger than the link MTU"
+    # the impairment link (--impair): traced, counted in its own ImpairmentStatistics
+    IMPAIRMENT_LOSS = "lost by the impairment (loss=)"
+    IMPAIRMENT_MTU = "longer than the impairment's MTU clamp (mtu=)"
+    IMPAIRMENT_QUEUE_FULL = "impairment queue full (queue=): tail drop"
+    IMPAIRMENT_RULE = "dropped by an impairment rule (drop=)"
     # ARP
     ARP_MALFORMED = "malformed ARP packet"
     ARP_PENDING_OVERFLOW = "too many packets waiting for one ARP resolution"
