@@ -13,8 +13,8 @@ a selected frame gets ``reorder_delay`` extra so the following frames overtake i
 Each direction draws from its own ``random.Random`` derived from the seed, so the same seed and
 the same inputs at the same times give the same outputs at the same times.
 
-``set_trace(hook)`` reports what the impairment does to a frame (drops with their
-``DropReason``, corruption, duplication and rule actions) for ``--trace``; off, it costs one
+``set_trace(hook)`` reports what the impairment does to a frame (drops with why: ``LOSS``,
+``MTU``, ``QUEUE``, ``RULE``; corruption, duplication and rule actions) for ``--trace``; off, it costs one
 attribute test per decision that happens, none per frame passed untouched.
 
 Must not: decode frames with the codecs (only their length is looked at, and for rules a few
@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 
 from pystack.link.base import Link, LinkKind, LinkWrapper
 from pystack.link.impairspec import ImpairmentConfig, ImpairmentRule, ImpairmentSpec
-from pystack.stats import DropReason
 
 __all__ = [
     "ImpairmentConfig",
@@ -50,11 +49,14 @@ ETHERNET_HEADER_LENGTH = 14
 _IP_PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
 _TCP_FLAG_BITS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10}
 
-# hook(frame, reason, note): reason is set when the frame is dropped, else None (the note says
-# what was done: corrupted, duplicated, delayed by a rule).
-DirectionTrace = Callable[[bytes, DropReason | None, str], None]
-# hook(direction, frame, reason, note), direction "in" or "out": ``ImpairmentLink.set_trace``.
-ImpairmentTrace = Callable[[str, bytes, DropReason | None, str], None]
+# Why the impairment dropped a frame, as its trace hook says it (``DropReason.IMPAIRMENT_*``
+# above the link layer, which does not import ``pystack.stats``).
+LOSS, MTU, QUEUE, RULE = "loss", "mtu", "queue", "rule"
+# hook(frame, drop, note): ``drop`` is LOSS, MTU, QUEUE or RULE when the frame is dropped, else
+# "" (the note says what was done: corrupted, duplicated, delayed by a rule).
+DirectionTrace = Callable[[bytes, str, str], None]
+# hook(direction, frame, drop, note), direction "in" or "out": ``ImpairmentLink.set_trace``.
+ImpairmentTrace = Callable[[str, bytes, str, str], None]
 
 
 @dataclass(slots=True)
@@ -182,7 +184,7 @@ class _Direction:
         if spec.mtu is not None and len(frame) - self._header > spec.mtu:
             statistics.mtu_dropped += 1
             if self.trace is not None:
-                self.trace(frame, DropReason.IMPAIRMENT_MTU, f"mtu={spec.mtu}")
+                self.trace(frame, MTU, f"mtu={spec.mtu}")
             return
         copies = 1
         extra = 0.0
@@ -193,7 +195,7 @@ class _Direction:
                     if counter.seen == counter.rule.nth:
                         action = counter.rule.action
                         if self.trace is not None:
-                            reason = DropReason.IMPAIRMENT_RULE if action == "drop" else None
+                            reason = RULE if action == "drop" else ""
                             self.trace(frame, reason, f"rule {counter.rule.format()}")
                         if action == "drop":
                             statistics.rule_dropped += 1
@@ -208,18 +210,18 @@ class _Direction:
         if spec.loss and rng.random() < spec.loss:
             statistics.lost += 1
             if self.trace is not None:
-                self.trace(frame, DropReason.IMPAIRMENT_LOSS, f"loss={spec.loss:g}")
+                self.trace(frame, LOSS, f"loss={spec.loss:g}")
             return
         if spec.corrupt and frame and rng.random() < spec.corrupt:
             if self.trace is not None:
-                self.trace(frame, None, "corrupted: one bit flipped")
+                self.trace(frame, "", "corrupted: one bit flipped")
             frame = _flip_bit(frame, rng)
             statistics.corrupted += 1
         if copies == 1 and spec.duplicate and rng.random() < spec.duplicate:
             copies = 2
             statistics.duplicated += 1
             if self.trace is not None:
-                self.trace(frame, None, "duplicated")
+                self.trace(frame, "", "duplicated")
         for _ in range(copies):
             if self._holds or extra:
                 self._schedule(frame, now, extra)
@@ -233,7 +235,7 @@ class _Direction:
         if len(self._held) >= spec.queue:
             statistics.queue_dropped += 1
             if self.trace is not None:
-                self.trace(frame, DropReason.IMPAIRMENT_QUEUE_FULL, f"queue={spec.queue}")
+                self.trace(frame, QUEUE, f"queue={spec.queue}")
             return
         departure = now
         if spec.rate is not None:
@@ -329,11 +331,11 @@ class ImpairmentLink(LinkWrapper):
             self._inbound.trace = self._outbound.trace = None
             return
 
-        def inbound(frame: bytes, reason: DropReason | None, note: str) -> None:
-            hook("in", frame, reason, note)
+        def inbound(frame: bytes, drop: str, note: str) -> None:
+            hook("in", frame, drop, note)
 
-        def outbound(frame: bytes, reason: DropReason | None, note: str) -> None:
-            hook("out", frame, reason, note)
+        def outbound(frame: bytes, drop: str, note: str) -> None:
+            hook("out", frame, drop, note)
 
         self._inbound.trace, self._outbound.trace = inbound, outbound
 

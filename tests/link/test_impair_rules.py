@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 
 from pystack.link.base import LinkKind
-from pystack.link.impair import ImpairmentConfig, ImpairmentLink, ImpairmentRule
+from pystack.link.impair import (
+    LOSS,
+    MTU,
+    QUEUE,
+    RULE,
+    ImpairmentConfig,
+    ImpairmentLink,
+    ImpairmentRule,
+)
 from pystack.link.memory import MemoryLink
-from pystack.stats import DropReason
 from pystack.wire.ipv4 import PROTO_TCP, PROTO_UDP, IPv4Packet
 from pystack.wire.tcp import ACK, FIN, PSH, SYN, TCPSegment
 from pystack.wire.udp import UDPDatagram
@@ -72,7 +79,7 @@ class Wire:
     def __init__(self, spec: str, kind: LinkKind = LinkKind.IP) -> None:
         self.inner, self.peer = MemoryLink.pair(kind=kind, capacity=1000)
         self.link = ImpairmentLink(self.inner, ImpairmentConfig.parse(spec))
-        self.events: list[tuple[str, DropReason | None, str]] = []
+        self.events: list[tuple[str, str, str]] = []
         self.link.set_trace(lambda d, frame, reason, note: self.events.append((d, reason, note)))
 
     def close(self) -> None:
@@ -89,7 +96,7 @@ def test_drop_rule_drops_exactly_the_nth_matching_packet() -> None:
     got = wire.peer.receive(0.0, 100)
     assert [f for f in got] == [f for f in sent if f != tcp(6, ACK | PSH, b"c")]
     assert wire.link.impairment_statistics.outbound.rule_dropped == 1
-    assert wire.events == [("out", DropReason.IMPAIRMENT_RULE, "rule drop=out:tcp:data:3")]
+    assert wire.events == [("out", RULE, "rule drop=out:tcp:data:3")]
     wire.close()
 
 
@@ -146,14 +153,14 @@ def test_rules_on_ethernet_frames_match_arp_and_ip() -> None:
 def test_loss_and_queue_drops_are_reported_with_their_reason() -> None:
     wire = Wire("loss=100%")
     wire.link.send(tcp(1), 0.0)
-    assert wire.events == [("out", DropReason.IMPAIRMENT_LOSS, "loss=1")]
+    assert wire.events == [("out", LOSS, "loss=1")]
     wire.close()
     wire = Wire("delay=10ms,queue=1,mtu=100")
     wire.link.send(tcp(1), 0.0)
     wire.link.send(tcp(2), 0.0)
     wire.link.send(tcp(3, ACK, bytes(200)), 0.0)
     assert [reason for _, reason, _ in wire.events] == [
-        DropReason.IMPAIRMENT_QUEUE_FULL,
-        DropReason.IMPAIRMENT_MTU,
+        QUEUE,
+        MTU,
     ]
     wire.close()
