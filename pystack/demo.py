@@ -35,7 +35,7 @@ def _printer(
     return show
 
 
-def run(seed: int = 1, trace: bool | TraceOptions = True) -> int:
+def run(seed: int = 1, trace: bool | TraceOptions | None = True) -> int:
     """The demo; ``trace`` True is the plain packet trace on stdout, options choose more."""
     simulation = Simulation()
     left, right = MemoryLink.pair(kind=LinkKind.ETHERNET, mtu=1500)

@@ -187,7 +187,7 @@ class Tracer:
             changes += self._variable_changes(before[:5], now_values)
             old_deadlines = before[5:]  # type: ignore[assignment]
         if timer_due:
-            fired = []
+            fired: list[float | None] = []
             for (name, _), deadline in zip(_TIMERS, deadlines, strict=True):
                 if deadline is not None and deadline <= now:
                     fired.append(None)
