@@ -1,8 +1,9 @@
 """The ``pystack`` command: ``up`` (a host on a TUN/TAP device), ``demo`` (two stacks in memory)
 and ``run`` (a MicroPython script on pystack).
 
-Errors people can fix (no root, a bad address, a bad ``--impair`` spec) end in one line on stderr
-and a non-zero exit, never a traceback.
+Errors people can fix (no root, a bad address) end in one line on stderr and a non-zero exit,
+never a traceback; a bad ``--impair`` spec is refused before anything starts, with exit status 2
+like any other bad argument.
 """
 
 from __future__ import annotations
@@ -11,16 +12,29 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from pystack import demo
-from pystack.host import HostError, HostOptions, KernelHost, stderr_trace_sink
+from pystack.host import HostError, HostOptions, KernelHost, trace_options
+from pystack.link.impairspec import KEYS_HELP, RULES_HELP, ImpairmentConfig
 from pystack.link.tuntap import LinkUnavailable
 from pystack.netns import NamespaceError
 from pystack.runtime import build_runtime
 from pystack.runtime.network import ScriptNetwork, fast_thread_switches
 from pystack.runtime.script import run_script
+from pystack.stack import Stack
+from pystack.statsview import statistics_report
+from pystack.tracing import TraceLevel, TraceOptions, colour_wanted
+
+IMPAIR_HELP = (
+    "impair the link, e.g. loss=5%,delay=20ms,seed=7 or drop=out:tcp:data:3. Keys: "
+    + KEYS_HELP
+    + "; "
+    + RULES_HELP
+    + ". Comma-separated, combinable; see docs/impairment.md"
+).replace("%", "%%")
 
 
 def _say(text: str) -> None:
@@ -52,17 +66,48 @@ def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mtu", type=int, default=1500, help="device MTU, 68..65535 (default 1500)"
     )
-    parser.add_argument(
-        "--impair",
-        metavar="SPEC",
-        help="e.g. loss=5%%,dup=1%%,reorder=2%%,delay=20ms,jitter=5ms,rate=10mbit,seed=7",
-    )
+    parser.add_argument("--impair", metavar="SPEC", help=IMPAIR_HELP)
     parser.add_argument(
         "--seed", type=int, help="seed for the stack's randomness (and impairments)"
     )
     parser.add_argument("--pcap", metavar="FILE", help="write every frame on the device to FILE")
+    _add_trace_arguments(parser)
     parser.add_argument(
-        "--trace", action="store_true", help="one line per packet in/out and per drop"
+        "--stats",
+        action="store_true",
+        help="print connections, counters and drops at exit (and on SIGUSR1)",
+    )
+
+
+def _add_trace_arguments(parser: argparse.ArgumentParser) -> None:
+    # Separate flags for --trace and --trace=LEVEL: an optional value would swallow the SCRIPT
+    # that follows ``run --trace``.
+    parser.add_argument(
+        "--trace",
+        dest="trace",
+        action="store_const",
+        const=TraceLevel.PACKETS.value,
+        help="trace on stderr: packets in (<) and out (>), drops (x) with their reason, "
+        "impairment actions (~), TCP state changes (=); retransmissions say why",
+    )
+    parser.add_argument(
+        "--trace=events",
+        dest="trace",
+        action="store_const",
+        const=TraceLevel.EVENTS.value,
+        help="--trace plus TCP events (*): cwnd, ssthresh, RTO, SRTT, recovery, timers",
+    )
+    parser.add_argument(
+        "--trace=all",
+        dest="trace",
+        action="store_const",
+        const=TraceLevel.ALL.value,
+        help="--trace=events plus the delayed-ACK timer and every re-armed timer",
+    )
+    parser.add_argument(
+        "--absolute-seq",
+        action="store_true",
+        help="absolute TCP sequence numbers in the trace (default: relative, as tcpdump)",
     )
 
 
@@ -91,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--seed", type=int, default=1)
     show.add_argument("--quiet", action="store_true", help="no packet trace, only the results")
+    _add_trace_arguments(show)
     _add_run_parser(commands)
     return parser
 
@@ -106,10 +152,18 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--addr", metavar="A/N", help="pystack's address")
     run.add_argument("--peer", metavar="IP", help="the peer's (or kernel side's) address")
     run.add_argument("--dns", metavar="IP", help="the DNS server getaddrinfo asks")
-    run.add_argument("--impair", metavar="SPEC", help="e.g. loss=5%%,delay=20ms,seed=7")
+    run.add_argument("--impair", metavar="SPEC", help=IMPAIR_HELP)
     run.add_argument("--seed", type=int, help="seed for the stack's randomness")
     run.add_argument("--pcap", metavar="FILE", help="write every frame to FILE")
-    run.add_argument("--trace", action="store_true", help="pystack's trace lines on stderr")
+    _add_trace_arguments(run)
+    run.add_argument(
+        "--trace-peer",
+        action="store_true",
+        help="also trace the simulated peer (implies --trace); lines say host or peer",
+    )
+    run.add_argument(
+        "--stats", action="store_true", help="print connections, counters and drops at exit"
+    )
     run.add_argument("--hosts", metavar="FILE", help="more names for the simulated DNS server")
     run.add_argument(
         "--socket-extensions",
@@ -152,11 +206,24 @@ def command_run(arguments: argparse.Namespace) -> int:
             except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
                 _say(str(error))
                 return 1
-            return run_script(
+            status = run_script(
                 arguments.script, arguments.arguments, providers, on_exit=network.finish
             )
+            if arguments.stats:
+                _print_statistics(network.thread.call, network.stack)
+                if network.simulation is not None:
+                    peer = network.simulation.peer
+                    _print_statistics(network.thread.call, peer, "the simulated peer")
+            return status
         finally:
             network.close()
+
+
+def _print_statistics(
+    call: Callable[[Callable[[], str]], str], stack: Stack, title: str = ""
+) -> None:
+    """``--stats``: the report, made under the stack thread's lock (``StackThread.call``)."""
+    print(call(lambda: statistics_report(stack, title)), file=sys.stderr, flush=True)
 
 
 def command_up(arguments: argparse.Namespace) -> int:
@@ -172,19 +239,37 @@ def command_up(arguments: argparse.Namespace) -> int:
         pcap=arguments.pcap,
         serve=arguments.serve,
         hosts=arguments.hosts,
-        trace=stderr_trace_sink() if arguments.trace else None,
+        trace=trace_options(arguments),
     )
     stop = threading.Event()
+    report = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    def on_report(signum: int, frame: FrameType | None) -> None:
+        report.set()  # printed by the main loop below, not inside the handler
+        stop.set()
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if arguments.stats:
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_report)
     host = KernelHost(options)
     try:
         host.start()
         _say(f"{host.describe()} is up; Ctrl-C to stop")
-        stop.wait(arguments.duration)
+        deadline = None if arguments.duration is None else time.monotonic() + arguments.duration
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            stop.wait(left)
+            if not report.is_set():
+                break
+            report.clear()
+            stop.clear()
+            if host.stack is not None and host.thread is not None:
+                _print_statistics(host.thread.call, host.stack)
+        if arguments.stats and host.stack is not None and host.thread is not None:
+            _print_statistics(host.thread.call, host.stack)
         if host.thread is not None and host.thread.error is not None:
             _say(f"the stack thread failed: {host.thread.error!r}")
             return 1
@@ -207,10 +292,25 @@ def command_up(arguments: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    impair = getattr(arguments, "impair", None)
+    if impair:
+        try:
+            ImpairmentConfig.parse(impair)
+        except ValueError as error:
+            _say(f"--impair: {error}")
+            return 2
     if arguments.command == "up":
         return command_up(arguments)
     if arguments.command == "demo":
-        return demo.run(seed=arguments.seed, trace=not arguments.quiet)
+        trace: TraceOptions | None = None
+        if not arguments.quiet:
+            trace = TraceOptions(
+                demo.print_line,
+                TraceLevel(arguments.trace or TraceLevel.PACKETS.value),
+                absolute_seq=arguments.absolute_seq,
+                colour=colour_wanted(sys.stdout),
+            )
+        return demo.run(seed=arguments.seed, trace=trace)
     if arguments.command == "run":
         return command_run(arguments)
     return 2

@@ -7,6 +7,7 @@ time for the same seed: the gratuitous ARPs, the ARP request and reply, small ec
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 from collections.abc import Callable
@@ -16,17 +17,26 @@ from pystack.link.impair import ImpairmentConfig, ImpairmentLink
 from pystack.link.memory import MemoryLink
 from pystack.sim.network import Simulation
 from pystack.stack import Stack, StackConfig
+from pystack.tracing import TraceOptions
 from pystack.wire.addresses import ip_to_str
 
 
-def _printer(simulation: Simulation, name: str) -> Callable[[str], None]:
+def print_line(line: str) -> None:
+    """The default sink of ``pystack demo``'s trace: stdout."""
+    print(line)
+
+
+def _printer(
+    simulation: Simulation, name: str, sink: Callable[[str], None]
+) -> Callable[[str], None]:
     def show(line: str) -> None:
-        print(f"{simulation.now:8.3f} {name} {line}")
+        sink(f"{simulation.now:8.3f} {name} {line}")
 
     return show
 
 
-def run(seed: int = 1, trace: bool = True) -> int:
+def run(seed: int = 1, trace: bool | TraceOptions | None = True) -> int:
+    """The demo; ``trace`` True is the plain packet trace on stdout, options choose more."""
     simulation = Simulation()
     left, right = MemoryLink.pair(kind=LinkKind.ETHERNET, mtu=1500)
     # A 1 ms one-way delay on alice's side makes the virtual round-trip times visible.
@@ -38,8 +48,10 @@ def run(seed: int = 1, trace: bool = True) -> int:
         Stack(StackConfig(address="10.0.0.2/24"), right, simulation.clock, random.Random(seed + 1))
     )
     if trace:
+        options = trace if isinstance(trace, TraceOptions) else TraceOptions(print_line)
         for name, stack in (("alice", alice), ("bob  ", bob)):
-            stack.set_trace(_printer(simulation, name))
+            printer = _printer(simulation, name, options.sink)
+            stack.set_trace(dataclasses.replace(options, sink=printer))
     print(f"alice: {alice.describe()}\nbob:   {bob.describe()}\n")
     simulation.run_for(0.5)  # both announce themselves (gratuitous ARP) first
     sizes = [56, 56, 56, 6000]

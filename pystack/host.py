@@ -14,6 +14,7 @@ Entry points: ``HostOptions``, ``KernelHost``, ``build_stack``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import random
 import sys
@@ -32,6 +33,7 @@ from pystack.link.tuntap import TapLink, TunLink
 from pystack.runner import StackThread
 from pystack.services.stream import Service, parse_services, start_services
 from pystack.stack import DHCP, Stack, StackConfig
+from pystack.tracing import TraceLevel, TraceOptions, colour_wanted
 from pystack.wire.addresses import ip_from_str, parse_cidr
 
 DHCP_PEER_PREFIX = 24  # the kernel side's prefix when pystack's address comes from DHCP
@@ -61,6 +63,22 @@ def stderr_trace_sink() -> Callable[[str], None]:
     return sink
 
 
+def trace_options(arguments: argparse.Namespace) -> TraceOptions | None:
+    """What ``--trace[=LEVEL]``, ``--absolute-seq`` and ``--trace-peer`` ask for, printed on
+    stderr by ``stderr_trace_sink`` (in colour on a terminal); None without ``--trace``."""
+    level = getattr(arguments, "trace", None)
+    peer = bool(getattr(arguments, "trace_peer", False))
+    if not level and not peer:
+        return None
+    return TraceOptions(
+        stderr_trace_sink(),
+        TraceLevel(level) if isinstance(level, str) else TraceLevel.PACKETS,
+        absolute_seq=bool(getattr(arguments, "absolute_seq", False)),
+        colour=colour_wanted(sys.stderr),
+        peer=peer,
+    )
+
+
 class HostError(Exception):
     """A bring-up problem, with a one-line message for people."""
 
@@ -76,7 +94,7 @@ class HostOptions:
     impair: str | None = None
     seed: int | None = None
     pcap: str | None = None
-    trace: Callable[[str], None] | None = None
+    trace: Callable[[str], None] | TraceOptions | None = None
     configure_existing_namespace: bool = True  # give the peer address in a reused namespace
     # TUN segmentation/checksum offloads (virtio-net header, TSO): None = on for a new TUN
     # device without --pcap or --impair (both want to see every wire-sized frame).

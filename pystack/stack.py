@@ -29,16 +29,17 @@ from pystack.ip.fragments import ReassemblySettings
 from pystack.ip.icmp import EchoReply, ICMPSettings
 from pystack.ip.interface import InterfaceSettings, IPv4Layer
 from pystack.link.base import Link, LinkKind, SegmentedFrame
+from pystack.link.impair import ImpairmentLink
 from pystack.stats import Statistics
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.layer import TCPLayer
 from pystack.tcp.listener import TCPListener
 from pystack.tcp.settings import TCPSettings
+from pystack.tracing import TraceLevel, TraceOptions, Tracer
 from pystack.udp.endpoint import UDPEndpoint
 from pystack.udp.layer import UDPLayer
 from pystack.udp.settings import UDPSettings
 from pystack.wire.addresses import ip_from_str, ip_to_str, mac_from_str, mac_to_str, parse_cidr
-from pystack.wire.summary import summarize_ethernet, summarize_ipv4
 
 DEFAULT_DHCP_PARAMETERS = (1, 3, 6, 12, 15, 28, 51, 58, 59)  # mask, router, DNS, name, domain, ...
 
@@ -148,7 +149,7 @@ class Stack:
         self._applications: tuple[Application, ...] = ()
         self._started = False
         self._last_now = 0.0
-        self._trace: Callable[[str], None] | None = None
+        self._tracer: Tracer | None = None
         self._link_poll = getattr(link, "poll", None)
         # Set by a StackThread under PYSTACK_DEBUG_LOCKS=1: true when this thread holds its lock.
         self.lock_check: Callable[[], bool] | None = None
@@ -170,24 +171,34 @@ class Stack:
             f"mtu {self.ip.mtu}{mac}"
         )
 
-    def set_trace(self, sink: Callable[[str], None] | None, label: str = "") -> None:
-        """Send one line per packet in and out, and per drop with its reason, to ``sink``."""
-        self._trace = sink
-        if sink is None:
+    def set_trace(
+        self, trace: Callable[[str], None] | TraceOptions | None, label: str = ""
+    ) -> None:
+        """Send the trace (``pystack.tracing``: packets in and out, drops with their reason,
+        state changes, and with ``TraceLevel.EVENTS`` the TCP variables and timers) to a sink,
+        each line after ``label``; None turns it off. A bare sink means the packet level."""
+        links = []
+        link: object = self.link
+        while link is not None:  # the impairment links among the link's wrappers
+            if isinstance(link, ImpairmentLink):
+                links.append(link)
+            link = getattr(link, "inner", None)
+        if trace is None:
+            self._tracer = None
             self.ip.trace = None
-            self.tcp.trace = None
+            self.tcp.set_trace_hooks(None, None, None)
+            self._statistics.on_drop = None
+            for impaired in links:
+                impaired.set_trace(None)
             return
-        prefix = f"{label} " if label else ""
-
-        def trace(direction: str, data: bytes, ethernet: bool, note: str) -> None:
-            verify = note != "offloaded checksum"
-            line = summarize_ethernet(data) if ethernet else summarize_ipv4(data, verify)
-            arrow = {"in": "<", "out": ">", "drop": "x"}[direction]
-            extra = f"  [{note}]" if note else ""
-            sink(f"{prefix}{arrow} {line}{extra}")
-
-        self.ip.trace = trace
-        self.tcp.trace = lambda line: sink(f"{prefix}= {line}")
+        options = trace if isinstance(trace, TraceOptions) else TraceOptions(trace)
+        tracer = self._tracer = Tracer(options, self.ip.ethernet, label)
+        self.ip.trace = tracer.packet
+        events = tracer.watch if options.level is not TraceLevel.PACKETS else None
+        self.tcp.set_trace_hooks(tracer.state, tracer.send_note, events)
+        self._statistics.on_drop = tracer.drop
+        for impaired in links:
+            impaired.set_trace(tracer.impairment)
 
     # ---------------------------------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -210,6 +221,8 @@ class Stack:
         handled = len(frames)
         if ip.loopback:
             handled += ip.process_loopback(now, self.config.loopback_budget)
+        if self._tracer is not None:
+            self._tracer.current = None  # what is dropped from here on names its own packet
         ip.run_timers(now)
         self.tcp.run_timers(now)
         self.udp.run_timers(now)
@@ -250,6 +263,8 @@ class Stack:
         self.tcp.flush(now)
         if self.ip.loopback:  # what TCP sent to ourselves is delivered within the same poll
             self.ip.process_loopback(now, self.config.loopback_budget)
+            if self._tracer is not None:
+                self._tracer.current = None
             self.tcp.flush(now)
         outbox = self.ip.outbox
         if outbox:

@@ -1,6 +1,8 @@
 """Counters, and a named reason for every dropped packet.
 
-Every place that discards a packet calls ``Statistics.drop(DropReason.X)``. Malformed packets are
+Every place that discards a packet calls ``Statistics.drop(DropReason.X)``, the one place that
+both counts a drop and, when ``--trace`` is on (``on_drop`` set), reports it: with the packet
+when the caller passes it, else the trace shows the packet being processed. Malformed packets are
 also counted by their codec reason (``"ipv4.bad_checksum"``...), so a fuzzer can see exactly which
 check fired. ``Statistics.snapshot()`` is what ``Stack.statistics()`` returns.
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar, overload
 
@@ -29,6 +31,11 @@ class DropReason(enum.Enum):
     ETHERNET_OWN_SOURCE = "frame carries our own MAC as source"
     ETHERTYPE_UNSUPPORTED = "EtherType not handled (IPv6, VLAN, ...)"
     FRAME_TOO_LARGE = "frame larger than the link MTU"
+    # the impairment link (--impair): traced, counted in its own ImpairmentStatistics
+    IMPAIRMENT_LOSS = "lost by the impairment (loss=)"
+    IMPAIRMENT_MTU = "longer than the impairment's MTU clamp (mtu=)"
+    IMPAIRMENT_QUEUE_FULL = "impairment queue full (queue=): tail drop"
+    IMPAIRMENT_RULE = "dropped by an impairment rule (drop=)"
     # ARP
     ARP_MALFORMED = "malformed ARP packet"
     ARP_PENDING_OVERFLOW = "too many packets waiting for one ARP resolution"
@@ -109,6 +116,12 @@ class DropReason(enum.Enum):
     DHCP_UNEXPECTED = "DHCP message not expected in this state or missing what it must carry"
     DHCP_POOL_EXHAUSTED = "DHCP request while no address of the pool is free"
     ARP_UNCONFIGURED = "ARP packet while the interface has no address yet (DHCP pending)"
+
+
+# on_drop(reason, detail, packet, ethernet): ``detail`` is the codec reason of a malformed
+# packet ("" otherwise); ``packet`` an ``IPv4Packet``, raw bytes (a link frame when ``ethernet``,
+# else an IPv4 packet) or None (the packet being processed).
+DropHook = Callable[[DropReason, str, object, bool], None]
 
 
 _MALFORMED_BY_LAYER = {
@@ -209,23 +222,31 @@ class NamedCountsSnapshot(NamedCounts):
 class Statistics:
     """All counters of one stack. Plain dicts: incrementing is the hot path."""
 
-    __slots__ = ("counters", "drops", "malformed")
+    __slots__ = ("counters", "drops", "malformed", "on_drop")
 
     def __init__(self, declared: DeclaredNames) -> None:
         self.counters = NamedCounts(declared.counters)
         self.drops: defaultdict[DropReason, int] = defaultdict(int)
         self.malformed = NamedCounts(declared.malformed, "malformed-packet reason")
+        self.on_drop: DropHook | None = None  # the tracer, while --trace is on
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
 
-    def drop(self, reason: DropReason) -> None:
+    def drop(self, reason: DropReason, packet: object = None, ethernet: bool = False) -> None:
+        """Count a dropped packet; ``packet`` (see ``DropHook``) only matters to the trace."""
         self.drops[reason] += 1
+        if self.on_drop is not None:
+            self.on_drop(reason, "", packet, ethernet)
 
-    def drop_malformed(self, reason: str) -> DropReason:
+    def drop_malformed(
+        self, reason: str, packet: object = None, ethernet: bool = False
+    ) -> DropReason:
         self.malformed[reason] += 1
         drop = drop_reason_for(reason)
         self.drops[drop] += 1
+        if self.on_drop is not None:
+            self.on_drop(drop, reason, packet, ethernet)
         return drop
 
     def snapshot(self) -> dict[str, dict[str, int]]:

@@ -48,11 +48,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pystack.wire", "pystack.link"),  # codecs; frames in and out (neither knows the other)
     ("pystack.ip",),  # IPv4, ARP, ICMP, IGMP, fragments, over a link's kind and MTU
     ("pystack.udp", "pystack.tcp"),
-    ("pystack.counters",),  # every counter name, some generated from TCP states and wire tables
+    # every counter name, some generated from TCP states and wire tables; the trace's formatting
+    ("pystack.counters", "pystack.tracing"),
     ("pystack.stack",),  # one host's protocols driven by poll; it knows no application
     # Applications on a stack import ``pystack.stack`` (the ``Stack`` they run on); the stack
     # imports none of them: the code that builds a host attaches them (``pystack.host``).
-    ("pystack.dhcp",),
+    ("pystack.dhcp", "pystack.statsview"),  # statsview: --stats tables of a stack
     ("pystack.dns",),  # the resolver follows the DHCP lease's servers
     ("pystack.services",),  # the DNS service answers with ``pystack.dns.server``
     # the stack thread; network namespaces; the scripted TCP tests (a stack and a script)

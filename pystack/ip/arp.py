@@ -119,7 +119,7 @@ class ARPCache:
             return None
         neighbour = self._new_entry(address, now)
         if neighbour is None:
-            self.statistics.drop(DropReason.ARP_CACHE_FULL)
+            self.statistics.drop(DropReason.ARP_CACHE_FULL, packet)
             return None
         self._queue(neighbour, packet)
         self._request(neighbour, BROADCAST_MAC)
@@ -131,8 +131,9 @@ class ARPCache:
         neighbour.pending_bytes += packet.total_length
         limits = self.settings
         while len(pending) > limits.pending_limit or neighbour.pending_bytes > limits.pending_bytes:
-            neighbour.pending_bytes -= pending.popleft().total_length  # oldest first, as Linux
-            self.statistics.drop(DropReason.ARP_PENDING_OVERFLOW)
+            oldest = pending.popleft()  # oldest first, as Linux
+            neighbour.pending_bytes -= oldest.total_length
+            self.statistics.drop(DropReason.ARP_PENDING_OVERFLOW, oldest)
 
     def _new_entry(self, address: int, now: float, incomplete: bool = True) -> Neighbour | None:
         if incomplete and self._incomplete_count() >= self.settings.incomplete_limit:
@@ -250,8 +251,8 @@ class ARPCache:
                 del self._table[neighbour.address]
                 self.statistics.count("arp.expired")
             elif neighbour.retries >= settings.max_retries:  # INCOMPLETE or PROBE gave up
-                for _ in neighbour.pending:
-                    self.statistics.drop(DropReason.ARP_RESOLUTION_FAILED)
+                for lost in neighbour.pending:
+                    self.statistics.drop(DropReason.ARP_RESOLUTION_FAILED, lost)
                 if not neighbour.pending:
                     self.statistics.count("arp.resolution_failed")
                 del self._table[neighbour.address]

@@ -124,8 +124,7 @@ class IGMPHost:
         try:
             message = IGMPMessage.parse(packet.payload, verify_checksum=not self.ip.trusted_frame)
         except MalformedPacket as error:
-            drop = self.statistics.drop_malformed(error.reason)
-            self._trace_drop(packet, f"{drop.name} ({error.reason})")
+            self.statistics.drop_malformed(error.reason, packet)
             return
         self.statistics.count("igmp.received")
         if message.is_query:
@@ -135,8 +134,7 @@ class IGMPHost:
         elif message.type == igmp.LEAVE_GROUP:
             self.statistics.count("igmp.leaves_heard")  # RFC 2236 3: for routers; hosts ignore
         else:
-            self.statistics.drop(DropReason.IGMP_UNHANDLED)
-            self._trace_drop(packet, DropReason.IGMP_UNHANDLED.name)
+            self.statistics.drop(DropReason.IGMP_UNHANDLED, packet)
 
     def _process_query(self, message: IGMPMessage, now: float) -> None:
         self.statistics.count(f"igmp.queries_received.v{message.query_version}")
@@ -204,7 +202,3 @@ class IGMPHost:
     def next_deadline(self) -> float | None:
         deadlines = [m.deadline for m in self._groups.values() if m.deadline is not None]
         return min(deadlines) if deadlines else None
-
-    def _trace_drop(self, packet: IPv4Packet, note: str) -> None:
-        if self.ip.trace is not None:
-            self.ip.trace("drop", packet.build(), False, note)

@@ -48,8 +48,10 @@ _ETHER_ARP = ETHERTYPE_ARP.to_bytes(2, "big")
 
 # handler(packet, now, broadcast): deliver one whole datagram to an upper protocol
 ProtocolHandler = Callable[[IPv4Packet, float, bool], None]
-# trace(direction, data, is_ethernet, note): direction is "in", "out" or "drop"
-TraceHook = Callable[[str, bytes, bool, str], None]
+# trace(direction, data, is_ethernet, note): direction "in" or "out"; ``data`` is the frame as
+# queued or received (a ``SegmentedFrame`` for a TSO burst, an ``OffloadedFrame`` when the
+# kernel left its checksum). Drops reach the trace through ``Statistics.drop``.
+TraceHook = Callable[[str, bytes | SegmentedFrame, bool, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,7 @@ class IPv4Layer:
         """One frame from the link: Ethernet (TAP) or a bare IPv4 packet (TUN)."""
         self.trusted_frame = trusted = frame.__class__ is OffloadedFrame
         if self.trace is not None:
-            self.trace("in", frame, self.ethernet, "offloaded checksum" if trusted else "")
+            self.trace("in", frame, self.ethernet, "")
         if trusted:
             self.statistics.count("ipv4.offloaded_frames_received")
         if not self.ethernet:
@@ -236,7 +238,7 @@ class IPv4Layer:
             packet = whole
         handler = self.handlers.get(packet.protocol)
         if handler is None:
-            self.statistics.drop(DropReason.PROTOCOL_UNREACHABLE)
+            self.statistics.drop(DropReason.PROTOCOL_UNREACHABLE, packet)
             self.icmp.send_error(
                 packet, icmpv4.DESTINATION_UNREACHABLE, icmpv4.PROTOCOL_UNREACHABLE, now, broadcast
             )
@@ -244,9 +246,7 @@ class IPv4Layer:
         handler(packet, now, broadcast)
 
     def _deliver_icmp(self, packet: IPv4Packet, now: float, broadcast: bool) -> None:
-        dropped = self.icmp.process(packet, now, broadcast)
-        if dropped is not None and self.trace is not None:
-            self.trace("drop", packet.build(), False, dropped.name)
+        self.icmp.process(packet, now, broadcast)  # its drops are traced with this packet
 
     # ---------------------------------------------------------------------------------------
     # output
@@ -369,15 +369,7 @@ class IPv4Layer:
             return
         self.outbox.append(frame)
         if self.trace is not None:
-            if isinstance(frame, SegmentedFrame):
-                self.trace(
-                    "out",
-                    frame.frame,
-                    False,
-                    f"segmentation offload, {frame.segment_size}-byte pieces",
-                )
-            else:
-                self.trace("out", frame, self.ethernet, "")
+            self.trace("out", frame, self.ethernet, "")
 
     # ---------------------------------------------------------------------------------------
     # timers and loopback
@@ -420,16 +412,10 @@ class IPv4Layer:
     # ---------------------------------------------------------------------------------------
     # drops
     def _drop(self, reason: DropReason, data: bytes) -> None:
-        self.statistics.drop(reason)
-        if self.trace is not None:
-            self.trace("drop", data, self.ethernet, reason.name)
+        self.statistics.drop(reason, data, self.ethernet)
 
     def _drop_packet(self, reason: DropReason, packet: IPv4Packet) -> None:
-        self.statistics.drop(reason)
-        if self.trace is not None:
-            self.trace("drop", packet.build(), False, reason.name)
+        self.statistics.drop(reason, packet)
 
     def _drop_malformed(self, reason: str, data: bytes, is_ethernet: bool = False) -> None:
-        drop = self.statistics.drop_malformed(reason)
-        if self.trace is not None:
-            self.trace("drop", data, is_ethernet, f"{drop.name} ({reason})")
+        self.statistics.drop_malformed(reason, data, is_ethernet)

@@ -9,9 +9,17 @@ whose payload is longer are dropped; ``none``), ``queue`` (frames held per direc
 A key prefixed ``in.`` or ``out.`` sets that direction only; an unprefixed key sets both; later
 keys override earlier ones.
 
+Rules pick packets rather than chance (``ImpairmentRule``): ``drop=DIR:PROTO[:FLAG...]:N``,
+``dup=DIR:PROTO[:FLAG...]:N`` and ``delay=DIR:PROTO[:FLAG...]:N:TIME`` act on the Nth packet
+(counted from 1) going in direction ``DIR`` (``in`` or ``out``) that matches ``PROTO`` (``tcp``,
+``udp``, ``icmp``, ``arp``, ``ip`` for any IPv4 packet, ``any``) and every ``FLAG`` (TCP only:
+``syn``, ``ack``, ``fin``, ``rst``, ``psh``, ``data`` for a payload, ``nodata`` for none). A
+``dup=``/``delay=`` value with a colon is a rule, without one the probability or time above.
+Rules may repeat and combine with every other key; ``RULES_HELP`` is the summary ``--help`` shows.
+
 Must not: know about links or time; it only describes impairments.
 
-Entry points: ``ImpairmentConfig.parse(text)`` (same as ``ImpairmentSpec.parse``),
+Entry points: ``ImpairmentConfig.parse(text)`` (same as ``ImpairmentSpec.parse``), ``ImpairmentRule``,
 ``ImpairmentConfig.format()``, ``ImpairmentConfig.symmetric(spec, seed)``, ``ImpairmentSpec``.
 """
 
@@ -32,6 +40,19 @@ _NUMBER = re.compile(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z%]*)")
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 _RATE_UNITS = {"bit": 1.0, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
 _ALIASES = {"dup": "duplicate", "limit": "queue"}
+RULE_ACTIONS = ("drop", "dup", "delay")
+RULE_PROTOCOLS = ("tcp", "udp", "icmp", "arp", "ip", "any")
+RULE_FLAGS = ("syn", "ack", "fin", "rst", "psh", "data", "nodata")
+KEYS_HELP = (
+    "loss=P, dup=P, reorder=P, corrupt=P (P: 5% or 0.05); delay=T, jitter=T, reorder_delay=T "
+    "(T: us, ms, s); rate=R (bit, kbit, mbit, gbit; none); mtu=N (none); queue=N (frames held "
+    "per direction, default 4096); seed=N; in.KEY or out.KEY for one direction"
+)
+RULES_HELP = (
+    "rules: drop=DIR:PROTO[:FLAG...]:N, dup=DIR:PROTO[:FLAG...]:N, "
+    "delay=DIR:PROTO[:FLAG...]:N:T act on the Nth matching packet; DIR in|out, "
+    "PROTO tcp|udp|icmp|arp|ip|any, FLAG syn|ack|fin|rst|psh|data|nodata (TCP)"
+)
 _DIRECTIONS = {
     "in": ("inbound",),
     "inbound": ("inbound",),
@@ -105,12 +126,88 @@ def _format_value(name: str, value: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ImpairmentRule:
+    """Act on the ``nth`` packet (from 1) of ``direction`` matching ``protocol`` and ``flags``.
+
+    ``action`` is ``"drop"``, ``"dup"`` (delivered twice) or ``"delay"`` (held ``delay``
+    seconds more; later packets overtake it). ``flags`` are TCP conditions that must all hold.
+    """
+
+    action: str
+    direction: str  # "inbound" or "outbound"
+    protocol: str
+    flags: tuple[str, ...]
+    nth: int
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.action not in RULE_ACTIONS:
+            raise ValueError(f"impairment rule: unknown action {self.action!r}")
+        if self.direction not in ("inbound", "outbound"):
+            raise ValueError(f"impairment rule: bad direction {self.direction!r}")
+        if self.protocol not in RULE_PROTOCOLS:
+            raise ValueError(f"impairment rule: unknown protocol {self.protocol!r}")
+        for flag in self.flags:
+            if flag not in RULE_FLAGS:
+                raise ValueError(f"impairment rule: unknown flag {flag!r}")
+        if self.flags and self.protocol != "tcp":
+            raise ValueError("impairment rule: flags apply to tcp only")
+        if self.nth < 1:
+            raise ValueError(f"impairment rule: packet number {self.nth} must be at least 1")
+        if not (math.isfinite(self.delay) and self.delay >= 0.0):
+            raise ValueError(f"impairment rule: delay {self.delay!r} must be >= 0 seconds")
+        if (self.action == "delay") != (self.delay > 0.0):
+            raise ValueError("impairment rule: delay= needs a positive time, only delay= has one")
+
+    @classmethod
+    def parse(cls, action: str, value: str) -> ImpairmentRule:
+        """``value`` is ``DIR:PROTO[:FLAG...]:N`` (``...:N:TIME`` for ``delay``)."""
+        where = f"impairment rule {action}={value}"
+        parts = [part.strip().lower() for part in value.split(":")]
+        delay = 0.0
+        if action == "delay":
+            if len(parts) < 4:
+                raise ValueError(f"{where}: want delay=DIR:PROTO[:FLAG...]:N:TIME")
+            try:
+                delay = _parse_time(parts.pop())
+            except ValueError as error:
+                raise ValueError(f"{where}: bad time: {error}") from None
+            if delay <= 0.0:
+                raise ValueError(f"{where}: the time must be positive")
+        elif len(parts) < 3:
+            raise ValueError(f"{where}: want {action}=DIR:PROTO[:FLAG...]:N")
+        direction, protocol, *flags, count = parts
+        if direction not in ("in", "out"):
+            raise ValueError(f"{where}: direction {direction!r} is not in or out")
+        if protocol not in RULE_PROTOCOLS:
+            known = "|".join(RULE_PROTOCOLS)
+            raise ValueError(f"{where}: protocol {protocol!r} is not one of {known}")
+        for flag in flags:
+            if flag not in RULE_FLAGS:
+                known = "|".join(RULE_FLAGS)
+                raise ValueError(f"{where}: flag {flag!r} is not one of {known}")
+        if flags and protocol != "tcp":
+            raise ValueError(f"{where}: flags apply to tcp only")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"{where}: packet number {count!r} is not a whole number >= 1")
+        return cls(action, _DIRECTIONS[direction][0], protocol, tuple(flags), int(count), delay)
+
+    def format(self) -> str:
+        direction = "in" if self.direction == "inbound" else "out"
+        fields_ = [direction, self.protocol, *self.flags, str(self.nth)]
+        if self.action == "delay":
+            fields_.append(f"{self.delay!r}s")
+        return f"{self.action}=" + ":".join(fields_)
+
+
+@dataclass(frozen=True, slots=True)
 class ImpairmentConfig:
     """Impairments for both directions and the seed their random choices derive from."""
 
     inbound: ImpairmentSpec = field(default_factory=ImpairmentSpec)
     outbound: ImpairmentSpec = field(default_factory=ImpairmentSpec)
     seed: int = 0
+    rules: tuple[ImpairmentRule, ...] = ()  # in the order given
 
     @classmethod
     def symmetric(cls, spec: ImpairmentSpec, seed: int = 0) -> ImpairmentConfig:
@@ -125,6 +222,7 @@ class ImpairmentConfig:
         """
         settings: dict[str, dict[str, Any]] = {"inbound": {}, "outbound": {}}
         seed = 0 if default_seed is None else default_seed
+        rules: list[ImpairmentRule] = []
         for item in text.split(","):
             item = item.strip()
             if not item:
@@ -136,6 +234,14 @@ class ImpairmentConfig:
             if key == "seed":
                 seed = _parse_seed(value)
                 continue
+            if key == "drop" or (key in ("dup", "delay") and ":" in value):
+                rules.append(ImpairmentRule.parse(key, value))
+                continue
+            if key.partition(".")[2] in RULE_ACTIONS and ":" in value:
+                raise ValueError(
+                    f"impairment spec: {key!r}: a rule names its direction in the value "
+                    f"(e.g. drop=out:tcp:data:3), not with in./out."
+                )
             directions, name = _split_direction(key)
             parsed = _parse_setting(name, key, value)
             for direction in directions:
@@ -143,7 +249,7 @@ class ImpairmentConfig:
         inbound, outbound = (
             _build(settings[direction], text) for direction in ("inbound", "outbound")
         )
-        return cls(inbound=inbound, outbound=outbound, seed=seed)
+        return cls(inbound=inbound, outbound=outbound, seed=seed, rules=tuple(rules))
 
     def format(self) -> str:
         """The text form; ``ImpairmentConfig.parse(config.format()) == config``."""
@@ -151,6 +257,7 @@ class ImpairmentConfig:
             items = self.inbound.format()
         else:
             items = self.inbound.format("in.") + self.outbound.format("out.")
+        items += [rule.format() for rule in self.rules]
         if self.seed:
             items.append(f"seed={self.seed}")
         return ",".join(items)
@@ -170,7 +277,7 @@ def _split_direction(key: str) -> tuple[tuple[str, ...], str]:
 def _parse_setting(name: str, key: str, value: str) -> Any:
     parser = _PARSERS.get(name)
     if parser is None:
-        known = ", ".join([*sorted(_PARSERS), "dup", "seed"])
+        known = ", ".join([*sorted(_PARSERS), "dup", "seed", "drop (a rule)"])
         raise ValueError(f"impairment spec: unknown key {key!r} (known: {known})")
     try:
         return parser(value)

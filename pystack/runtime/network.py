@@ -24,7 +24,7 @@ from types import ModuleType
 from pystack.dns.client import StackResolver
 from pystack.dns.hosts import load_hosts_file
 from pystack.dns.resolver import ResolverSettings
-from pystack.host import HostError, HostOptions, KernelHost, stderr_trace_sink
+from pystack.host import HostError, HostOptions, KernelHost, trace_options
 from pystack.runner import StackThread
 from pystack.runtime.machine_module import make_machine_module
 from pystack.runtime.masyncio import asyncio_module
@@ -99,8 +99,8 @@ class ScriptNetwork:
 
     def start(self) -> NetworkContext:
         arguments = self.arguments
-        trace = stderr_trace_sink() if getattr(arguments, "trace", False) else None
-        self.trace = trace
+        trace = trace_options(arguments)
+        self.trace = trace.sink if trace is not None else None
         address = arguments.addr or HOST_ADDRESS
         peer = arguments.peer or PEER_ADDRESS
         hosts_file = getattr(arguments, "hosts", None)

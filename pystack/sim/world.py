@@ -29,6 +29,7 @@ from pystack.runner import StackThread
 from pystack.services.naming import DNSService
 from pystack.services.stream import start_services
 from pystack.stack import DHCP, Stack, StackConfig
+from pystack.tracing import TraceOptions
 from pystack.wire.addresses import ip_from_str, parse_cidr, prefix_mask
 
 HOST_ADDRESS = "10.0.0.2/24"
@@ -57,7 +58,7 @@ class SimulatedNetwork:
         seed: int | None = None,
         impair: str | None = None,
         pcap: str | None = None,
-        trace: Callable[[str], None] | None = None,
+        trace: Callable[[str], None] | TraceOptions | None = None,
         services: str = PEER_SERVICES,
         mtu: int = 1500,
         hosts: dict[str, int] | None = None,
@@ -87,7 +88,11 @@ class SimulatedNetwork:
             random.Random(rng.getrandbits(64)),
         )
         if trace is not None:
-            self.host.set_trace(trace)
+            # With the peer traced too (TraceOptions.peer), each line says whose it is.
+            traced_peer = isinstance(trace, TraceOptions) and trace.peer
+            self.host.set_trace(trace, label="host" if traced_peer else "")
+            if traced_peer:
+                self.peer.set_trace(trace, label="peer")
         self.services = start_services(self.peer, services) if services else []
         # The peer's DNS server: peer.sim and example.com are the peer itself, plus --hosts.
         peer_address = ip_from_str(peer)

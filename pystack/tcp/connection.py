@@ -17,7 +17,7 @@ import errno
 from pystack.tcp.input import ConnectionInput
 from pystack.tcp.seq import seq_add, seq_diff
 from pystack.tcp.state import TCPState
-from pystack.tcp.tcb import IP_TCP_HEADERS
+from pystack.tcp.tcb import CAUSE_KEEPALIVE_PROBE, CAUSE_SYN_RETRANSMIT, IP_TCP_HEADERS
 from pystack.wire.tcp import ACK, TCPSegment
 
 
@@ -229,6 +229,17 @@ class TCPConnection(ConnectionInput):
         self.outbox = []
         return out
 
+    def keep_send_notes(self, keep: bool) -> None:
+        """While tracing: note why segments are sent again (``SEND_CAUSES``)."""
+        self.trace_notes = {} if keep else None
+
+    def take_send_notes(self) -> dict[int, int]:
+        """The notes on the segments ``segments_to_send`` last returned, by their index."""
+        notes = self.trace_notes or {}
+        if self.trace_notes is not None:
+            self.trace_notes = {}
+        return notes
+
     # -- timers --------------------------------------------------------------------------------
     def on_timer(self, now: float) -> None:
         """Fire every timer that is due at ``now``."""
@@ -277,6 +288,7 @@ class TCPConnection(ConnectionInput):
             self.statistics.count("tcp.syn_retransmits")
             self.total_retransmits += 1
             self.send_syn(now)
+            self.note_send(CAUSE_SYN_RETRANSMIT)
             self.retransmit_deadline = now + self.rtt.rto
             return
         if self.snd_una == self.snd_max:
@@ -310,6 +322,7 @@ class TCPConnection(ConnectionInput):
         self.keepalive_probes_sent += 1
         self.statistics.count("tcp.keepalive_probes")
         self.emit(seq_add(self.snd_nxt, -1), ACK, now)
+        self.note_send(CAUSE_KEEPALIVE_PROBE)
         self.keepalive_deadline = now + settings.keepalive_interval
 
     # -- introspection -------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pystack.tcp.seq import (
     seq_max,
 )
 from pystack.tcp.state import TCPState
+from pystack.tcp.tcb import CAUSE_FAST_RETRANSMIT
 from pystack.wire.tcp import ACK, FIN, RST, SYN, URG, TCPSegment
 
 MAX_WSCALE = 14  # RFC 7323 2.3
@@ -406,7 +407,7 @@ class ConnectionInput(ConnectionOutput):
         # Partial acknowledgement: the next hole is lost too.
         self.statistics.count("tcp.partial_acks")
         if not self.sack:
-            self.retransmit_first(now)  # RFC 6582 3.2 step 4
+            self.retransmit_first(now, CAUSE_FAST_RETRANSMIT)  # RFC 6582 3.2 step 4
             self.congestion.on_partial_ack(acked)
 
     def _old_ack(self, segment: TCPSegment, now: float) -> None:
@@ -438,7 +439,7 @@ class ConnectionInput(ConnectionOutput):
         flight = min(self.flight_size(), self.congestion.cwnd)
         self.congestion.enter_recovery(flight, self.sack)
         self.statistics.count("tcp.fast_retransmits")
-        self.retransmit_first(now)
+        self.retransmit_first(now, CAUSE_FAST_RETRANSMIT)
         self.retransmit_deadline = now + self.rtt.rto
 
     def _ack_state_changes(self, now: float) -> None:

@@ -24,7 +24,7 @@ from pystack.tcp.listener import TCPListener
 from pystack.tcp.seq import seq_add, seq_ge, seq_gt, seq_lt
 from pystack.tcp.settings import TCPSettings
 from pystack.tcp.state import TCPState
-from pystack.tcp.tcb import IP_TCP_HEADERS, Transition, TransmissionControlBlock
+from pystack.tcp.tcb import IP_TCP_HEADERS, SEND_CAUSES, Transition, TransmissionControlBlock
 from pystack.wire import icmpv4
 from pystack.wire.checksum import fold, pseudo_header_sum
 from pystack.wire.errors import MalformedPacket
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from pystack.ip.interface import IPv4Layer
 
 Key = tuple[int, int, int, int]  # local address, local port, remote address, remote port
+# event_hook(connection, now, timer_due): called after input, timers and output while
+# ``--trace=events`` is on (``timer_due`` True just before ``on_timer`` runs).
+EventHook = Callable[[TCPConnection, float, bool], None]
 
 _HARD_UNREACHABLE = {
     icmpv4.PROTOCOL_UNREACHABLE: errno.ECONNREFUSED,
@@ -63,6 +66,8 @@ class TCPLayer:
         self._timers: list[tuple[float, int, TCPConnection]] = []
         self._timer_order = itertools.count()
         self.trace: Callable[[str], None] | None = None  # state transitions, for --trace
+        self.send_note: Callable[[str], None] | None = None  # "retransmit: RTO" before a send
+        self.event_hook: EventHook | None = None  # --trace=events
         self._challenge_window = -1
         self._challenge_count = 0
         ip.handlers[PROTO_TCP] = self.process_packet
@@ -153,7 +158,21 @@ class TCPLayer:
             segmentation_limit=self.ip.segmentation_limit if path_mtu == self.ip.mtu else 0,
         )
         self.connections[(local[0], local[1], remote[0], remote[1])] = connection
+        if self.send_note is not None:
+            connection.keep_send_notes(True)
         return connection
+
+    def set_trace_hooks(
+        self,
+        state: Callable[[str], None] | None,
+        send_note: Callable[[str], None] | None,
+        event_hook: EventHook | None,
+    ) -> None:
+        """--trace: state transitions, why segments are sent again, and (``--trace=events``)
+        the connection's variables and timers. None for all: tracing off."""
+        self.trace, self.send_note, self.event_hook = state, send_note, event_hook
+        for connection in self.connections.values():
+            connection.keep_send_notes(send_note is not None)
 
     # -- callbacks from connections (ConnectionOwner) --------------------------------------------
     def connection_changed(self, connection: TransmissionControlBlock) -> None:
@@ -235,6 +254,8 @@ class TCPLayer:
             else:
                 connection.process_segment(segment, now)
             self._dirty[connection] = None
+            if self.event_hook is not None:
+                self.event_hook(connection, now, False)
             return
         listener = self.listeners.get((packet.dst, segment.dst_port)) or self.listeners.get(
             (0, segment.dst_port)
@@ -338,15 +359,37 @@ class TCPLayer:
                 return
             dirty, self._dirty = self._dirty, {}
             for connection in dirty:
-                for segment in connection.segments_to_send(now):
-                    self.send_segment(
-                        segment,
-                        connection.local_address,
-                        connection.remote_address,
-                        now,
-                        connection.mss,
-                    )
+                segments = connection.segments_to_send(now)
+                if connection.trace_notes is not None:
+                    self._send_noted(connection, segments, now)
+                else:
+                    for segment in segments:
+                        self.send_segment(
+                            segment,
+                            connection.local_address,
+                            connection.remote_address,
+                            now,
+                            connection.mss,
+                        )
                 self._schedule(connection)
+
+    def _send_noted(
+        self, connection: TCPConnection, segments: list[TCPSegment], now: float
+    ) -> None:
+        """``flush`` while tracing: each segment's cause goes to the trace before it is sent."""
+        notes = connection.take_send_notes()
+        note = self.send_note
+        for index, segment in enumerate(segments):
+            cause = notes.get(index, 0)
+            if note is not None and cause:
+                note(SEND_CAUSES[cause])
+            self.send_segment(
+                segment, connection.local_address, connection.remote_address, now, connection.mss
+            )
+            if note is not None and cause:
+                note("")
+        if self.event_hook is not None:
+            self.event_hook(connection, now, False)
 
     def _schedule(self, connection: TCPConnection) -> None:
         deadline = connection.next_deadline() if connection.state is not TCPState.CLOSED else None
@@ -364,6 +407,8 @@ class TCPLayer:
             if connection.scheduled != deadline or connection.state is TCPState.CLOSED:
                 continue  # stale entry: the connection's timers changed since
             connection.scheduled = None
+            if self.event_hook is not None:
+                self.event_hook(connection, now, True)
             connection.on_timer(now)
             self._dirty[connection] = None
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from pystack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt
 from pystack.tcp.state import TCPState
-from pystack.tcp.tcb import TIMESTAMP_SPACE, TransmissionControlBlock
+from pystack.tcp.tcb import (
+    CAUSE_FAST_RETRANSMIT,
+    CAUSE_PERSIST_PROBE,
+    CAUSE_RTO,
+    CAUSE_SACK_RECOVERY,
+    TIMESTAMP_SPACE,
+    TransmissionControlBlock,
+)
 from pystack.wire.tcp import (
     ACK,
     FIN,
@@ -226,14 +233,16 @@ class ConnectionOutput(TransmissionControlBlock):
         if flags & FIN:
             self.fin_sent = True
         if retransmission:
-            self._count_retransmit(seq)
+            self._count_retransmit(seq, CAUSE_FAST_RETRANSMIT if self.in_recovery else CAUSE_RTO)
         elif self.rtt_seq is None and not self.timestamps:
             self.rtt_seq, self.rtt_time = seq, now  # RFC 6298 (Karn): time only new data
         if self.retransmit_deadline is None:
             self.retransmit_deadline = now + self.rtt.rto
         self.persist_deadline = None
 
-    def _count_retransmit(self, seq: int) -> None:
+    def _count_retransmit(self, seq: int, cause: int) -> None:
+        if self.trace_notes is not None:
+            self.note_send(cause)
         self.total_retransmits += 1
         self.statistics.count("tcp.retransmits")
         if self.rtt_seq is not None and not seq_lt(seq, self.rtt_seq):
@@ -254,7 +263,7 @@ class ConnectionOutput(TransmissionControlBlock):
             self.snd_max = self.snd_nxt
         self.fin_sent = True
         if retransmission:
-            self._count_retransmit(fin)
+            self._count_retransmit(fin, CAUSE_FAST_RETRANSMIT if self.in_recovery else CAUSE_RTO)
         if self.retransmit_deadline is None:
             self.retransmit_deadline = now + self.rtt.rto
 
@@ -286,9 +295,11 @@ class ConnectionOutput(TransmissionControlBlock):
             self.statistics.count("tcp.window_probes")  # a probe that carries what fits
             self.statistics.count("tcp.sws_override_sends")
             self._send_data(now, offset, fits)
+            self.note_send(CAUSE_PERSIST_PROBE)
             return
         payload = self.send_buffer.read(0, 1)
         self.emit(self.snd_una, ACK, now, payload)
+        self.note_send(CAUSE_PERSIST_PROBE)
         # The octet may be refused: snd_max covers it (its ACK is acceptable) but snd_nxt stays,
         # so sending resumes at the left edge when the window opens, not one octet past it.
         if seq_gt(seq_add(self.snd_una, 1), self.snd_max):
@@ -298,16 +309,16 @@ class ConnectionOutput(TransmissionControlBlock):
         self.persist_deadline = now + self._persist_interval()
 
     # -- retransmission ------------------------------------------------------------------------
-    def retransmit_first(self, now: float) -> int:
+    def retransmit_first(self, now: float, cause: int = CAUSE_RTO) -> int:
         """Resend the segment at snd_una (RTO, or fast retransmit RFC 5681 3.2 step 2).
 
-        Returns the sequence number after what was sent.
+        Returns the sequence number after what was sent. ``cause`` is for the trace.
         """
         buffered = len(self.send_buffer)
         if buffered == 0:
             if self.fin_sent:
                 self.emit(self.snd_una, FIN | ACK, now)
-                self._count_retransmit(self.snd_una)
+                self._count_retransmit(self.snd_una, cause)
                 return seq_add(self.snd_una, 1)
             return self.snd_una
         # What was sent before (up to snd_max), or what the window allows, at least one byte.
@@ -317,7 +328,7 @@ class ConnectionOutput(TransmissionControlBlock):
         if size == buffered and self.fin_sent:
             flags |= FIN
         self.emit(self.snd_una, flags, now, self.send_buffer.read(0, size))
-        self._count_retransmit(self.snd_una)
+        self._count_retransmit(self.snd_una, cause)
         end = seq_add(self.snd_una, size + (1 if flags & FIN else 0))
         if seq_gt(end, self.high_rxt):
             self.high_rxt = end
@@ -345,7 +356,7 @@ class ConnectionOutput(TransmissionControlBlock):
             if length <= 0:
                 return
             self.emit(seq, ACK, now, self.send_buffer.read(offset, length))
-            self._count_retransmit(seq)
+            self._count_retransmit(seq, CAUSE_SACK_RECOVERY)
             self.high_rxt = seq_add(seq, length)
             if self.retransmit_deadline is None:
                 self.retransmit_deadline = now + self.rtt.rto

@@ -51,6 +51,8 @@ Which code may change what:
 - user options ``nodelay``, ``keepalive``, ``user_closed``, ``read_shutdown``, ``fin_queued``:
   the user calls in connection.py.
 - ``outbox``: output appends segments; ``segments_to_send`` hands them to the layer.
+- ``trace_notes``: None unless ``--trace`` is on (``keep_send_notes``); output notes why a
+  segment is sent again (``SEND_CAUSES``), ``take_send_notes`` hands the notes to the layer.
 
 Sans-IO: the block never sends; it queues ``TCPSegment`` values that the layer pulls.
 """
@@ -70,6 +72,24 @@ from pystack.tcp.state import TCPState
 from pystack.wire.tcp import TCPSegment
 
 IP_TCP_HEADERS = 40  # IPv4 + TCP headers without options
+
+# Why a segment is sent (again), for --trace: ``trace_notes`` maps an outbox index to one of
+# these numbers, and the trace prints the text.
+CAUSE_RTO = 1
+CAUSE_FAST_RETRANSMIT = 2
+CAUSE_SACK_RECOVERY = 3
+CAUSE_PERSIST_PROBE = 4
+CAUSE_KEEPALIVE_PROBE = 5
+CAUSE_SYN_RETRANSMIT = 6
+SEND_CAUSES = (
+    "",
+    "retransmit: RTO",
+    "retransmit: fast retransmit",
+    "retransmit: SACK recovery",
+    "persist probe",
+    "keepalive probe",
+    "retransmit: SYN timeout",
+)
 TIMESTAMP_SPACE = 12  # NOP NOP TS: the options every segment carries once timestamps are on
 
 
@@ -182,6 +202,7 @@ class TransmissionControlBlock:
         "time_wait_deadline",
         "timestamps",
         "total_retransmits",
+        "trace_notes",
         "transitions",
         "ts_offset",
         "ts_recent",
@@ -293,6 +314,7 @@ class TransmissionControlBlock:
         # output queue, pulled by the layer
         self.outbox: list[TCPSegment] = []
         self.scheduled: float | None = None  # the layer's timer heap bookkeeping
+        self.trace_notes: dict[int, int] | None = None  # outbox index -> cause, when tracing
 
     # ---------------------------------------------------------------------------------------
     def _set_state(self, new: TCPState, now: float, cause: str) -> None:
@@ -327,6 +349,12 @@ class TransmissionControlBlock:
             if deadline is not None and (best is None or deadline < best):
                 best = deadline
         return best
+
+    def note_send(self, cause: int) -> None:
+        """Say why the segment just queued was sent (only kept while tracing)."""
+        notes = self.trace_notes
+        if notes is not None and self.outbox:
+            notes[len(self.outbox) - 1] = cause
 
     def drop(self, reason: DropReason) -> None:
         self.statistics.drop(reason)

@@ -151,8 +151,7 @@ class UDPLayer:
                 packet.payload, packet.src, packet.dst, verify_checksum=not self.ip.trusted_frame
             )
         except MalformedPacket as error:
-            drop = self.statistics.drop_malformed(error.reason)
-            self._trace_drop(packet, f"{drop.name} ({error.reason})")
+            self.statistics.drop_malformed(error.reason, packet)
             return
         self.statistics.count("udp.received")
         source = (packet.src, datagram.src_port)
@@ -241,12 +240,7 @@ class UDPLayer:
 
     # -- drops -----------------------------------------------------------------------------------
     def _drop(self, reason: DropReason, packet: IPv4Packet) -> None:
-        self.statistics.drop(reason)
-        self._trace_drop(packet, reason.name)
-
-    def _trace_drop(self, packet: IPv4Packet, note: str) -> None:
-        if self.ip.trace is not None:
-            self.ip.trace("drop", packet.build(), False, note)
+        self.statistics.drop(reason, packet)
 
 
 def _error_for(message: ICMPv4Message) -> int:

@@ -79,7 +79,7 @@ def test_options_before_the_script_are_pystacks() -> None:
     arguments = build_parser().parse_args(
         ["run", "--link", "tap", "--seed", "3", "--trace", "s.py", "--seed", "-v", "--", "a"]
     )
-    assert (arguments.link, arguments.seed, arguments.trace) == ("tap", 3, True)
+    assert (arguments.link, arguments.seed, arguments.trace) == ("tap", 3, "packets")
     assert arguments.script == "s.py"
     assert arguments.arguments == ["--seed", "-v", "--", "a"]
 
