@@ -217,7 +217,7 @@ class HTTPSession(Session):
     def expired(self, now: float) -> None:
         service, exchange = self.service, self.exchange
         if exchange is None and self.head_started is not None:
-            if self.buffer:
+            if self.buffer or self.empty_lines:  # (something of a request arrived)
                 self._fail(HTTPError(408, "request head incomplete"), now, "timeouts")
                 self.last_activity = now
                 self._set_phase(now)
