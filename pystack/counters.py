@@ -39,7 +39,9 @@ def _icmp_type(kind: int) -> str:
 # The session services (``pystack/services``) count ``<service name>.<event>``.
 SESSION_SERVICES = ("http", "https", "mqtt", "tlsecho")
 _SESSION_EVENTS = {
-    "refused": "connections aborted at once: max_connections sessions were open",
+    "refused": "connections aborted at once: max_connections sessions were open, all active",
+    "evicted": "sessions reset to make room for a new connection (the least progress first)",
+    "handshake_timeouts": "connections closed: the TLS handshake did not finish in time",
     "internal_errors": "sessions ended by an exception in the service's own code",
     "tls_handshakes": "TLS handshakes completed",
     "tls_truncated": "TLS streams ended by a FIN without close_notify",
@@ -51,7 +53,9 @@ _HTTP_EVENTS = {
     "bad_bodies": "requests with a malformed chunked body (the connection is closed)",
     "incomplete": "connections the client ended inside a request",
     "idle_closed": "idle keep-alive connections closed by the server",
-    "timeouts": "requests that did not arrive in time (answered 408)",
+    "timeouts": "request heads not complete in time (408) and responses nobody read (reset)",
+    "body_timeouts": "request bodies slower than the minimum rate (408, or closed)",
+    "tls_rejected": "connections closed at once: they sent TLS to the plain HTTP port",
 }
 _MQTT_EVENTS = {
     "connects": "CONNECTs accepted",
@@ -59,6 +63,7 @@ _MQTT_EVENTS = {
     "refused_identifier": "CONNECTs refused: identifier rejected",
     "connect_timeouts": "connections closed without a CONNECT in time",
     "keepalive_expired": "clients closed after 1.5 keep-alive periods of silence",
+    "idle_closed": "keep-alive 0 clients closed after the idle bound without traffic",
     "disconnects": "DISCONNECTs received",
     "takeovers": "sessions taken over by a new connection with the same client identifier",
     "sessions_forgotten": "disconnected persistent sessions dropped to make room",
@@ -73,7 +78,7 @@ _MQTT_EVENTS = {
     "unknown_acks": "PUBACK, PUBREC or PUBCOMP for no message in flight",
 }
 _TLSECHO_EVENTS = {
-    "timeouts": "sessions closed because the handshake or the peer stalled",
+    "timeouts": "sessions closed after the idle timeout without data",
 }
 _SERVICE_EVENTS = {
     "http": {**_SESSION_EVENTS, **_HTTP_EVENTS},

@@ -24,9 +24,22 @@ HTTP/1.0 closes after the response unless ``Connection: keep-alive`` (MicroPytho
 sends 1.0 with ``close`` and reads to EOF). Every response has ``Date``, ``Server`` and either
 ``Content-Length`` or ``Transfer-Encoding: chunked`` (never chunked to a 1.0 client; none for
 204 and 304). A malformed request (``http_message.py``) is answered 400/414/431/501/505 and the
-connection closed, since where the next request starts is unknown. ``Expect: 100-continue`` gets
-an interim 100 when the body will be read. A connection idle for ``idle_timeout`` is closed
-(408 if it stopped inside a request head).
+connection closed, since where the next request starts is unknown; a bad request line is
+answered as soon as it is in, without waiting for the rest of the head. A first byte of 0x16 (a
+TLS ClientHello on this plain port) closes the connection at once (``tls_rejected``).
+``Expect: 100-continue`` gets an interim 100 when the body will be read.
+
+Deadlines (the phases of ``session.py``; a slot held past one is closed, counted):
+- a request head must be complete within ``head_timeout`` (10 s) of its first byte, or of the
+  accept (the TLS handshake's end) for the first: a total, however the bytes trickle in; then
+  408 (``timeouts``), or a plain close if nothing arrived (``idle_closed``);
+- a request body gets ``body_timeout`` (20 s) plus 1/``body_rate`` s per byte (500 bytes/s),
+  never more than ``body_timeout`` ahead; while we are the ones not reading (an echo the client
+  does not read) it is not charged. Too slow: 408, or the connection closed if the response
+  had started (``body_timeouts``);
+- an idle keep-alive connection is closed after ``idle_timeout`` (30 s, ``idle_closed``), and a
+  response that moves nothing for as long (the client stopped reading) is reset
+  (``timeouts``).
 Entry points: ``HTTPService``, ``HTTPSService`` (the /bytes pattern itself:
 ``http_content.pattern_bytes``).
 """
@@ -59,12 +72,13 @@ from pystack.services.http_message import (
     HTTPError,
     LengthReader,
     RequestHead,
+    check_request_line,
     find_head_end,
     parse_request_head,
     response_head,
     skip_empty_lines,
 )
-from pystack.services.session import Session, SessionService, Stream
+from pystack.services.session import Phase, Session, SessionService, Stream
 
 if TYPE_CHECKING:
     from pystack.stack import Stack
@@ -75,7 +89,12 @@ MAX_BODY = 16 * 1024 * 1024  # request bodies; larger: 413
 MAX_REDIRECTS = 20  # /redirect/N
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")  # a Host we may echo in Location
 INPUT_LIMIT = 1 << 16  # request bytes buffered per connection (>= MAX_HEAD)
-IDLE_TIMEOUT = 30.0
+IDLE_TIMEOUT = 30.0  # an idle keep-alive connection, or a response nobody reads: closed
+HEAD_TIMEOUT = 10.0  # a whole request head, from its first byte (or the accept): else 408
+BODY_TIMEOUT = 20.0  # a request body's first allowance, and the most a burst can buy
+BODY_RATE = 500.0  # bytes per second a request body must keep up (each byte buys 1/rate s)
+MAX_EMPTY_LINES = 2  # empty lines ignored before a request line (RFC 9112 2.2); more: 400
+TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS record carrying a ClientHello
 REQUESTS_PER_STEP = 8  # pipelined requests answered per step
 SEND_ROUNDS = 16  # content pieces handed to the stream per step
 KNOWN_METHODS = frozenset(
@@ -150,20 +169,95 @@ class HTTPSession(Session):
         self.exchange: Exchange | None = None
         self.last_activity = now
         self.requests = 0
+        self.head_started: float | None = None  # when the request head being read began
+        self.empty_lines = 0  # empty lines skipped before the next request line
+        self.body_deadline = 0.0  # the request body must have arrived by then (see _body_read)
 
-    def deadline(self) -> float | None:
-        return None if self.stream.closing else self.last_activity + self.service.idle_timeout
+    # -- phases --------------------------------------------------------------------------------
+    def start(self, now: float) -> None:
+        self.head_started = now  # the first request head is due from the start
+        self._set_phase(now)
 
+    def _set_phase(self, now: float) -> None:
+        """OPENING while a request head is due, IDLE between requests, ACTIVE in an exchange;
+        each with its deadline (see ``HTTPService``)."""
+        if self.stream.closing:
+            return
+        service, exchange = self.service, self.exchange
+        if exchange is None:
+            if self.buffer and self.head_started is None:
+                self.head_started = now  # the first byte of the next request
+            if self.head_started is not None:
+                self.enter(Phase.OPENING, self.head_started + service.head_timeout)
+            else:
+                self.enter(Phase.IDLE, self.last_activity + service.idle_timeout)
+            return
+        if self._waiting_for_body():
+            self.enter(Phase.ACTIVE, self.body_deadline)
+            return
+        body = exchange.body
+        if body is not None and not body.done:  # input waits for us, not the client
+            self.body_deadline = max(self.body_deadline, now + service.body_timeout)
+        self.enter(Phase.ACTIVE, self.last_activity + service.idle_timeout)
+
+    def _waiting_for_body(self) -> bool:
+        exchange = self.exchange
+        if exchange is None or exchange.pending:
+            return False
+        body = exchange.body
+        return body is not None and not body.done and body.starved(self.buffer)
+
+    def _body_read(self, size: int, now: float) -> None:
+        """``size`` bytes of a request body arrived: each buys ``1 / body_rate`` seconds, never
+        more than ``body_timeout`` ahead (a fast burst does not buy a long silence)."""
+        service = self.service
+        extended = self.body_deadline + size / service.body_rate
+        self.body_deadline = min(extended, now + service.body_timeout)
+
+    def expired(self, now: float) -> None:
+        service, exchange = self.service, self.exchange
+        if exchange is None and self.head_started is not None:
+            if self.buffer or self.empty_lines:  # (something of a request arrived)
+                self._fail(HTTPError(408, "request head incomplete"), now, "timeouts")
+                self.last_activity = now
+                self._set_phase(now)
+                return
+            service.count("idle_closed")  # (nothing of a request arrived)
+            self.stream.close(now)
+        elif exchange is None:
+            service.count("idle_closed")
+            self.stream.close(now)
+        elif self._waiting_for_body():
+            if exchange.started:
+                service.count("body_timeouts")
+                self.stream.close(now)  # (the response is cut short: the client sees an error)
+                self.exchange = None
+            else:
+                self._fail(HTTPError(408, "request body too slow"), now, "body_timeouts")
+                self.last_activity = now
+                self._set_phase(now)
+        else:
+            service.count("timeouts")  # the client stopped reading the response
+            self.stream.abort(now)
+
+    # -- stepping ------------------------------------------------------------------------------
     def step(self, now: float) -> bool:
+        moved = self._step(now)
+        self._set_phase(now)
+        return moved
+
+    def _step(self, now: float) -> bool:
         stream = self.stream
         if stream.closing:
             return False
-        moved = self._read()
+        moved = self._read(now)
         for _ in range(REQUESTS_PER_STEP):
             if self.exchange is None:
                 if not self._start(now):
                     break
                 moved = True
+                if self.exchange is None:  # (it closed the connection)
+                    return True
             moved = self._advance(now) or moved
             exchange = self.exchange
             if exchange is None:  # (it ended the connection)
@@ -177,32 +271,51 @@ class HTTPSession(Session):
         if moved:
             self.last_activity = now
             return True
-        if now >= self.last_activity + self.service.idle_timeout:
-            return self._idle(now)
         return self._eof(now)
 
-    def _read(self) -> bool:
+    def _read(self, now: float) -> bool:
         room = INPUT_LIMIT - len(self.buffer)
         if room <= 0 or not self.stream.readable:
             return False
-        self.buffer += self.stream.receive(room)
+        data = self.stream.receive(room)
+        self.buffer += data
+        exchange = self.exchange
+        if exchange is not None and exchange.body is not None and not exchange.body.done:
+            self._body_read(len(data), now)
         return True
 
     def _start(self, now: float) -> bool:
-        """Parse the next request head if it is all here; True when an exchange began."""
+        """Parse the next request head if it is all here; True when an exchange began or the
+        request was refused."""
         buffer = self.buffer
-        skip_empty_lines(buffer)
+        self.empty_lines += skip_empty_lines(buffer)
+        if self.empty_lines > MAX_EMPTY_LINES:
+            self._fail(HTTPError(400, "empty lines instead of a request line"), now)
+            return True
+        if buffer[:1] == TLS_HANDSHAKE:
+            self.service.count("tls_rejected")  # a ClientHello: this client expects TLS
+            buffer.clear()
+            self.stream.close(now)
+            return True
         end = find_head_end(buffer)
         if end is None:
+            first_line = buffer.find(b"\n")
+            try:
+                if first_line >= 0:
+                    check_request_line(bytes(buffer[:first_line]))  # fail early, not at the end
+                elif len(buffer) > MAX_REQUEST_LINE:
+                    raise HTTPError(414, "request line too long")
+            except HTTPError as error:
+                self._fail(error, now)
+                return True
             if len(buffer) > MAX_HEAD:
-                first_line = buffer.find(b"\n")
-                long_line = first_line < 0 and len(buffer) > MAX_REQUEST_LINE
-                status = 414 if long_line or first_line > MAX_REQUEST_LINE else 431
-                self._fail(HTTPError(status, "request head too large"), now)
+                self._fail(HTTPError(431, "request head too large"), now)
                 return True
             return False
         head_bytes = bytes(buffer[:end])
         del buffer[:end]
+        self.empty_lines = 0
+        self.head_started = None
         try:
             if len(head_bytes) > MAX_HEAD:
                 raise HTTPError(431, "request head too large")
@@ -216,6 +329,8 @@ class HTTPSession(Session):
 
     def _begin(self, head: RequestHead, response: Response, now: float) -> None:
         self.requests += 1
+        self.progressed(now)
+        self.body_deadline = now + self.service.body_timeout
         self.service.count("requests")
         body: LengthReader | ChunkedReader | None = None
         if head.chunked:
@@ -240,6 +355,7 @@ class HTTPSession(Session):
         """A request we cannot frame: answer ``error.status`` and close after it."""
         self.service.count(event)
         self.buffer.clear()
+        self.head_started = None
         response = text_response(error.status, f"{error.status} {error.reason}\n", close=True)
         self.exchange = Exchange(None, response, None, self.service.fields(response))
 
@@ -290,19 +406,6 @@ class HTTPSession(Session):
             exchange.started = moved = True
         return moved
 
-    def _idle(self, now: float) -> bool:
-        if self.exchange is None and self.buffer:
-            self._fail(HTTPError(408, "request incomplete"), now, "timeouts")
-            self.last_activity = now
-            return True
-        if self.exchange is None:
-            self.service.count("idle_closed")
-            self.stream.close(now)
-        else:
-            self.service.count("timeouts")
-            self.stream.abort(now)
-        return True
-
     def _eof(self, now: float) -> bool:
         """The client finished sending: close once nothing is left to answer."""
         if self.exchange is not None or not self.stream.at_eof:
@@ -327,10 +430,18 @@ class HTTPService(SessionService):
         max_connections: int | None = None,
         clock: Callable[[], float] = time.time,
         idle_timeout: float = IDLE_TIMEOUT,
+        head_timeout: float = HEAD_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
+        body_rate: float = BODY_RATE,
     ) -> None:
         super().__init__(stack, port, backlog, tls, max_connections)
+        if min(idle_timeout, head_timeout, body_timeout, body_rate) <= 0:
+            raise ValueError("HTTP timeouts and the body rate must be > 0")
         self.clock = clock
         self.idle_timeout = idle_timeout
+        self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
+        self.body_rate = body_rate
         self._date: tuple[int, str] = (-1, "")
 
     def make_session(self, stream: Stream, now: float) -> Session:

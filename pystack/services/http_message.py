@@ -17,9 +17,10 @@ smuggling) are applied strictly:
 - whitespace before a field's colon, obsolete line folding, control characters: 400 (5.1, 5.2).
 
 A bare LF ends a line as well as CR LF does (RFC 9112 2.2 allows it; hand-typed requests need
-it); a CR anywhere else is an error. Empty lines before the request line are skipped (2.2).
+it); a CR anywhere else is an error. Empty lines before the request line are skipped (2.2: at
+least one SHOULD be; the server allows two and answers more with 400).
 Entry points: ``HTTPError``, ``RequestHead``, ``find_head_end``, ``parse_request_head``,
-``LengthReader``, ``ChunkedReader``, ``response_head``.
+``check_request_line``, ``LengthReader``, ``ChunkedReader``, ``response_head``.
 """
 
 from __future__ import annotations
@@ -97,14 +98,28 @@ def find_head_end(buffer: bytes | bytearray) -> int | None:
     return min(ends) if ends else None
 
 
-def skip_empty_lines(buffer: bytearray) -> None:
-    """RFC 9112 2.2: ignore empty lines before a request line (some clients add CR LF after
-    a body)."""
+def skip_empty_lines(buffer: bytearray) -> int:
+    """RFC 9112 2.2: drop empty lines before a request line (some clients add CR LF after a
+    body); the number of lines dropped (each LF ends one)."""
     start = 0
     while start < len(buffer) and buffer[start] in b"\r\n":
         start += 1
-    if start:
-        del buffer[:start]
+    if not start:
+        return 0
+    lines = buffer.count(b"\n", 0, start)
+    del buffer[:start]
+    return lines
+
+
+def check_request_line(line: bytes) -> None:
+    """Raise ``HTTPError`` if ``line`` (without its LF) cannot be a request line: a bad head is
+    answered as soon as its first line is in, not when (or if) the blank line comes."""
+    text = line.decode("latin-1")
+    if text.endswith("\r"):
+        text = text[:-1]
+    if "\r" in text:
+        raise HTTPError(400, "bare CR in the request line")
+    _parse_request_line(text)
 
 
 def _lines(head: bytes) -> list[str]:

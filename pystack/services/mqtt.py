@@ -22,8 +22,19 @@ The parts:
 
 The will is published when the connection ends any way but DISCONNECT: the client closed or
 reset it, its keepalive expired (1.5 times the interval without a packet, 3.1.2-24), a protocol
-error, or a takeover. Time is the ``now`` given to ``step``; the keepalive deadlines are among
-the broker's ``next_deadline`` (and so the stack's).
+error, a takeover, or its slot was given to a newer connection (``session.py``'s eviction).
+Time is the ``now`` given to ``step``; the deadlines are the session phases of ``session.py``
+(and so among the broker's ``next_deadline`` and the stack's):
+- the CONNECT must arrive within ``connect_timeout`` (10 s) of the accept
+  (``mqtt.connect_timeouts``);
+- a keepalive of K seconds closes the connection after 1.5 K seconds without a packet from the
+  client (3.1.2-24, ``mqtt.keepalive_expired``);
+- a keepalive of 0 turns that mechanism off (3.1.2-10), so such a connection is bounded instead
+  by ``idle_without_keepalive`` (300 s, as if it had asked for 200 s: "typically a few minutes")
+  without a packet from the client or a delivery to it (``mqtt.idle_closed``).
+Slots go to connections that do something: a flood of idle CONNECTs is evicted (least progress
+first: one that has sent only its CONNECT before one that also subscribed or published) rather
+than keeping a newcomer out.
 
 Bounds (all counted when hit): ``MAX_PACKET`` bytes per packet (larger: closed), connections
 (``max_connections``), ``MAX_SUBSCRIPTIONS`` per client (more: SUBACK 0x80), ``MAX_RETAINED``
@@ -54,7 +65,7 @@ from pystack.services.mqtt_packets import (
     Unsubscribe,
 )
 from pystack.services.mqtt_topics import Levels, matches, split, valid_filter
-from pystack.services.session import Session, SessionService, Stream
+from pystack.services.session import Phase, Session, SessionService, Stream
 
 if TYPE_CHECKING:
     from pystack.stack import Stack
@@ -71,6 +82,7 @@ MAX_INFLIGHT = 32  # QoS 1 deliveries sent, not yet acknowledged, per client
 MAX_QOS2_PENDING = 64  # inbound QoS 2 identifiers awaiting PUBREL, per client
 MAX_SESSIONS = 256  # client states kept (connected or persistent)
 CONNECT_TIMEOUT = 10.0  # seconds from accepting a connection to its CONNECT
+IDLE_WITHOUT_KEEPALIVE = 300.0  # seconds of silence closing a keepalive-0 connection
 CONTROL_LIMIT = 1 << 16  # queued control bytes above which input is no longer read
 PACKETS_PER_STEP = 32
 SEND_ROUNDS = 32
@@ -132,20 +144,44 @@ class MQTTSession(Session):
         self.keepalive = 0
         self.will: packets.Will | None = None
         self.last_packet = now
+        self.last_activity = now  # a packet from the client or a delivery to it
         self.hangup = False  # close once the control packets are out
 
-    # -- timers --------------------------------------------------------------------------------
-    def deadline(self) -> float | None:
-        if self.stream.closing or self.hangup:
-            return None
+    # -- phases --------------------------------------------------------------------------------
+    def start(self, now: float) -> None:
+        self.enter(Phase.OPENING, self.opened_at + self.broker.connect_timeout)
+
+    def _set_phase(self) -> None:
+        if self.stream.closing:
+            return
+        if self.hangup:
+            self.enter(Phase.IDLE, None)  # ending: only the last control packets are left
+            return
         if not self.connected:
-            return self.opened_at + CONNECT_TIMEOUT
+            return  # (OPENING, until the CONNECT deadline set by ``start``)
+        client = self.client
+        busy = self.pending or self.control or (client and (client.queue or client.resend))
         if self.keepalive:
-            return self.last_packet + 1.5 * self.keepalive  # 3.1.2-24
-        return None
+            deadline = self.last_packet + 1.5 * self.keepalive  # 3.1.2-24
+        else:
+            deadline = self.last_activity + self.broker.idle_without_keepalive
+        self.enter(Phase.ACTIVE if busy else Phase.IDLE, deadline)
+
+    def expired(self, now: float) -> None:
+        if not self.connected:
+            event = "connect_timeouts"
+        else:
+            event = "keepalive_expired" if self.keepalive else "idle_closed"
+        self.broker.count(event)
+        self.end(now, abnormal=True)
 
     # -- stepping ------------------------------------------------------------------------------
     def step(self, now: float) -> bool:
+        moved = self._step(now)
+        self._set_phase()
+        return moved
+
+    def _step(self, now: float) -> bool:
         stream = self.stream
         if stream.closing:
             return False
@@ -154,14 +190,11 @@ class MQTTSession(Session):
             moved = self._input(now)
         if stream.closing:
             return True
-        moved = self._write(now) or moved
+        if self._write(now):
+            moved = True
+            self.last_activity = now
         if self.hangup and not self.pending and not self.control:
             stream.close(now)
-            return True
-        deadline = self.deadline()
-        if deadline is not None and now >= deadline:
-            self.broker.count("keepalive_expired" if self.connected else "connect_timeouts")
-            self.end(now, abnormal=True)
             return True
         if stream.at_eof and not self.hangup and not moved:
             self.end(now, abnormal=True)  # closed without DISCONNECT: the will goes out
@@ -245,7 +278,8 @@ class MQTTSession(Session):
 
     # -- packets -------------------------------------------------------------------------------
     def _handle(self, packet: Packet, now: float) -> None:
-        self.last_packet = now
+        self.last_packet = self.last_activity = now
+        self.progressed(now)
         if isinstance(packet, Connect):
             self._connect(packet, now)
             return
@@ -384,8 +418,14 @@ class MQTTBroker(SessionService):
         backlog: int = 128,
         tls: ssl.SSLContext | None = None,
         max_connections: int | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        idle_without_keepalive: float = IDLE_WITHOUT_KEEPALIVE,
     ) -> None:
         super().__init__(stack, port, backlog, tls, max_connections)
+        if connect_timeout <= 0 or idle_without_keepalive <= 0:
+            raise ValueError("MQTT timeouts must be > 0")
+        self.connect_timeout = connect_timeout
+        self.idle_without_keepalive = idle_without_keepalive
         self.clients: dict[str, ClientState] = {}
         self.retained: dict[str, Message] = {}
         self.retained_bytes = 0

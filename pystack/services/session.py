@@ -12,10 +12,24 @@ What every session service guarantees (what a server on a small device must):
   the stream, let the session act) per ``Stack.poll``. When a session could still do more, the
   service reports itself due at once (``next_deadline``) instead of looping, so one busy
   connection cannot starve the others, and the stack still wakes up for the rest of the work.
-- **Bounded connections.** Beyond ``max_connections`` live sessions a new connection is reset at
-  once and counted (``<name>.refused``): a clear refusal beats an unbounded table.
-- **Timers are data.** A session says when it next needs attention (``Session.deadline``); the
-  service's ``next_deadline`` is the earliest one, so a simulation jumps straight to it.
+- **Phase deadlines.** Every session is in a ``Phase`` with a deadline (``Session.enter``): a
+  TLS handshake must finish within ``handshake_timeout`` of the accept (``handshake_timeouts``);
+  then each service bounds its own phases (HTTP: the whole request head, the body at a minimum
+  rate, idle keep-alive; MQTT: the CONNECT, 1.5 keep-alive periods; TLS echo: idle). A deadline
+  is a total for the phase, never extended by a byte that does not finish it, so a client
+  trickling one byte at a time (slowloris) cannot hold a slot past it. When one passes, the
+  service calls ``Session.expired``, which answers if it can (HTTP 408) and closes.
+- **Fair slots.** With ``max_connections`` sessions open, a new connection evicts the session
+  that has made the least progress (``Session.eviction_key``: first one whose close is done,
+  then those still opening (in a TLS handshake, a request head or before CONNECT), then idle
+  ones; within each, the fewest units of progress, then the longest without progress). A
+  session in the middle of a transfer (``Phase.ACTIVE``, or anything we sent not yet
+  acknowledged) is never evicted. The victim is reset and counted (``<name>.evicted``). Only when
+  every session is active is the newcomer reset instead (``<name>.refused``): idle or slow
+  clients cannot deny service to a new one.
+- **Timers are data.** A session says when it next needs attention (its phase deadline and
+  ``Session.deadline``); the service's ``next_deadline`` is the earliest one, so a simulation
+  jumps straight to it.
 - **Counted events.** Everything unusual (bad input, timeouts, refusals) is counted in the stack's
   counters as ``<service name>.<event>`` and in ``SessionService.events``.
 - **Contained failures.** Sessions run inside ``Stack.poll``: an exception escaping one (a bug)
@@ -28,12 +42,13 @@ unread input would make the TCP layer send a reset, which can destroy a response
 not read yet. A peer that never sends its FIN is reset ``LINGER`` seconds after it acknowledged
 ours (so everything we sent arrived), and any close is cut short after ``CLOSE_TIMEOUT`` (a
 peer that stops reading keeps our FIN waiting behind a zero window for ever).
-Entry points: ``Stream``, ``PlainStream``, ``Session``, ``SessionService``.
+Entry points: ``Stream``, ``PlainStream``, ``Phase``, ``Session``, ``SessionService``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from pystack.services.stream import StreamService
@@ -50,7 +65,17 @@ LINGER = 5.0  # seconds to wait for the peer's FIN once ours is acknowledged
 CLOSE_TIMEOUT = 120.0  # seconds from close() after which the connection is reset anyway
 DISCARD = 1 << 16  # bytes read and dropped per round while lingering
 MAX_CONNECTIONS = 64
+HANDSHAKE_TIMEOUT = 10.0  # seconds from accepting a connection to a finished TLS handshake
 _GONE = (TCPState.CLOSED, TCPState.TIME_WAIT)
+
+
+class Phase(IntEnum):
+    """Where a session is; the lower phases are evicted first (``Session.eviction_key``)."""
+
+    CLOSING = 0  # our side is done (ranked by the service from ``Stream.closing``)
+    OPENING = 1  # not yet useful: in the TLS handshake, a request head, before MQTT's CONNECT
+    IDLE = 2  # between requests or packets
+    ACTIVE = 3  # a request or transfer in progress: never evicted
 
 
 class Stream:
@@ -61,6 +86,16 @@ class Stream:
         self.closing = False  # close() was called: no more sends
         self.close_deadline: float | None = None  # reset after this, whatever happens
         self.linger_deadline: float | None = None  # set once our FIN is acknowledged
+
+    @property
+    def established(self) -> bool:
+        """The stream is ready for the session (TLS: the handshake finished)."""
+        return True
+
+    @property
+    def delivered(self) -> bool:
+        """Everything we sent was acknowledged (nothing of ours is in flight or queued)."""
+        return not len(self.connection.send_buffer)
 
     @property
     def readable(self) -> int:
@@ -172,13 +207,47 @@ class Session:
     def __init__(self, stream: Stream, now: float) -> None:
         self.stream = stream
         self.opened_at = now
+        self.started = False  # ``start`` ran (the stream was established)
+        self.phase = Phase.OPENING
+        self.phase_deadline: float | None = None
+        self.progress = 0  # units of useful work done (requests, packets...)
+        self.last_progress = now
+
+    def start(self, now: float) -> None:
+        """The stream is established (at once, or after the TLS handshake): enter a phase."""
 
     def step(self, now: float) -> bool:
         """Do a bounded amount of work; True when anything happened (bytes moved, state changed)."""
         raise NotImplementedError
 
+    def enter(self, phase: Phase, deadline: float | None) -> None:
+        """Be in ``phase`` until ``deadline`` (None: no bound); the service calls ``expired``
+        once it passes."""
+        self.phase = phase
+        self.phase_deadline = deadline
+
+    def progressed(self, now: float, amount: int = 1) -> None:
+        """Record useful work: sessions with more progress are evicted later."""
+        self.progress += amount
+        self.last_progress = now
+
+    def expired(self, now: float) -> None:
+        """The phase deadline passed: count it and close (or answer first). This default closes."""
+        self.stream.close(now)
+
+    def eviction_key(self) -> tuple[int, int, float] | None:
+        """How readily this session is evicted (the smallest key goes first); None: never."""
+        stream = self.stream
+        if stream.finished:
+            return (-1, 0, 0.0)
+        if stream.closing:
+            return (Phase.CLOSING, 0, self.opened_at) if stream.delivered else None
+        if self.phase is Phase.ACTIVE or not stream.delivered:
+            return None
+        return (self.phase, self.progress, self.last_progress)
+
     def deadline(self) -> float | None:
-        """When ``step`` must run next even without input (None: only input matters)."""
+        """When ``step`` must run next even without input, besides the phase deadline."""
         return None
 
     def ended(self, now: float) -> None:
@@ -197,6 +266,7 @@ class SessionService(StreamService):
         backlog: int = 128,
         tls: ssl.SSLContext | None = None,
         max_connections: int | None = None,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
         super().__init__(stack, port, backlog)
         self.tls = tls
@@ -204,9 +274,13 @@ class SessionService(StreamService):
             if max_connections < 1:
                 raise ValueError("max_connections must be >= 1")
             self.max_connections = max_connections
+        if handshake_timeout <= 0:
+            raise ValueError("handshake_timeout must be > 0")
+        self.handshake_timeout = handshake_timeout
         self.sessions: dict[TCPConnection, Session] = {}
         self.events: Counter[str] = Counter()
         self.refused = 0
+        self.evicted = 0
         self.last_exception: Exception | None = None
         self._busy = False
         self._now = 0.0
@@ -244,7 +318,7 @@ class SessionService(StreamService):
     def _accept(self, now: float) -> None:
         while (connection := self.listener.accept()) is not None:
             self.served += 1
-            if len(self.sessions) >= self.max_connections:
+            if len(self.sessions) >= self.max_connections and not self._evict(now):
                 connection.abort(now)
                 self.refused += 1
                 self.count("refused")
@@ -252,21 +326,65 @@ class SessionService(StreamService):
             self.sessions[connection] = self.make_session(self.make_stream(connection), now)
             self.connections.append(connection)
 
+    def _evict(self, now: float) -> bool:
+        """Reset the session with the least progress to make room; False when all are active."""
+        victim: TCPConnection | None = None
+        best: tuple[int, int, float] | None = None
+        for connection, session in self.sessions.items():
+            key = session.eviction_key()
+            if key is not None and (best is None or key < best):
+                victim, best = connection, key
+        if victim is None:
+            return False
+        session = self.sessions.pop(victim)
+        session.stream.abort(now)
+        self._ended(session, now)
+        self.connections = list(self.sessions)
+        self.evicted += 1
+        self.count("evicted")
+        return True
+
     def _step_session(self, session: Session, now: float) -> bool:
-        """Up to ``ROUNDS`` rounds; True when the session could still do more at once."""
+        """Up to ``ROUNDS`` rounds, then the deadlines; True when the session could still do
+        more at once."""
         stream = session.stream
         try:
-            for _ in range(ROUNDS):
-                if stream.finished:
-                    return False
-                moved = stream.pump(now)
-                moved = session.step(now) or moved
-                moved = stream.pump(now) or moved  # (send what the session just wrote)
-                if not moved:
-                    return False
+            busy = self._rounds(session, stream, now)
+            if not stream.closing and not stream.finished and self._expire(session, now):
+                stream.pump(now)
+                busy = True
         except Exception as error:  # see "Contained failures" above
             self._internal_error(error, stream, now)
             return False
+        return busy
+
+    def _rounds(self, session: Session, stream: Stream, now: float) -> bool:
+        for _ in range(ROUNDS):
+            if stream.finished:
+                return False
+            moved = stream.pump(now)
+            if not session.started and stream.established and not stream.closing:
+                session.started = moved = True
+                session.start(now)
+            moved = session.step(now) or moved
+            moved = stream.pump(now) or moved  # (send what the session just wrote)
+            if not moved:
+                return False
+        return True
+
+    def _expire(self, session: Session, now: float) -> bool:
+        """Act on a passed deadline: the TLS handshake's, then the session's phase's."""
+        if not session.started:
+            if now < session.opened_at + self.handshake_timeout:
+                return False
+            self.count("handshake_timeouts")
+            session.stream.close(now)
+            return True
+        deadline = session.phase_deadline
+        if deadline is None or now < deadline:
+            return False
+        session.phase_deadline = None
+        session.expired(now)
         return True
 
     def _ended(self, session: Session, now: float) -> None:
@@ -291,7 +409,15 @@ class SessionService(StreamService):
             return self._now
         earliest: float | None = None
         for session in self.sessions.values():
-            for deadline in (session.deadline(), session.stream.deadline):
+            stream = session.stream
+            phase: float | None = None
+            if not stream.closing:
+                phase = (
+                    session.phase_deadline
+                    if session.started
+                    else session.opened_at + self.handshake_timeout
+                )
+            for deadline in (phase, session.deadline(), stream.deadline):
                 if deadline is not None and (earliest is None or deadline < earliest):
                     earliest = deadline
         return earliest
@@ -305,4 +431,7 @@ class SessionService(StreamService):
 
     def describe(self) -> str:
         scheme = " (tls)" if self.tls is not None else ""
-        return f"{super().describe()}{scheme}, {len(self.sessions)} open, {self.refused} refused"
+        return (
+            f"{super().describe()}{scheme}, {len(self.sessions)} open, "
+            f"{self.evicted} evicted, {self.refused} refused"
+        )

@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pystack.services.certs import SERVER_CERT, SERVER_KEY
-from pystack.services.session import CLOSE_TIMEOUT, Session, SessionService, Stream
+from pystack.services.session import (
+    CLOSE_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    Phase,
+    Session,
+    SessionService,
+    Stream,
+)
 from pystack.tcp.connection import TCPConnection
 from pystack.tlsrecords import RecordPump
 
@@ -48,7 +55,6 @@ FEED_LIMIT = 1 << 15  # ciphertext held in the incoming BIO (two full TLS record
 PLAINTEXT_LIMIT = 1 << 16  # decrypted bytes waiting for the session
 OUTGOING_LIMIT = 1 << 16  # ciphertext waiting in the outgoing BIO before send_room is 0
 ECHO_PORT = 443
-HANDSHAKE_TIMEOUT = 10.0  # seconds from accepting a connection to a finished handshake
 ECHO_IDLE_TIMEOUT = 300.0  # an echo connection moving nothing for this long is closed
 
 
@@ -80,6 +86,14 @@ class TLSStream(Stream):
         self._shut = False  # our FIN is queued
 
     # -- the Stream interface --------------------------------------------------------------------
+    @property
+    def established(self) -> bool:
+        return self.handshake_done
+
+    @property
+    def delivered(self) -> bool:
+        return not self.records.outgoing_pending and super().delivered
+
     @property
     def readable(self) -> int:
         return len(self._plaintext)
@@ -229,21 +243,17 @@ class TLSStream(Stream):
 class TLSEchoSession(Session):
     """Echo (RFC 862) over TLS: send back every byte, close after the peer's close_notify.
 
-    A handshake must finish within ``HANDSHAKE_TIMEOUT``, and a connection that moves nothing
-    for ``ECHO_IDLE_TIMEOUT`` is closed: a silent client must not hold a slot for ever."""
+    The handshake is bounded by the service's ``handshake_timeout`` (``session.py``); after it a
+    connection that moves nothing for ``ECHO_IDLE_TIMEOUT`` is closed (``timeouts``): a silent
+    client must not hold a slot for ever."""
 
     def __init__(self, stream: Stream, now: float, service: TLSEchoService) -> None:
         super().__init__(stream, now)
         self.service = service
-        self.last_activity = now
 
-    def deadline(self) -> float | None:
-        stream = self.stream
-        if stream.closing:
-            return None
-        if isinstance(stream, TLSStream) and not stream.handshake_done:
-            return self.opened_at + HANDSHAKE_TIMEOUT
-        return self.last_activity + ECHO_IDLE_TIMEOUT
+    def start(self, now: float) -> None:
+        self.progressed(now)  # (the handshake)
+        self.enter(Phase.IDLE, now + ECHO_IDLE_TIMEOUT)
 
     def step(self, now: float) -> bool:
         stream = self.stream
@@ -254,17 +264,17 @@ class TLSEchoSession(Session):
             data = stream.receive(room)
             self.service.bytes_in += len(data)
             self.service.bytes_out += stream.send(data, now)
-            self.last_activity = now
+            self.progressed(now)
+            self.enter(Phase.IDLE, now + ECHO_IDLE_TIMEOUT)
             return True
         if stream.at_eof and not stream.readable:
             stream.close(now)
             return True
-        deadline = self.deadline()
-        if deadline is not None and now >= deadline:
-            self.service.count("timeouts")
-            stream.close(now)
-            return True
         return False
+
+    def expired(self, now: float) -> None:
+        self.service.count("timeouts")
+        self.stream.close(now)
 
 
 class TLSEchoService(SessionService):
@@ -279,9 +289,10 @@ class TLSEchoService(SessionService):
         backlog: int = 128,
         tls: ssl.SSLContext | None = None,
         max_connections: int | None = None,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
         context = tls if tls is not None else server_context()
-        super().__init__(stack, port, backlog, context, max_connections)
+        super().__init__(stack, port, backlog, context, max_connections, handshake_timeout)
 
     def make_session(self, stream: Stream, now: float) -> Session:
         return TLSEchoSession(stream, now, self)

@@ -583,15 +583,35 @@ def test_a_request_head_that_stalls_is_answered_408(net: Network, driver: Driver
     assert http.events["timeouts"] == 1
 
 
-def test_connections_beyond_the_limit_are_reset_and_counted(net: Network, driver: Driver) -> None:
+def test_a_new_connection_evicts_the_one_with_the_least_progress(
+    net: Network, driver: Driver
+) -> None:
     http = _serve(net, max_connections=2)
-    first, second = driver.connect(80), driver.connect(80)
+    served, silent = driver.connect(80), driver.connect(80)
+    assert _ask(driver, served, http_request("GET", "/json")).status == 200
+    third = driver.connect(80)  # both slots taken: the silent one has made no progress
+    assert driver.run_until(lambda: silent.state is TCPState.CLOSED, 10.0)
+    assert http.evicted == 1 and http.events["evicted"] == 1 and http.refused == 0
+    assert net.a.statistics()["counters"]["http.evicted"] == 1
+    assert _ask(driver, third, http_request("GET", "/json")).status == 200
+    assert _ask(driver, served, http_request("GET", "/json")).status == 200
+
+
+def test_connections_beyond_the_limit_are_reset_when_every_session_is_active(
+    net: Network, driver: Driver
+) -> None:
+    http = _serve(net, max_connections=2)
+    readers = [driver.connect(80), driver.connect(80)]
+    for reader in readers:  # two responses in progress that the clients do not read
+        reader.send(http_request("GET", "/bytes/50000000"))
+    driver.run_until(lambda: all(r.received for r in readers), 10.0)
+    for reader in readers:
+        driver.clients.remove(reader)
     third = Client(net, 80)
     driver.clients.append(third)
     assert driver.run_until(lambda: third.state is TCPState.CLOSED, 10.0)
-    assert http.refused == 1 and http.events["refused"] == 1
-    assert _ask(driver, first, http_request("GET", "/json")).status == 200
-    assert _ask(driver, second, http_request("GET", "/json")).status == 200
+    assert http.refused == 1 and http.events["refused"] == 1 and http.evicted == 0
+    assert all(r.state is TCPState.ESTABLISHED for r in readers)
 
 
 def test_a_client_that_does_not_read_holds_only_bounded_memory(

@@ -457,10 +457,28 @@ def test_pings_keep_a_connection_alive(broker: MQTTBroker, driver: Driver) -> No
     assert broker.events["keepalive_expired"] == 0
 
 
-def test_keepalive_zero_never_expires(broker: MQTTBroker, driver: Driver) -> None:
+def test_keepalive_zero_is_bounded_by_the_idle_limit_instead(
+    broker: MQTTBroker, driver: Driver
+) -> None:
     device = MQTTClient(driver, "device", keepalive=0)
-    driver.run_for(600.0)
+    start = driver.net.sim.now
+    driver.run_for(mqtt.IDLE_WITHOUT_KEEPALIVE - 1.0)
+    assert device.client.state is TCPState.ESTABLISHED  # no keepalive (3.1.2-10): no 1.5 K
+    assert broker.events["keepalive_expired"] == 0
+    assert device.closed(30.0)
+    elapsed = driver.net.sim.now - start
+    assert mqtt.IDLE_WITHOUT_KEEPALIVE <= elapsed <= mqtt.IDLE_WITHOUT_KEEPALIVE + 1.0
+    assert broker.events["idle_closed"] == 1
+
+
+def test_keepalive_zero_traffic_keeps_the_connection(broker: MQTTBroker, driver: Driver) -> None:
+    device = MQTTClient(driver, "device", keepalive=0)
+    for _ in range(3):
+        driver.run_for(mqtt.IDLE_WITHOUT_KEEPALIVE * 0.75)
+        device.send(PINGREQ)
+        device.expect(PINGRESP)
     assert device.client.state is TCPState.ESTABLISHED
+    assert broker.events["idle_closed"] == 0
 
 
 # -- sessions -------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_a_handshake_that_does_not_finish_in_time_is_closed(net: Network, driver
     start = net.sim.now
     assert driver.run_until(lambda: client.connection.at_eof, 30.0)
     assert 10.0 <= net.sim.now - start <= 10.5
-    assert service.events["timeouts"] == 1
+    assert service.events["handshake_timeouts"] == 1 and service.events["timeouts"] == 0
 
 
 def test_an_idle_echo_connection_is_closed_after_five_minutes(net: Network, driver: Driver) -> None:
