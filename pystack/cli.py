@@ -110,6 +110,12 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--seed", type=int, help="seed for the stack's randomness")
     run.add_argument("--pcap", metavar="FILE", help="write every frame to FILE")
     run.add_argument("--trace", action="store_true", help="pystack's trace lines on stderr")
+    run.add_argument(
+        "--real-time",
+        action="store_true",
+        help="on the simulator, run on the real clock instead of virtual time (the default: "
+        "time jumps to the next deadline whenever the script and the stacks all wait)",
+    )
     run.add_argument("--hosts", metavar="FILE", help="more names for the simulated DNS server")
     run.add_argument(
         "--socket-extensions",
@@ -130,7 +136,9 @@ def command_run(arguments: argparse.Namespace) -> int:
             except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
                 _say(str(error))
                 return 1
-            return run_script(arguments.script, arguments.arguments, providers)
+            return run_script(
+                arguments.script, arguments.arguments, providers, clock=network.clock
+            )
         finally:
             network.close()
 

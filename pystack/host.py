@@ -51,12 +51,14 @@ def build_stack(
     return stack
 
 
-def stderr_trace_sink() -> Callable[[str], None]:
-    """``--trace``: each line on stderr after the seconds since the trace began."""
-    start = time.monotonic()
+def stderr_trace_sink(clock: Clock | None = None) -> Callable[[str], None]:
+    """``--trace``: each line on stderr after the seconds since the trace began, on ``clock``
+    (default: monotonic real time; ``pystack run`` on the simulator passes its virtual clock)."""
+    now = time.monotonic if clock is None else clock.now
+    start = now()
 
     def sink(line: str) -> None:
-        print(f"{time.monotonic() - start:10.6f} {line}", file=sys.stderr, flush=True)
+        print(f"{now() - start:10.6f} {line}", file=sys.stderr, flush=True)
 
     return sink
 

@@ -66,8 +66,12 @@ class NetworkContext:
         return result
 
     def wait(self, ready: Callable[[], bool], timeout_ms: int | None) -> bool:
-        """Wait (lock held while checking) until ``ready()``; False when the timeout ran out."""
+        """Wait (lock held while checking) until ``ready()``; False when the timeout ran out.
+        On virtual time a zero timeout still lets the stacks settle once at this instant, so a
+        script polling without blocking sees what has arrived (and time can move under it)."""
         if timeout_ms is not None and timeout_ms <= 0:
+            if self.thread.virtual is not None:
+                return self.thread.wait_for(ready, 0.0)
             with self.thread.lock:
                 return ready()
         return self.thread.wait_for(ready, None if timeout_ms is None else timeout_ms / 1000.0)

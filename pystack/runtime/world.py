@@ -88,7 +88,7 @@ class ScriptWorld:
         self.builtins.update(bridges.HELPERS)
         self.importer = Importer(self)
         self.builtins["__import__"] = self.importer
-        self.scheduler = Scheduler(self.builtins)
+        self.scheduler = Scheduler(self.builtins, clock=self.clock)
 
     def provided(self, name: str) -> ModuleType:
         """The world's instance of provided module ``name`` (canonical), built on first use."""
