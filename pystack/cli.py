@@ -136,9 +136,7 @@ def command_run(arguments: argparse.Namespace) -> int:
             except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
                 _say(str(error))
                 return 1
-            return run_script(
-                arguments.script, arguments.arguments, providers, clock=network.clock
-            )
+            return run_script(arguments.script, arguments.arguments, providers, clock=network.clock)
         finally:
             network.close()
 

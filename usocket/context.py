@@ -76,6 +76,16 @@ class NetworkContext:
                 return ready()
         return self.thread.wait_for(ready, None if timeout_ms is None else timeout_ms / 1000.0)
 
+    def catch_up(self, ready: Callable[[], bool]) -> bool:
+        """Before a non-blocking call answers "would block": on virtual time, unless ``ready()``
+        already holds, let the stacks settle once at this instant (a zero wait), so a script
+        polling in a loop sees what has arrived, and time moves under it once it has computed
+        past its free time. Returns ``ready()`` after that; on real time just ``ready()``."""
+        if self.thread.virtual is not None:
+            return self.thread.wait_for(ready, 0.0)
+        with self.thread.lock:
+            return ready()
+
     @staticmethod
     def monotonic_ms() -> int:
         return int(time.monotonic() * 1000)

@@ -229,8 +229,9 @@ class SSLSocket:
 
     def _handshake_now(self) -> None:
         """``do_handshake_on_connect``: block, or spin in 1 ms steps on a non-blocking stream."""
+        # A pystack socket: spin on its stack's clock, which may be virtual.
         context = getattr(self._sock, "_context", None)
-        if isinstance(context, NetworkContext):  # a pystack socket: its stack's (maybe virtual) clock
+        if isinstance(context, NetworkContext):
             now = context.now
 
             def pause() -> None:
