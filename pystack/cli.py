@@ -107,7 +107,11 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--peer", metavar="IP", help="the peer's (or kernel side's) address")
     run.add_argument("--dns", metavar="IP", help="the DNS server getaddrinfo asks")
     run.add_argument("--impair", metavar="SPEC", help="e.g. loss=5%%,delay=20ms,seed=7")
-    run.add_argument("--seed", type=int, help="seed for the stack's randomness")
+    run.add_argument(
+        "--seed",
+        type=int,
+        help="seed for every random choice of the run (stacks, impairment, the script's random): same seed, same trace",
+    )
     run.add_argument("--pcap", metavar="FILE", help="write every frame to FILE")
     run.add_argument("--trace", action="store_true", help="pystack's trace lines on stderr")
     run.add_argument(
@@ -136,7 +140,13 @@ def command_run(arguments: argparse.Namespace) -> int:
             except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
                 _say(str(error))
                 return 1
-            return run_script(arguments.script, arguments.arguments, providers, clock=network.clock)
+            return run_script(
+                arguments.script,
+                arguments.arguments,
+                providers,
+                clock=network.clock,  # virtual time on the simulator, unless --real-time
+                options={"seed": arguments.seed},  # the script's random module
+            )
         finally:
             network.close()
 

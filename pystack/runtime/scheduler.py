@@ -117,6 +117,14 @@ class Scheduler:
                 if not self._queue:
                     self._wakeup.wait(remaining)
 
+    def wait_for_callback(self) -> bool:
+        """Virtual time only: wait, as long as it takes, until a callback is queued (time moves
+        meanwhile whenever the stacks have deadlines); False at once on real time."""
+        virtual = self._virtual
+        if virtual is None:
+            return False
+        return virtual.wait(lambda: bool(self._queue), None)
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if frame is not None and frame.f_builtins is self._builtins:
             self.run_pending()  # else not at a script bytecode: the doorbell rings again

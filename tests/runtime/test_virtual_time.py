@@ -8,6 +8,7 @@ asserts how long a run takes on the wall clock.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -234,3 +235,40 @@ class TestVirtualClockAlone:
             assert clock.now() == timeout
         finally:
             clock.detach()
+
+
+def test_the_seed_also_seeds_the_scripts_random(tmp_path: Path) -> None:
+    source = "import random\nprint(random.getrandbits(32), random.randint(1, 1000))\n"
+    first = run(tmp_path, source, "--seed", "4")
+    second = run(tmp_path, source, "--seed", "4")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'import socket\ns = socket.socket()\ns.connect(("10.0.0.1", 7))\nprint("waiting", flush=True)\ns.recv(10)\n',
+        'import asyncio\nasync def main():\n    print("waiting", flush=True)\n    await asyncio.Event().wait()\nasyncio.run(main())\n',
+    ],
+    ids=["socket", "asyncio"],
+)
+def test_a_wait_with_no_deadline_anywhere_lasts_until_ctrl_c(tmp_path: Path, source: str) -> None:
+    script = tmp_path / "main.py"
+    script.write_text(source)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pystack", "run", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "waiting\n"
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert err.rstrip().endswith("KeyboardInterrupt")
