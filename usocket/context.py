@@ -80,11 +80,11 @@ class NetworkContext:
         """Before a non-blocking call answers "would block": on virtual time, unless ``ready()``
         already holds, let the stacks settle once at this instant (a zero wait), so a script
         polling in a loop sees what has arrived, and time moves under it once it has computed
-        past its free time. Returns ``ready()`` after that; on real time just ``ready()``."""
-        if self.thread.virtual is not None:
-            return self.thread.wait_for(ready, 0.0)
-        with self.thread.lock:
-            return ready()
+        past its free time. Returns ``ready()`` after that; on real time False at once (the call
+        answers as it always has)."""
+        if self.thread.virtual is None:
+            return False
+        return self.thread.wait_for(ready, 0.0)
 
     @staticmethod
     def monotonic_ms() -> int:
