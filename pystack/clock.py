@@ -102,7 +102,10 @@ class VirtualClock:
       the generation it saw);
     - once every party waits and has seen the latest generation, nothing can happen at this
       instant: the driver ``advance_to``-s the earliest deadline (its stacks', or a party's
-      ``until``) and settles again. With no deadline anywhere it waits for a wake-up.
+      ``until``) and settles again. With no deadline anywhere it waits for a wake-up;
+    - ``notify`` (a ``micropython.schedule`` callback was queued) marks every party dirty;
+    - while a party computes, the driver leaves the stacks alone until the party has used up
+      its free CPU time; from then on it settles them beside it, at the moving ``now()``.
 
     Without a driver (``drive`` never called) a wait jumps straight to its own end.
     """

@@ -35,9 +35,7 @@ from pystack.stack import Stack
 T = TypeVar("T")
 IDLE_WAIT = 0.5  # upper bound on one wait, so a stop request or clock skew never hangs us
 POLL_WITHOUT_FD = 0.002  # links without a descriptor (e.g. a wrapped in-memory link) are polled
-BUSY_POLL = (
-    0.001  # virtual time: how often the stacks run beside a party computing past its free time
-)
+BUSY_POLL = 0.001  # virtual time: stacks beside a party computing past its free time, this often
 MAX_ROUNDS_PER_SETTLE = 10_000  # virtual time: polls of every stack at one instant, at most
 MAX_IDLE_SETTLES = 10_000  # virtual time: settles in a row with work "due now" and no one acting
 DEBUG_LOCKS = "PYSTACK_DEBUG_LOCKS"  # "1": stacks assert the lock is held in poll and flush
@@ -213,11 +211,10 @@ class StackThread:
                             clock.advance_to(min(ends))
                             settle = True
                             continue
-                elif (
-                    view.free_left is None
-                ):  # no party: settle what others asked for, at this instant
-                    if settle or (deadline is not None and deadline <= now):
-                        self._settle(now)
+                elif view.free_left is None:
+                    # No party at all: time stands still; settle what a caller asked for (it
+                    # woke us) at this instant.
+                    self._settle(now)
                     settle = False
                 elif view.free_left <= 0:  # a party computes on: the stacks run beside it
                     self._settle(now)
