@@ -153,7 +153,12 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--peer", metavar="IP", help="the peer's (or kernel side's) address")
     run.add_argument("--dns", metavar="IP", help="the DNS server getaddrinfo asks")
     run.add_argument("--impair", metavar="SPEC", help=IMPAIR_HELP)
-    run.add_argument("--seed", type=int, help="seed for the stack's randomness")
+    run.add_argument(
+        "--seed",
+        type=int,
+        help="seed for every random choice of the run (stacks, impairment, the script's "
+        "random): same seed, same trace",
+    )
     run.add_argument("--pcap", metavar="FILE", help="write every frame to FILE")
     _add_trace_arguments(run)
     run.add_argument(
@@ -163,6 +168,12 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     run.add_argument(
         "--stats", action="store_true", help="print connections, counters and drops at exit"
+    )
+    run.add_argument(
+        "--real-time",
+        action="store_true",
+        help="on the simulator, run on the real clock instead of virtual time (the default: "
+        "time jumps to the next deadline whenever the script and the stacks all wait)",
     )
     run.add_argument("--hosts", metavar="FILE", help="more names for the simulated DNS server")
     run.add_argument(
@@ -207,7 +218,12 @@ def command_run(arguments: argparse.Namespace) -> int:
                 _say(str(error))
                 return 1
             status = run_script(
-                arguments.script, arguments.arguments, providers, on_exit=network.finish
+                arguments.script,
+                arguments.arguments,
+                providers,
+                on_exit=network.finish,
+                clock=network.clock,  # virtual time on the simulator, unless --real-time
+                options={"seed": arguments.seed},  # the script's random module
             )
             if arguments.stats:
                 _print_statistics(network.thread.call, network.stack)

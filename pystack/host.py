@@ -53,25 +53,28 @@ def build_stack(
     return stack
 
 
-def stderr_trace_sink() -> Callable[[str], None]:
-    """``--trace``: each line on stderr after the seconds since the trace began."""
-    start = time.monotonic()
+def stderr_trace_sink(clock: Clock | None = None) -> Callable[[str], None]:
+    """``--trace``: each line on stderr after the seconds since the trace began, on ``clock``
+    (default: monotonic real time; ``pystack run`` on the simulator passes its virtual clock)."""
+    now = time.monotonic if clock is None else clock.now
+    start = now()
 
     def sink(line: str) -> None:
-        print(f"{time.monotonic() - start:10.6f} {line}", file=sys.stderr, flush=True)
+        print(f"{now() - start:10.6f} {line}", file=sys.stderr, flush=True)
 
     return sink
 
 
-def trace_options(arguments: argparse.Namespace) -> TraceOptions | None:
+def trace_options(arguments: argparse.Namespace, clock: Clock | None = None) -> TraceOptions | None:
     """What ``--trace[=LEVEL]``, ``--absolute-seq`` and ``--trace-peer`` ask for, printed on
-    stderr by ``stderr_trace_sink`` (in colour on a terminal); None without ``--trace``."""
+    stderr by ``stderr_trace_sink`` on ``clock`` (in colour on a terminal); None without
+    ``--trace``."""
     level = getattr(arguments, "trace", None)
     peer = bool(getattr(arguments, "trace_peer", False))
     if not level and not peer:
         return None
     return TraceOptions(
-        stderr_trace_sink(),
+        stderr_trace_sink(clock),
         TraceLevel(level) if isinstance(level, str) else TraceLevel.PACKETS,
         absolute_seq=bool(getattr(arguments, "absolute_seq", False)),
         colour=colour_wanted(sys.stderr),

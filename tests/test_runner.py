@@ -9,10 +9,13 @@ import time
 import pytest
 
 from pystack import runner
+from pystack.clock import VirtualClock
 from pystack.link.base import LinkKind
 from pystack.link.memory import MemoryLink
 from pystack.runner import StackThread
 from pystack.stack import Stack, StackConfig
+from pystack.tcp.state import TCPState
+from pystack.wire.addresses import ip_from_str
 
 
 def _pair(kind: LinkKind = LinkKind.ETHERNET) -> tuple[Stack, Stack]:
@@ -117,3 +120,58 @@ def test_stop_is_idempotent_and_closes_the_wake_pipe() -> None:
     thread.stop()
     thread.stop()
     thread.wake()  # after stop: harmless
+
+
+# -- virtual time (a VirtualClock makes the thread its driver) ---------------------------------
+
+
+def _virtual_pair() -> tuple[Stack, Stack, VirtualClock]:
+    clock = VirtualClock()
+    left, right = MemoryLink.pair(kind=LinkKind.ETHERNET)
+    alice = Stack(StackConfig(address="10.0.0.1/24"), left, clock, random.Random(1))
+    bob = Stack(StackConfig(address="10.0.0.2/24"), right, clock, random.Random(2))
+    return alice, bob, clock
+
+
+def test_on_virtual_time_a_ping_takes_no_time_and_a_timeout_is_exact() -> None:
+    alice, bob, clock = _virtual_pair()
+    clock.attach()
+    try:
+        with StackThread(alice, bob, clock=clock) as thread:
+            thread.call(lambda: alice.ping("10.0.0.2", 1, 1, b"x"))
+            assert thread.wait_for(lambda: len(alice.echo_replies) == 1, timeout=5.0)
+            assert clock.now() == 0.0  # an infinitely fast link, and nobody computed for long
+            assert not thread.wait_for(lambda: False, timeout=3600.0)
+            assert clock.now() == 3600.0
+    finally:
+        clock.detach()
+
+
+def test_on_virtual_time_the_stacks_timers_fire_while_everyone_waits() -> None:
+    alice, bob, clock = _virtual_pair()
+    clock.attach()
+    try:
+        with StackThread(alice, bob, clock=clock) as thread:
+            # nobody listens on bob's port 9 and bob stays silent: alice's SYN is answered by a
+            # RST (at once); to a silent address in the subnet, ARP gives up on its own timers
+            connection = thread.call(
+                lambda: alice.tcp.connect(ip_from_str("10.0.0.2"), 9, clock.now())
+            )
+            assert thread.wait_for(lambda: connection.state is TCPState.CLOSED, timeout=None)
+            assert clock.now() == 0.0
+            silent = thread.call(
+                lambda: alice.tcp.connect(ip_from_str("10.0.0.77"), 9, clock.now())
+            )
+            assert thread.wait_for(lambda: silent.state is TCPState.CLOSED, timeout=None)
+            assert clock.now() > 1.0  # retransmission timers passed, in no real wait
+    finally:
+        clock.detach()
+
+
+def test_on_virtual_time_a_thread_that_is_not_attached_is_a_party_while_it_waits() -> None:
+    alice, bob, clock = _virtual_pair()
+    with StackThread(alice, bob, clock=clock) as thread:
+        assert not thread.wait_for(lambda: False, timeout=90.0)
+        assert clock.now() == 90.0
+        assert not thread.wait_for(lambda: False, timeout=0.0)
+        assert clock.now() == 90.0

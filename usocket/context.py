@@ -66,11 +66,25 @@ class NetworkContext:
         return result
 
     def wait(self, ready: Callable[[], bool], timeout_ms: int | None) -> bool:
-        """Wait (lock held while checking) until ``ready()``; False when the timeout ran out."""
+        """Wait (lock held while checking) until ``ready()``; False when the timeout ran out.
+        On virtual time a zero timeout still lets the stacks settle once at this instant, so a
+        script polling without blocking sees what has arrived (and time can move under it)."""
         if timeout_ms is not None and timeout_ms <= 0:
+            if self.thread.virtual is not None:
+                return self.thread.wait_for(ready, 0.0)
             with self.thread.lock:
                 return ready()
         return self.thread.wait_for(ready, None if timeout_ms is None else timeout_ms / 1000.0)
+
+    def catch_up(self, ready: Callable[[], bool]) -> bool:
+        """Before a non-blocking call answers "would block": on virtual time, unless ``ready()``
+        already holds, let the stacks settle once at this instant (a zero wait), so a script
+        polling in a loop sees what has arrived, and time moves under it once it has computed
+        past its free time. Returns ``ready()`` after that; on real time False at once (the call
+        answers as it always has)."""
+        if self.thread.virtual is None:
+            return False
+        return self.thread.wait_for(ready, 0.0)
 
     @staticmethod
     def monotonic_ms() -> int:

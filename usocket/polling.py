@@ -5,14 +5,13 @@ returns a fresh list of ``(obj, revents)``; ``ipoll`` yields one reused 2-tuple 
 with ``flags=1`` meaning one-shot. HUP, ERR and NVAL are reported whatever the mask. The wait
 itself is the stack context's: socket readiness changes only when the stack thread polls, and it
 notifies waiters every time it does; other pollables (anything with ``ioctl``) are looked at
-every millisecond.
+every millisecond (of the stack's clock, which may be virtual).
 Entry points: ``Poll``, ``select_function``.
 """
 
 from __future__ import annotations
 
 import errno
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,9 +114,10 @@ class Poll:
             return found
         # Another pollable (any object with ioctl) can become ready without the stack: look
         # every millisecond, as MicroPython's poll loop does between its event-poll hooks.
-        end = None if milliseconds is None else time.monotonic() + milliseconds / 1000
+        now = self._context.now  # the stack's clock: real, or virtual on the simulator
+        end = None if milliseconds is None else now() + milliseconds / 1000
         while not self._context.wait(check, 0 if end is not None and milliseconds == 0 else 1):
-            if end is not None and time.monotonic() >= end:
+            if end is not None and now() >= end:
                 break
         return found
 

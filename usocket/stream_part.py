@@ -226,12 +226,16 @@ class StreamPart(SocketPart):
             connection = tcp.connection
             return connection is not None and connection.send_room >= wanted
 
+        caught_up = False
         while True:
             sent = context.call_and_flush(attempt)
             if sent is not None:
                 return sent
             if self.timeout == 0:
-                fail(EAGAIN)
+                if caught_up or not context.catch_up(ready):
+                    fail(EAGAIN)
+                caught_up = True  # room appeared at this instant: one more try
+                continue
             if not context.wait(ready, self.timeout):
                 fail(ETIMEDOUT)
 
@@ -305,6 +309,8 @@ class StreamPart(SocketPart):
             connection = tcp.connection
             return tcp.state() != CONNECTED or (connection is not None and connection.readable > 0)
 
+        if timeout == 0:
+            context.catch_up(ready)  # virtual time: what has arrived by now is there to read
         while True:
             data = context.call(attempt)
             if data is not None:

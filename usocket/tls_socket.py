@@ -59,6 +59,7 @@ from pystack.tlsrecords import BadRecord, RecordPump, WouldBlock
 from usocket import constants as c
 from usocket import streamio
 from usocket import tls_errors as e
+from usocket.context import NetworkContext
 from usocket.errors import EBADF, EINVAL, error
 from usocket.tls_credentials import SUITES
 
@@ -228,15 +229,29 @@ class SSLSocket:
 
     def _handshake_now(self) -> None:
         """``do_handshake_on_connect``: block, or spin in 1 ms steps on a non-blocking stream."""
-        deadline = time.monotonic() + self._spin_limit
+        # A pystack socket: spin on its stack's clock, which may be virtual.
+        context = getattr(self._sock, "_context", None)
+        if isinstance(context, NetworkContext):
+            now = context.now
+
+            def pause() -> None:
+                context.wait(lambda: False, round(SPIN_STEP * 1000))
+
+        else:
+            now = time.monotonic
+
+            def pause() -> None:
+                time.sleep(SPIN_STEP)
+
+        deadline = now() + self._spin_limit
         while True:
             try:
                 self._attempt(self._handshake)
                 return
             except WouldBlock:
-                if time.monotonic() >= deadline:
+                if now() >= deadline:
                     self._fail(e.tls_error(e.SSL_TIMEOUT))
-                time.sleep(SPIN_STEP)
+                pause()
 
     # -- py/stream.c methods (streamio.py), over this socket's read and write hooks -------------
     def read(self, size: int | None = None) -> bytes | None:

@@ -21,7 +21,8 @@ Written here:
   ``threshold``; ``enable``/``disable``/``isenabled`` keep a flag and do not switch CPython's
   collector off for the stack.
 - ``random``: MicroPython's functions on a private ``random.Random`` (``seed`` in the script
-  never touches anyone else's generator); ``getrandbits`` takes at most 32 bits.
+  never touches anyone else's generator), seeded from ``world.options["seed"]`` when it is an
+  int (``pystack run --seed N``), else from the system; ``getrandbits`` takes at most 32 bits.
 - ``builtins``: the world's builtins module (``builtins.x = 1`` is seen by script code only).
 
 Entry points: ``register_builtin_modules``.
@@ -197,7 +198,11 @@ def make_os_module(world: ScriptWorld) -> ModuleType:
 
 def make_random_module(world: ScriptWorld) -> ModuleType:
     module = ModuleType("random")
-    generator = random.Random()
+    seed_option = world.options.get("seed")
+    # str seeds are hashed with SHA-512: stable across runs, and apart from the stacks' streams
+    generator = random.Random(
+        f"pystack-script/{seed_option}" if isinstance(seed_option, int) else None
+    )
 
     def getrandbits(bits: int) -> int:
         bits = operator.index(bits)

@@ -17,7 +17,9 @@ they would on a board. ``ticks_cpu`` counts nanoseconds. ``ticks_add`` raises
 ``OverflowError("ticks interval overflow")`` unless ``-PERIOD/2 < delta < PERIOD/2``;
 ``ticks_diff`` is signed and correct across the wrap. ``time()``, ``localtime``, ``gmtime`` and
 ``mktime`` use the Unix epoch (1970), as the unix port does (some bare-metal ports count from
-2000); ``time()`` returns a float, as on the unix port. The ``sleep*`` functions wait on the
+2000); ``time()`` returns a float, as on the unix port. On a world clock other than the real
+one (``pystack run``'s virtual time) ``time()``, ``time_ns()`` and ``localtime()`` count from
+the real time at the world's start on the world's clock. The ``sleep*`` functions wait on the
 scheduler, so scheduled callbacks run during a sleep. There is no ``monotonic``/``strftime``:
 MicroPython has none.
 
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
+from pystack.clock import SystemClock
 from pystack.runtime.world import ScriptWorld
 
 F = TypeVar("F")
@@ -210,11 +213,22 @@ def make_time_module(
     def sleep_us(microseconds: int) -> None:
         world.scheduler.sleep(operator.index(microseconds) / 1_000_000)
 
+    if isinstance(clock, SystemClock):
+        epoch_time, epoch_time_ns = time.time, time.time_ns
+    else:
+        wall_start = time.time_ns()
+
+        def epoch_time_ns() -> int:
+            return wall_start + int(elapsed() * 1_000_000_000)
+
+        def epoch_time() -> float:
+            return epoch_time_ns() / 1_000_000_000
+
     def localtime(seconds: float | None = None) -> tuple[int, ...]:
-        return _time_tuple(time.localtime(seconds))
+        return _time_tuple(time.localtime(epoch_time() if seconds is None else seconds))
 
     def gmtime(seconds: float | None = None) -> tuple[int, ...]:
-        return _time_tuple(time.gmtime(seconds))
+        return _time_tuple(time.gmtime(epoch_time() if seconds is None else seconds))
 
     def mktime(moment: tuple[int, ...]) -> int:
         if len(moment) not in (8, 9):
@@ -231,8 +245,8 @@ def make_time_module(
         "sleep": sleep,
         "sleep_ms": sleep_ms,
         "sleep_us": sleep_us,
-        "time": time.time,
-        "time_ns": time.time_ns,
+        "time": epoch_time,
+        "time_ns": epoch_time_ns,
         "localtime": localtime,
         "gmtime": gmtime,
         "mktime": mktime,

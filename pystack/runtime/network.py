@@ -5,6 +5,9 @@ TUN/TAP device in a namespace, and the ``socket``/``select`` modules bound to it
 ``KernelHost`` in ``--netns`` (an existing namespace is used as it is: only the device is added,
 given the peer address on the kernel side, and removed afterwards). ``--dns`` (default: the
 peer) is the server ``getaddrinfo`` asks. ``--trace`` sends pystack's packet lines to stderr.
+On the simulator the run is on a ``VirtualClock`` (``clock``; the script's thread is its party,
+and the script world should get the same clock) unless ``--real-time`` is given
+(docs/virtual-time.md).
 ``fast_thread_switches`` is the one process-wide setting ``pystack run`` changes, for the run only.
 When the script ends, ``ScriptNetwork.finish`` closes its sockets as the kernel closes a process's
 sockets at exit (data delivered, then FIN; bounded by ``--linger``; reset after Ctrl-C), and says
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
+from pystack.clock import VirtualClock
 from pystack.dns.client import StackResolver
 from pystack.dns.hosts import load_hosts_file
 from pystack.dns.resolver import ResolverSettings
@@ -89,6 +93,7 @@ class ScriptNetwork:
     def __init__(self, arguments: argparse.Namespace) -> None:
         self.arguments = arguments
         self.simulation: SimulatedNetwork | None = None
+        self.clock: VirtualClock | None = None  # the simulator's virtual time, if on it
         self.host: KernelHost | None = None
         self.thread: StackThread
         self.stack: Stack
@@ -99,7 +104,9 @@ class ScriptNetwork:
 
     def start(self) -> NetworkContext:
         arguments = self.arguments
-        trace = trace_options(arguments)
+        if arguments.link == "sim" and not getattr(arguments, "real_time", False):
+            self.clock = VirtualClock()
+        trace = trace_options(arguments, self.clock)
         self.trace = trace.sink if trace is not None else None
         address = arguments.addr or HOST_ADDRESS
         peer = arguments.peer or PEER_ADDRESS
@@ -116,7 +123,11 @@ class ScriptNetwork:
                 pcap=arguments.pcap,
                 trace=trace,
                 hosts=hosts,
-            ).start()
+                clock=self.clock,
+            )
+            if self.clock is not None:
+                self.clock.attach()  # the calling thread runs the script: time waits for it
+            self.simulation.start()
             self.thread, self.stack = self.simulation.thread, self.simulation.host
             self.resolver = self.simulation.resolver
         else:
@@ -308,6 +319,8 @@ class ScriptNetwork:
         if self.simulation is not None:
             self.simulation.close()
             self.simulation = None
+        if self.clock is not None:
+            self.clock.detach()
         if self.host is not None:
             self.host.close()
             self.host = None

@@ -15,7 +15,9 @@ The approximation, and its limits:
   builtins are the world's). If the main thread is inside pystack or the stdlib, the doorbell
   rings again a moment later, so callbacks never run in the middle of the stack's own code.
 - ``Scheduler.sleep`` (used by ``time.sleep*``) waits on a condition, so a callback scheduled
-  during a sleep runs at once and the sleep then continues, as on MicroPython. Blocking provider
+  during a sleep runs at once and the sleep then continues, as on MicroPython. On a
+  ``VirtualClock`` the sleep is a wait of the clock's (time jumps over it when the stacks have
+  nothing to do before its end), and ``schedule`` tells the clock that a waiter must look. Blocking provider
   code (sockets) should call ``run_pending()`` at its safe points for the same effect.
 - Outside the main thread (no signal handlers possible) callbacks run only in ``sleep`` and at
   explicit ``run_pending()`` calls.
@@ -36,14 +38,19 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from pystack.clock import Clock, VirtualClock
+
 DEPTH = 4
 SIGNAL = signal.SIGURG
 RETRY = 0.001  # seconds between rings while callbacks wait for the main thread
 
 
 class Scheduler:
-    def __init__(self, builtins: dict[str, Any], depth: int = DEPTH) -> None:
+    def __init__(
+        self, builtins: dict[str, Any], depth: int = DEPTH, clock: Clock | None = None
+    ) -> None:
         self._builtins = builtins  # identifies script-world frames
+        self._virtual = clock if isinstance(clock, VirtualClock) else None
         self._depth = depth
         self._queue: collections.deque[tuple[Callable[[Any], object], object]] = collections.deque()
         self._lock = threading.RLock()
@@ -61,6 +68,8 @@ class Scheduler:
                 raise RuntimeError("schedule queue full")
             self._queue.append((function, argument))
             self._wakeup.notify_all()
+        if self._virtual is not None:
+            self._virtual.notify()  # outside our lock: the clock's lock is the stack's
 
     @property
     def pending(self) -> int:
@@ -88,7 +97,16 @@ class Scheduler:
                 self._wakeup.notify_all()
 
     def sleep(self, seconds: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        """Wait ``seconds`` of real time, running scheduled callbacks as they arrive."""
+        """Wait ``seconds`` (of real time, or of the virtual clock's), running scheduled
+        callbacks as they arrive."""
+        virtual = self._virtual
+        if virtual is not None:
+            end = virtual.now() + max(0.0, seconds)
+            while True:
+                self.run_pending()
+                remaining = max(0.0, end - virtual.now())
+                if not virtual.wait(lambda: bool(self._queue), remaining):
+                    return
         deadline = monotonic() + max(0.0, seconds)
         while True:
             self.run_pending()
@@ -98,6 +116,14 @@ class Scheduler:
             with self._wakeup:
                 if not self._queue:
                     self._wakeup.wait(remaining)
+
+    def wait_for_callback(self) -> bool:
+        """Virtual time only: wait, as long as it takes, until a callback is queued (time moves
+        meanwhile whenever the stacks have deadlines); False at once on real time."""
+        virtual = self._virtual
+        if virtual is None:
+            return False
+        return virtual.wait(lambda: bool(self._queue), None)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if frame is not None and frame.f_builtins is self._builtins:

@@ -89,7 +89,7 @@ class ScriptWorld:
         self.builtins.update(bridges.HELPERS)
         self.importer = Importer(self)
         self.builtins["__import__"] = self.importer
-        self.scheduler = Scheduler(self.builtins)
+        self.scheduler = Scheduler(self.builtins, clock=self.clock)
         self.shown_names: dict[str, str] = {}  # compiled file name -> name tracebacks show
 
     def print_exception(self, error: BaseException, file: TextIO | None = None) -> None:

@@ -5,8 +5,9 @@ running services written on pystack: TCP and UDP echo 7, discard 9, daytime 13, 
 (1,000,000 bytes, then a close), HTTP/1.1 on 80 and over TLS on 8443, a TLS echo on 443 and an
 MQTT 3.1.1 broker on 1883 (certificates: pystack/services/certs), and a DNS server on 53. With ``dhcp=True`` the host starts unconfigured and the peer's
 DHCP server leases it an address (the first free one, 10.0.0.2; router and DNS 10.0.0.1).
-Both stacks share one ``StackThread`` on the real clock, over an in-memory Ethernet link (so
-ARP happens as on a board's network), optionally impaired. Nothing needs root and nothing
+Both stacks share one ``StackThread``, on the real clock or on the ``clock`` given (a
+``VirtualClock``: ``pystack run``'s default, see docs/virtual-time.md), over an in-memory
+Ethernet link (so ARP happens as on a board's network), optionally impaired. Nothing needs root and nothing
 touches the host's network.
 Entry points: ``SimulatedNetwork``.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from pystack.clock import SystemClock
+from pystack.clock import Clock, SystemClock
 from pystack.dhcp.server import DHCPServerService, DHCPServerSettings
 from pystack.dns.client import StackResolver
 from pystack.dns.resolver import ResolverSettings
@@ -64,6 +65,7 @@ class SimulatedNetwork:
         hosts: dict[str, int] | None = None,
         dhcp: bool = False,
         dns: int | None = None,  # the server getaddrinfo asks (default: the peer's)
+        clock: Clock | None = None,  # default: real time (SystemClock)
     ) -> None:
         rng = random.Random(seed)
         host_end, peer_end = MemoryLink.pair(kind=LinkKind.ETHERNET, mtu=mtu, capacity=4096)
@@ -72,7 +74,9 @@ class SimulatedNetwork:
             link = PcapLink(link, pcap)
         if impair:
             link = ImpairmentLink(link, ImpairmentConfig.parse(impair, default_seed=seed))
-        clock = SystemClock()
+        if clock is None:
+            clock = SystemClock()
+        self.clock = clock
         dhcp = dhcp or address == DHCP
         prefix = DHCP_PREFIX if address == DHCP else parse_cidr(address)[1]
         self.host = build_stack(

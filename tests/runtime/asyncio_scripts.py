@@ -9,7 +9,10 @@ echo 7, discard 9, daytime 13, chargen 19, TLS echo 443...) and runs each script
 ``run(source)`` runs the script on **virtual time** by default: the world's clock is a
 ``ManualClock`` that the event loop moves itself (masyncio/ticks.py), so orders that depend on
 several steps falling within one millisecond are deterministic, and sleeps with no I/O pending
-take no real time. ``run(source, real_time=True)`` uses the real clock, as ``pystack run`` does.
+take no real time. ``run(source, real_time=True)`` uses the real clock, as ``pystack run
+--real-time`` does. The network is always on real time (``--real-time``): the ``ManualClock`` is
+the loop's own, and the virtual time of ``pystack run``'s default is tested through the command
+(tests/runtime/test_virtual_time.py).
 ``ticks_offset`` starts ``time.ticks_ms()`` there (to cross the ticks wrap-around).
 """
 
@@ -53,7 +56,7 @@ class AsyncioScripts:
     def __init__(self, directory: Path, capture: pytest.CaptureFixture[str]) -> None:
         self.directory = directory
         self.capture = capture
-        self.arguments = build_parser().parse_args(["run", "--seed", "7", "main.py"])
+        self.arguments = build_parser().parse_args(["run", "--seed", "7", "--real-time", "main.py"])
         self.network = ScriptNetwork(self.arguments)
         self.context = self.network.start()
         self.environ = {"MICROPYPATH": ".frozen", "HOME": str(directory / "home")}

@@ -54,7 +54,9 @@ class ServedExample:
 
     def __init__(self, example: str, *arguments: str) -> None:
         self.script = str(EXAMPLES / example)
-        self.arguments = build_parser().parse_args(["run", "--seed", "3", self.script, *arguments])
+        self.arguments = build_parser().parse_args(
+            ["run", "--seed", "3", "--real-time", self.script, *arguments]
+        )
         self.network = ScriptNetwork(self.arguments)
         self.providers = build_runtime(self.arguments)
         self.network.register(self.providers, self.network.start())

@@ -9,7 +9,9 @@ The loop (``run_until_complete``), one iteration:
 
 1. **Wait.** Compute ``dt``: milliseconds until the head of the run queue is due (0 if it is),
    -1 if only I/O waiters exist, or the 3 ms idle spin if nothing at all is queued while the
-   main task is unfinished (with no main task, or a finished one, return). Then one
+   main task is unfinished (with no main task, or a finished one, return); on a
+   ``VirtualClock`` that idle wait is one wait for a ``micropython.schedule`` callback instead,
+   however long (time moves with the stacks' deadlines meanwhile; nothing spins). Then one
    ``ipoll(dt)`` of the I/O queue, pushing woken tasks at "now", and repeat while ``dt > 0``.
    So an ``ipoll`` runs before every step, and I/O wake-ups queue behind every task that was
    already due (ordering rule 6). A wait forever ends at the first wake-up.
@@ -171,6 +173,10 @@ class Core:
                 self.cur_task = None
                 if main_task is None or main_task.done():
                     return False
+                scheduler = self.world.scheduler
+                if scheduler.wait_for_callback():  # virtual time: no spinning while idle
+                    scheduler.run_pending()
+                    continue
                 dt = IDLE_SPIN_MS
             woke = self._poll(dt)
             if dt == 0 or (dt < 0 and woke):
