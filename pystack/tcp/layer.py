@@ -2,7 +2,9 @@
 
 ``TCPLayer`` registers itself with the IPv4 layer for protocol 6 and for ICMP errors about TCP.
 Connections are found by their 4-tuple in a dict; segments for no connection go to a listener
-or, in the CLOSED state, are answered with RST (RFC 9293 3.10.7.1). Connections that have
+or, in the CLOSED state, are answered with RST (RFC 9293 3.10.7.1) within a per-stack token
+bucket (``allow_reset``); ``allow_reply`` is the per-stack budget of the ACKs connections send
+to unacceptable segments. Connections that have
 something to send are marked dirty and drained by ``flush(now)``; their timers live in one heap
 (``run_timers``/``next_deadline``), with stale entries skipped lazily.
 Entry points: ``TCPLayer.listen``, ``TCPLayer.connect``, ``flush``, ``run_timers``.
@@ -219,15 +221,18 @@ class TCPLayer:
         return True
 
     def allow_reset(self, now: float) -> bool:
-        """May a RST answer a segment for no connection now? A token bucket per stack:
-        ``reset_rate`` tokens a second, at most ``reset_burst`` saved (like Linux's ICMP budget).
-        Counted either way (``tcp.reply_resets_sent``, ``tcp.reply_resets_suppressed``)."""
+        """May a RST answer a segment for no connection (or a bad ACK to a half-open one) now?
+        A token bucket per stack: ``reset_rate`` tokens a second, at most ``reset_burst`` saved
+        (like Linux's ICMP budget). Counted either way (``tcp.reply_resets_sent``,
+        ``tcp.reply_resets_suppressed``)."""
         settings = self.settings
         last = self._reset_time
         tokens = self._reset_tokens
-        if last is not None and now > last:
-            tokens = min(float(settings.reset_burst), tokens + (now - last) * settings.reset_rate)
-        self._reset_time = now if last is None or now > last else last
+        if last is None or now > last:
+            if last is not None:
+                elapsed = (now - last) * settings.reset_rate
+                tokens = min(float(settings.reset_burst), tokens + elapsed)
+            self._reset_time = now
         if tokens < 1.0:
             self._reset_tokens = tokens
             self.statistics.count("tcp.reply_resets_suppressed")
