@@ -256,16 +256,37 @@ class TCPConnection(ConnectionInput):
             if self.state is TCPState.CLOSED:
                 return
         if self.persist_deadline is not None and now >= self.persist_deadline:
-            self.send_window_probe(now)
+            self._persist_timeout(now)
         if self.delayed_ack_deadline is not None and now >= self.delayed_ack_deadline:
             self.delayed_ack_deadline = None
             self.ack_now = True
         if self.keepalive_deadline is not None and now >= self.keepalive_deadline:
             self._keepalive_timeout(now)
 
+    def _persist_timeout(self, now: float) -> None:
+        """The persist timer: the next zero-window probe. A peer that answers is probed for as
+        long as it keeps its window closed (RFC 1122 4.2.2.17); ``data_retries`` probes in a
+        row without any acceptable ACK give up, as RTOs do (Linux: tcp_retries2 probes)."""
+        limit = self.settings.data_retries
+        if self.persist_probes >= limit and len(self.send_buffer):
+            self.error = errno.ETIMEDOUT
+            self.statistics.count("tcp.persist_timeouts")
+            self.send_reset(now)
+            self._set_state(TCPState.CLOSED, now, f"window probes unanswered ({limit})")
+            return
+        self.send_window_probe(now)
+
     def _retransmission_timeout(self, now: float) -> None:
         """RFC 6298 (5.4)-(5.7) with RFC 5681 (4) and the retry limits."""
         state = self.state
+        if (
+            not self.snd_wnd
+            and state.synchronized
+            and len(self.send_buffer)
+            and self.snd_una != self.snd_max
+        ):
+            self._zero_window_timeout(now)
+            return
         self.retransmissions += 1
         self.statistics.count("tcp.timeouts")
         limit = {
@@ -303,6 +324,23 @@ class TCPConnection(ConnectionInput):
         self.snd_nxt = self.snd_una  # go back: resend from the first unacknowledged byte
         self.snd_nxt = self.retransmit_first(now)
         self.retransmit_deadline = now + self.rtt.rto
+
+    def _zero_window_timeout(self, now: float) -> None:
+        """An RTO while the peer's window is closed: it shrank the window under data in flight
+        (RFC 9293 3.8.6.2.2 discourages it; RFC 1122 4.2.2.16 tolerates it). What is in flight
+        lies beyond the window, so going on with retransmissions would only count live
+        answers against the retry limit: go back to SND.UNA and let the persist timer probe,
+        the one timer that drives probes (as Linux turns these RTOs into zero-window probes)."""
+        self.statistics.count("tcp.timeouts")
+        self.congestion.on_timeout(self.flight_size(), repeated=self.retransmissions > 0)
+        self.in_recovery = False
+        self.duplicate_acks = 0
+        self.recover = self.snd_max
+        self.scoreboard.clear()
+        self.high_rxt = self.snd_una
+        self.rtt_seq = None  # Karn
+        self.snd_nxt = self.snd_una
+        self.send_window_probe(now)
 
     def _keepalive_timeout(self, now: float) -> None:
         """RFC 1122 4.2.3.6: a probe with SEG.SEQ = SND.NXT - 1 and no data."""

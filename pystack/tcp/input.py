@@ -116,7 +116,7 @@ class ConnectionInput(ConnectionOutput):
             seq_gt(segment.ack, self.iss) and seq_le(segment.ack, self.snd_max)
         ):
             if not flags & RST:
-                self.owner_reset(segment)
+                self.owner_reset(segment, now)
             self.drop(DropReason.TCP_BAD_ACK)
             return
         # second: check the RST bit (RFC 5961 3.2: only with an ACK of our SYN)
@@ -162,8 +162,11 @@ class ConnectionInput(ConnectionOutput):
         self.rtt.apply_syn_loss_rule()
         self.congestion.on_syn_loss()
 
-    def owner_reset(self, segment: TCPSegment) -> None:
-        """<SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK (RFC 9293 3.10.7.3 / 3.10.7.4)."""
+    def owner_reset(self, segment: TCPSegment, now: float) -> None:
+        """<SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK (RFC 9293 3.10.7.3 / 3.10.7.4), within
+        the stack's budget for such RSTs (``ConnectionOwner.allow_reset``)."""
+        if not self.owner.allow_reset(now):
+            return
         reset = TCPSegment(self.local_port, self.remote_port, segment.ack, 0, RST, 0)
         self.outbox.append(reset)
         self.statistics.count("tcp.resets_sent")
@@ -247,32 +250,38 @@ class ConnectionInput(ConnectionOutput):
             self._answer_unacceptable(segment, now)
             return
         flags = segment.flags
-        if self.state is TCPState.TIME_WAIT and flags & FIN and not flags & RST:
-            self._restart_time_wait(now)
         if flags & RST:
             self.drop(DropReason.TCP_OUT_OF_WINDOW)
             return
-        if window == 0 and flags & ACK and segment.seq == self.rcv_nxt:
+        if self.state is TCPState.TIME_WAIT and flags & FIN:
+            # RFC 9293 3.10.7.4: a retransmitted FIN restarts the 2 MSL timeout; its ACK is
+            # the rate-limited answer below.
+            self.time_wait_deadline = now + 2 * self.settings.msl
+        if window == 0 and flags & ACK and not flags & SYN and segment.seq == self.rcv_nxt:
             # RFC 9293: at a zero window "special allowance should be made to accept valid
             # ACKs": a probe at RCV.NXT still moves SND.UNA and SND.WND; its text is dropped.
-            self._process_ack(segment, now)
+            after = self._process_ack(segment, now)
             if self.state is TCPState.CLOSED:
                 return
+            self.drop(DropReason.TCP_OUT_OF_WINDOW)
+            if after is AfterAck.CONTINUE:
+                # A window probe: it hit RCV.NXT exactly, so its sender is in sync, not blind;
+                # it is answered every time (Linux takes it as in sequence), or the prober
+                # would count its probes unanswered.
+                self.ack_now = True
+            return
         self.drop(DropReason.TCP_OUT_OF_WINDOW)
         self._answer_unacceptable(segment, now)
 
     def _answer_unacceptable(self, segment: TCPSegment, now: float) -> None:
-        """RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>; for a segment without data, SYN or
-        FIN at most once per ``invalid_ack_interval`` (Linux tcp_oow_rate_limited): such
-        replies can otherwise ping-pong between two ends forever (an ACK loop)."""
-        interval = self.settings.invalid_ack_interval
-        if not segment.payload and not segment.flags & (SYN | FIN) and interval > 0:
-            last = self.last_invalid_ack_time
-            if last is not None and now - last < interval:
-                self.statistics.count("tcp.invalid_acks_suppressed")
-                return
-            self.last_invalid_ack_time = now
-        self.ack_now = True
+        """RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, within ``reply_allowed``'s limits,
+        data or not (Linux limits only segments without data: a storm of blind data segments
+        would otherwise be answered one for one)."""
+        if self.reply_allowed(now):
+            self.statistics.count("tcp.invalid_acks_sent")
+            self.ack_now = True
+        else:
+            self.statistics.count("tcp.invalid_acks_suppressed")
 
     def _disordered_ack(self, segment: TCPSegment) -> bool:
         return (
@@ -321,7 +330,7 @@ class ConnectionInput(ConnectionOutput):
         if self.state is TCPState.SYN_RECEIVED:
             if not (seq_gt(ack, self.snd_una) and seq_le(ack, self.snd_max)):
                 self.drop(DropReason.TCP_BAD_ACK)
-                self.owner_reset(segment)
+                self.owner_reset(segment, now)
                 return AfterAck.STOP
             if not self.owner.admit(self, now):
                 return AfterAck.STOP  # accept queue full: the listener's overflow policy applied
@@ -335,13 +344,19 @@ class ConnectionInput(ConnectionOutput):
             return AfterAck.CONTINUE
         # RFC 5961 5.2: acceptable when SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
         if seq_gt(ack, self.snd_max):
+            # RFC 9293 3.10.7.4: "send an ACK, drop the segment", the ACK rate-limited.
             self.drop(DropReason.TCP_ACK_UNSENT)
-            self.ack_now = True
+            if self.reply_allowed(now):
+                self.statistics.count("tcp.unsent_acks_sent")
+                self.ack_now = True
+            else:
+                self.statistics.count("tcp.unsent_acks_suppressed")
             return AfterAck.STOP
         if seq_lt(ack, seq_add(self.snd_una, -max(self.max_snd_wnd, 1))):
             self.drop(DropReason.TCP_ACK_TOO_OLD)
             self.send_challenge_ack(now)
             return AfterAck.STOP
+        self.persist_probes = 0  # the peer answers (RFC 1122 4.2.2.17: keep probing)
         if self.timestamps and segment.timestamp is not None:
             self._sample_rtt_from_timestamp(segment.timestamp[1], ack, now)
         if self.sack and segment.sack_blocks:
@@ -414,8 +429,12 @@ class ConnectionInput(ConnectionOutput):
         """RFC 5681 section 2 duplicate ACK detection, then fast retransmit (3.2) / NewReno."""
         if segment.payload or segment.flags & (SYN | FIN) or self.snd_una == self.snd_max:
             return
-        shift = self.snd_wscale
-        if segment.window << shift != self.snd_wnd or segment.ack != self.snd_una:
+        # RFC 5681 2: the window equals the last one. A zero window is never a duplicate ACK:
+        # the receiver has no room, nothing was lost, and a window probe's octet beyond the
+        # closed window is not outstanding data (2 (a)); counted, probes would trigger fast
+        # retransmit and RTOs (and the RTO retry limit would end a live connection).
+        window = segment.window << self.snd_wscale
+        if window != self.snd_wnd or not window or segment.ack != self.snd_una:
             return
         self.duplicate_acks += 1
         self.statistics.count("tcp.duplicate_acks")

@@ -4,7 +4,10 @@ ISN = M + F(local address, local port, remote address, remote port, secret), whe
 ticking every 4 microseconds and F a keyed BLAKE2s. The secret comes from the stack's injected
 rng, so runs replay exactly. A SYN cookie (when the SYN queue is full) packs a coarse time
 counter (5 bits, 64 s steps), an MSS index (3 bits) and a 24-bit keyed hash into the ISN.
-Entry points: ``SequenceGenerator.isn``, ``SequenceGenerator.cookie``, ``SequenceGenerator.check_cookie``.
+The same ISN secret, with its own personalisation, draws the per-second budget of replies to
+unacceptable segments (``keyed_value``): unpredictable to others, and still replayable.
+Entry points: ``SequenceGenerator.isn``, ``SequenceGenerator.cookie``, ``SequenceGenerator.check_cookie``,
+``SequenceGenerator.keyed_value``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ class SequenceGenerator:
         """RFC 6528 section 3."""
         clock = int(now * 250_000) & 0xFFFFFFFF
         return (clock + self._hash(self._isn_key, local, lport, remote, rport, 0)) & 0xFFFFFFFF
+
+    def keyed_value(self, label: bytes, value: int) -> int:
+        """32 unpredictable bits for ``value`` (a 64-bit unsigned number), separate for each
+        ``label`` (at most 8 bytes): the same inputs always give the same bits."""
+        digest = hashlib.blake2s(
+            value.to_bytes(8, "big"), key=self._isn_key, person=label, digest_size=4
+        ).digest()
+        return int.from_bytes(digest, "big")
 
     def cookie(
         self, local: int, lport: int, remote: int, rport: int, peer_isn: int, mss: int, now: float

@@ -2,7 +2,9 @@
 
 ``TCPLayer`` registers itself with the IPv4 layer for protocol 6 and for ICMP errors about TCP.
 Connections are found by their 4-tuple in a dict; segments for no connection go to a listener
-or, in the CLOSED state, are answered with RST (RFC 9293 3.10.7.1). Connections that have
+or, in the CLOSED state, are answered with RST (RFC 9293 3.10.7.1) within a per-stack token
+bucket (``allow_reset``); ``allow_reply`` is the per-stack budget of the ACKs connections send
+to unacceptable segments. Connections that have
 something to send are marked dirty and drained by ``flush(now)``; their timers live in one heap
 (``run_timers``/``next_deadline``), with stale entries skipped lazily.
 Entry points: ``TCPLayer.listen``, ``TCPLayer.connect``, ``flush``, ``run_timers``.
@@ -68,8 +70,12 @@ class TCPLayer:
         self.trace: Callable[[str], None] | None = None  # state transitions, for --trace
         self.send_note: Callable[[str], None] | None = None  # "retransmit: RTO" before a send
         self.event_hook: EventHook | None = None  # --trace=events
-        self._challenge_window = -1
-        self._challenge_count = 0
+        # Replies to unacceptable segments: this second's number and what is left of its budget.
+        self._reply_second = -1
+        self._reply_budget = 0
+        # RSTs for segments to no connection: a token bucket, full at the start.
+        self._reset_tokens = float(settings.reset_burst)
+        self._reset_time: float | None = None
         ip.handlers[PROTO_TCP] = self.process_packet
         ip.icmp.error_listeners[PROTO_TCP] = self.process_icmp_error
 
@@ -214,14 +220,44 @@ class TCPLayer:
             return listener.admit(connection, now)
         return True
 
-    def allow_challenge_ack(self, now: float) -> bool:
-        """RFC 5961 7: at most ``challenge_ack_limit`` challenge ACKs per second, stack-wide."""
+    def allow_reply(self, now: float) -> bool:
+        """May a connection answer an unacceptable segment now? The per-stack limit (RFC 5961 7,
+        Linux tcp_challenge_ack_limit): each second has a budget of ``challenge_ack_limit``
+        replies over every connection, with ``challenge_ack_jitter`` drawn from
+        [limit/2, 3*limit/2) (Linux's ``half + random(limit)``) by a keyed hash of the second."""
         second = int(now)
-        if second != self._challenge_window:
-            self._challenge_window, self._challenge_count = second, 0
-        if self._challenge_count >= self.settings.challenge_ack_limit:
+        if second != self._reply_second:
+            limit = self.settings.challenge_ack_limit
+            if self.settings.challenge_ack_jitter and limit > 0:
+                jitter = self.sequence.keyed_value(b"replies", second & 0xFFFFFFFFFFFFFFFF)
+                budget = (limit + 1) // 2 + jitter % limit
+            else:
+                budget = limit
+            self._reply_second, self._reply_budget = second, budget
+        if self._reply_budget <= 0:
             return False
-        self._challenge_count += 1
+        self._reply_budget -= 1
+        return True
+
+    def allow_reset(self, now: float) -> bool:
+        """May a RST answer a segment for no connection (or a bad ACK to a half-open one) now?
+        A token bucket per stack: ``reset_rate`` tokens a second, at most ``reset_burst`` saved
+        (like Linux's ICMP budget). Counted either way (``tcp.reply_resets_sent``,
+        ``tcp.reply_resets_suppressed``)."""
+        settings = self.settings
+        last = self._reset_time
+        tokens = self._reset_tokens
+        if last is None or now > last:
+            if last is not None:
+                elapsed = (now - last) * settings.reset_rate
+                tokens = min(float(settings.reset_burst), tokens + elapsed)
+            self._reset_time = now
+        if tokens < 1.0:
+            self._reset_tokens = tokens
+            self.statistics.count("tcp.reply_resets_suppressed")
+            return False
+        self._reset_tokens = tokens - 1.0
+        self.statistics.count("tcp.reply_resets_sent")
         return True
 
     # -- input -----------------------------------------------------------------------------------
@@ -276,7 +312,9 @@ class TCPLayer:
         return seq_gt(segment.seq, connection.rcv_nxt)
 
     def send_reset_for(self, segment: TCPSegment, local: int, remote: int, now: float) -> None:
-        """RFC 9293 3.10.7.1: the RST a segment to no connection gets."""
+        """RFC 9293 3.10.7.1: the RST a segment to no connection gets, within ``allow_reset``."""
+        if not self.allow_reset(now):
+            return
         if segment.flags & ACK:
             reset = TCPSegment(segment.dst_port, segment.src_port, segment.ack, 0, RST, 0)
         else:

@@ -146,13 +146,28 @@ class ConnectionOutput(TransmissionControlBlock):
         self.statistics.count("tcp.resets_sent")
 
     def send_challenge_ack(self, now: float) -> None:
-        """RFC 5961 3.2/4.2/5.2: an ACK that proves we are in sync, rate-limited per stack."""
-        if not self.owner.allow_challenge_ack(now):
+        """RFC 5961 3.2/4.2/5.2: an ACK that proves we are in sync, rate-limited (RFC 5961 7)."""
+        if not self.reply_allowed(now):
             self.statistics.count("tcp.challenge_acks_suppressed")
             return
         self.challenge_acks_sent += 1
         self.statistics.count("tcp.challenge_acks_sent")
         self.send_ack(now)
+
+    def reply_allowed(self, now: float) -> bool:
+        """May an ACK answer an unacceptable segment now? (The caller counts its kind.)
+
+        At most one such reply per ``invalid_ack_interval`` on this connection, whatever its
+        kind (Linux's tcp_oow_rate_limited, also on challenge ACKs), and then only within the
+        stack's budget (``ConnectionOwner.allow_reply``). A blind attacker's storm of bad
+        segments so gets a handful of replies, not one each; the first is never held back.
+        """
+        interval = self.settings.invalid_ack_interval
+        last = self.last_invalid_ack_time
+        if interval > 0 and last is not None and now - last < interval:
+            return False
+        self.last_invalid_ack_time = now
+        return self.owner.allow_reply(now)
 
     # -- data ----------------------------------------------------------------------------------
     def fin_seq(self) -> int:
@@ -279,8 +294,10 @@ class ConnectionOutput(TransmissionControlBlock):
             self.persist_deadline = now + self._persist_interval()
 
     def _persist_interval(self) -> float:
+        """RFC 6298 5.5 backoff from the base RTO, capped at the maximum RTO (RFC 1122
+        4.2.2.17: "increase exponentially the interval between successive probes")."""
         base = max(self.rtt.base_rto, self.settings.persist_min)
-        return min(base * (1 << min(self.persist_backoff, 16)), self.settings.persist_max)
+        return min(base * (1 << min(self.persist_backoff, 16)), self.settings.max_rto)
 
     def send_window_probe(self, now: float) -> None:
         """One octet at the left window edge (RFC 9293 3.8.6.1), new data if none is out."""
@@ -306,6 +323,7 @@ class ConnectionOutput(TransmissionControlBlock):
             self.snd_max = seq_add(self.snd_una, 1)
         self.statistics.count("tcp.window_probes")
         self.persist_backoff += 1
+        self.persist_probes += 1  # any acceptable ACK sets it back to 0 (the peer is alive)
         self.persist_deadline = now + self._persist_interval()
 
     # -- retransmission ------------------------------------------------------------------------

@@ -49,20 +49,32 @@ class TCPSettings:
     keepalive_idle: float = 7200.0
     keepalive_interval: float = 75.0
     keepalive_probes: int = 9
-    # persist timer (zero-window probes)
+    # persist timer (zero-window probes, RFC 9293 3.8.6.1, RFC 1122 4.2.2.17): the first probe
+    # after max(RTO, persist_min), then doubling (RFC 6298 5.5) up to max_rto. Probes the peer
+    # answers go on for ever; after data_retries unanswered ones in a row the connection is
+    # given up (Linux counts its probes against tcp_retries2 the same way).
     persist_min: float = 0.2
-    persist_max: float = 60.0
     # congestion control
     congestion_control: CongestionControlName = CongestionControlName.NEWRENO
     initial_window_segments: int = 10  # RFC 6928 (Linux); 4 gives RFC 3390's window
     duplicate_ack_threshold: int = 3  # RFC 5681 DupThresh
     limited_transmit: bool = True  # RFC 3042
-    # hardening (RFC 5961) and limits
-    challenge_ack_limit: int = 1000  # per second (Linux tcp_challenge_ack_limit)
-    # An unacceptable segment without data is answered at most once per this many seconds
-    # (Linux tcp_invalid_ratelimit): two ends that each see the other out of window (both
-    # windows closed, probes sent) would otherwise ACK each other forever. 0 answers every one.
+    # Hardening (RFC 5961) and bounded replies. Every ACK that answers an unacceptable segment
+    # (a challenge ACK, an ACK for a segment out of window or failing PAWS, an ACK for an ACK of
+    # unsent data) passes two limits: one per connection, at most one per invalid_ack_interval
+    # (Linux tcp_invalid_ratelimit; it also stops two ends ACKing each other for ever), and one
+    # per stack, at most about challenge_ack_limit per second over all connections (Linux
+    # tcp_challenge_ack_limit). With challenge_ack_jitter each second's budget is drawn from
+    # [limit/2, 3*limit/2) as Linux does, so the shared count cannot be used to learn whether
+    # another connection answered (CVE-2016-5696). 0 turns the per-connection limit off.
+    challenge_ack_limit: int = 1000
+    challenge_ack_jitter: bool = True
     invalid_ack_interval: float = 0.5
+    # RSTs answering segments for no connection (closed port, no listener, a bad ACK to a
+    # listener or to a half-open connection): a token bucket per stack, reset_rate per second
+    # with bursts of reset_burst (Linux's ICMP budget: icmp_msgs_per_sec, icmp_msgs_burst).
+    reset_rate: float = 1000.0
+    reset_burst: int = 50
     max_connections: int = 4096
     # The sum of every connection's buffer capacities (send + receive + out-of-order) never
     # exceeds this, so buffer memory is bounded whatever peers do (1 GiB: 1365 default connections).
@@ -84,6 +96,10 @@ class TCPSettings:
             raise ValueError("delayed_ack must be below 0.5 s (RFC 9293 3.8.6.3)")
         if not 0 < self.min_rto <= self.initial_rto <= self.max_rto:
             raise ValueError("need 0 < min_rto <= initial_rto <= max_rto")
+        if self.challenge_ack_limit < 0 or self.invalid_ack_interval < 0:
+            raise ValueError("challenge_ack_limit and invalid_ack_interval must not be negative")
+        if self.reset_rate < 0 or self.reset_burst < 0:
+            raise ValueError("reset_rate and reset_burst must not be negative")
         if self.send_buffer < 1 or self.receive_buffer < 1:
             raise ValueError("buffers must hold at least one byte")
         low, high = self.ephemeral_ports

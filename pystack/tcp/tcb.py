@@ -45,6 +45,10 @@ Which code may change what:
 - loss recovery (``duplicate_acks``, ``in_recovery``, ``recover``, ``high_rxt``), RTT timing
   (``rtt_seq``, ``rtt_time``), ``retransmissions``: input's ACK step, output's
   (re)transmission, connection's RTO handler.
+- ``persist_backoff``, ``persist_probes``: output's window probe counts them up; input's ACK
+  step sets them back (any acceptable ACK: the peer is alive); connection's RTO handler when it
+  turns a retransmission into a probe.
+- ``last_invalid_ack_time``: output's ``reply_allowed`` (the per-connection reply limit).
 - timers (``*_deadline``): the code that starts or ends what they time; ``stop_timers`` ends all.
 - ``error``, ``soft_error``: input (RST, refusal), connection's timeouts and ``icmp_error``.
 - ``passive``, ``listener``: ``open_passive``/``open_from_cookie``; ``detach_listener``.
@@ -113,7 +117,13 @@ class ConnectionOwner(Protocol):
         """May this passive connection complete its handshake (is there accept-queue room)?"""
         ...
 
-    def allow_challenge_ack(self, now: float) -> bool: ...
+    def allow_reply(self, now: float) -> bool:
+        """The per-stack limit on ACKs answering unacceptable segments (counts one if True)."""
+        ...
+
+    def allow_reset(self, now: float) -> bool:
+        """The per-stack limit on RSTs answering unacceptable segments (counts one if True)."""
+        ...
 
 
 class Transition:
@@ -167,6 +177,7 @@ class TransmissionControlBlock:
         "peer_syn",
         "persist_backoff",
         "persist_deadline",
+        "persist_probes",
         "rcv_adv",
         "rcv_nxt",
         "rcv_wscale",
@@ -294,6 +305,7 @@ class TransmissionControlBlock:
         self.retransmit_deadline: float | None = None
         self.persist_deadline: float | None = None
         self.persist_backoff = 0
+        self.persist_probes = 0  # window probes sent since the peer last acknowledged anything
         self.delayed_ack_deadline: float | None = None
         self.keepalive_deadline: float | None = None
         self.keepalive_probes_sent = 0
@@ -310,7 +322,8 @@ class TransmissionControlBlock:
         self.passive = False  # created by a listener
         self.listener: object | None = None
         self.challenge_acks_sent = 0
-        self.last_invalid_ack_time: float | None = None  # see TCPSettings.invalid_ack_interval
+        # The last reply to an unacceptable segment (any kind): TCPSettings.invalid_ack_interval.
+        self.last_invalid_ack_time: float | None = None
         # output queue, pulled by the layer
         self.outbox: list[TCPSegment] = []
         self.scheduled: float | None = None  # the layer's timer heap bookkeeping

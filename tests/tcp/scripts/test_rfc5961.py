@@ -169,7 +169,10 @@ def test_established_challenge_acks_rate_limited_per_second() -> None:
         +0 expect counter tcp.challenge_acks_sent 4
         +0 expect state ESTABLISHED
         """,
-        tcp_settings=TCPSettings(challenge_ack_limit=3),
+        # The per-stack limit alone: no per-connection interval, and a fixed budget per second.
+        tcp_settings=TCPSettings(
+            challenge_ack_limit=3, challenge_ack_jitter=False, invalid_ack_interval=0
+        ),
     )
 
 
