@@ -312,23 +312,24 @@ def command_run(arguments: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         _say(f"--record: {arguments.record}: {error.strerror or error}")
         return 1
     network = ScriptNetwork(arguments, recorder.record if recorder is not None else None)
+    stacks: list[tuple[str, Stack]] = []  # whose counters end the recording
     try:
-        return _run(arguments, network)
+        return _run(arguments, network, stacks)
     finally:
-        stacks: list[tuple[str, Stack]] = []
-        if network.simulation is not None:
-            stacks = [("host", network.simulation.host), ("peer", network.simulation.peer)]
-        elif network.host is not None and network.host.stack is not None:
-            stacks = [("host", network.host.stack)]
         _close_recorder(recorder, stacks)
 
 
-def _run(arguments: argparse.Namespace, network: ScriptNetwork) -> int:
+def _run(
+    arguments: argparse.Namespace, network: ScriptNetwork, stacks: list[tuple[str, Stack]]
+) -> int:
     with fast_thread_switches():  # for this run only (process-wide; see its docstring)
         try:
             try:
                 providers = build_runtime(arguments)
                 network.register(providers, network.start())
+                stacks.append(("host", network.stack))
+                if network.simulation is not None:
+                    stacks.append(("peer", network.simulation.peer))
             except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
                 _say(str(error))
                 return 1

@@ -7,8 +7,8 @@ Everything is inline: no network access, no external CSS or JavaScript.
 
 Elements a test can count: ``<g class="arrow" data-kind="segment|retransmit|lost">`` (one per
 packet drawn, ``data-dropped`` when the receiver dropped it), ``<text class="state">``,
-``<svg class="plot" data-series="cwnd ssthresh flight snd_wnd rcv_wnd">`` and ``data-series="srtt
-rto"`` with a ``<polyline class="series" data-series="...">`` per variable, ``<table
+``<svg class="plot" data-series="cwnd ssthresh flight">``, ``data-series="snd_wnd rcv_wnd"`` and
+``data-series="srtt rto"`` with a ``<polyline class="series" data-series="...">`` per variable, ``<table
 class="counters">``, ``<p class="note">``.
 
 Entry points: ``render_html``.
@@ -22,7 +22,7 @@ from typing import Any
 
 from pystack.show.ladder import Arrow, Ladder, Series, StateLabel
 
-SIDE = 250  # room left and right of the outer columns (state labels, times)
+SIDE = 300  # room left and right of the outer columns (state labels, times)
 GAP_TWO = 560  # between two columns
 GAP_MANY = 400  # between columns when there are more than two
 ARROW_ROW = 34
@@ -31,12 +31,14 @@ STATE_ROW = 24
 TOP = 86
 
 KIND_COLOURS = {"segment": "#1c4e80", "retransmit": "#d9480f", "lost": "#c92a2a"}
-WINDOW_SERIES = (
+CONGESTION_SERIES = (
     ("cwnd", "cwnd", "#1c7ed6", ""),
     ("ssthresh", "ssthresh", "#e8590c", "6 4"),
-    ("flight", "bytes in flight", "#2b8a3e", ""),
-    ("snd_wnd", "peer's receive window (snd_wnd)", "#862e9c", "2 3"),
-    ("rcv_wnd", "our receive window (rcv_wnd)", "#868e96", "8 3"),
+    ("flight", "in flight", "#2b8a3e", ""),
+)
+WINDOW_SERIES = (
+    ("snd_wnd", "peer's window (snd_wnd)", "#862e9c", ""),
+    ("rcv_wnd", "our window (rcv_wnd)", "#868e96", "6 3"),
 )
 TIME_SERIES = (("srtt", "SRTT", "#1c7ed6", ""), ("rto", "RTO", "#c92a2a", "6 4"))
 INFINITE = 1 << 30  # ssthresh at or above this is "not set yet" and not drawn
@@ -244,7 +246,7 @@ def _state(label: StateLabel, x_of: dict[str, int], y: int, columns: list[str]) 
 
 
 # -- plots ------------------------------------------------------------------------------------------
-PLOT_W, PLOT_H = 640, 230
+PLOT_W, PLOT_H = 440, 230
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 64, 16, 40, 30
 
 
@@ -257,6 +259,7 @@ def _plots(ladder: Ladder) -> str:
     parts: list[str] = []
     for series in ladder.series.values():
         parts.append(f'<h3 class="connection">{escape(series.name)}</h3><div class="plots">')
+        parts.append(_plot(series, CONGESTION_SERIES, "bytes", 1.0))
         parts.append(_plot(series, WINDOW_SERIES, "bytes", 1.0))
         parts.append(_plot(series, TIME_SERIES, "ms", 1000.0))
         parts.append("</div>")
@@ -333,9 +336,8 @@ def _plot(
             f'<polyline class="series" data-series="{name}" fill="none" stroke="{colour}" '
             f'stroke-width="2"{dashing} points="{" ".join(steps)}"/>'
         )
-        row, column = divmod(index, 3)
-        lx = legend_x + column * 190
-        ly = 12 + row * 14
+        lx = legend_x + index * 120 if len(lines) > 2 else legend_x + index * 170
+        ly = 16
         parts.append(
             f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 18}" y2="{ly - 4}" stroke="{colour}" '
             f'stroke-width="3"{dashing}/><text x="{lx + 22}" y="{ly}">{escape(title)}</text>'

@@ -199,7 +199,7 @@ def from_recording(recording: Recording, title: str) -> Ladder:
         ("source", title),
         ("pystack", str(header.get("pystack", "?"))),
         ("command", " ".join(str(part) for part in header.get("command", []))),
-        ("seed", str(header.get("seed"))),
+        ("seed", "none" if header.get("seed") is None else str(header.get("seed"))),
     ]
     addresses: dict[str, str] = {}  # role -> its address
     for record in recording.records:

@@ -4,7 +4,8 @@ A recording is JSON lines (``docs/record-format.md``): a header, then one object
 the tracer's hooks see (packets with their bytes, drops, impairment actions, state changes, TCP
 variables), then a ``counters`` line per stack, and an ``end`` line. ``Recorder.record`` is the
 ``TraceOptions.record`` callable; it runs under the stack thread's lock like every trace hook.
-Past ``limit`` bytes the recorder writes one ``truncated`` line and records nothing more.
+Before the file would pass ``limit`` bytes the recorder writes one ``truncated`` line and
+records nothing more.
 
 Entry points: ``Recorder``, ``read_recording``, ``RecordingError``, ``FORMAT``, ``VERSION``.
 """
@@ -112,7 +113,8 @@ class Recorder:
     def _line(self, record: Mapping[str, Any]) -> None:
         assert self._file is not None
         text = json.dumps(record, separators=(",", ":")) + "\n"
-        if self.written + len(text) > self.limit and record.get("kind") != "header":
+        # room is kept for the truncated line, so the file never grows past the limit
+        if self.written + len(text) > self.limit - 200 and record.get("kind") != "header":
             self.stopped = True
             text = (
                 json.dumps(
