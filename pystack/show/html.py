@@ -246,7 +246,7 @@ def _state(label: StateLabel, x_of: dict[str, int], y: int, columns: list[str]) 
 
 
 # -- plots ------------------------------------------------------------------------------------------
-PLOT_W, PLOT_H = 440, 230
+PLOT_W, PLOT_H = 420, 230
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 64, 16, 40, 30
 
 
@@ -336,7 +336,7 @@ def _plot(
             f'<polyline class="series" data-series="{name}" fill="none" stroke="{colour}" '
             f'stroke-width="2"{dashing} points="{" ".join(steps)}"/>'
         )
-        lx = legend_x + index * 120 if len(lines) > 2 else legend_x + index * 170
+        lx = legend_x + index * 120 if len(lines) > 2 else legend_x + index * 200
         ly = 16
         parts.append(
             f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 18}" y2="{ly - 4}" stroke="{colour}" '
@@ -353,6 +353,8 @@ def _amount(value: float, unit: str) -> str:
         return f"{value / 1_000_000:.1f} MB"
     if value >= 10_000:
         return f"{value / 1000:.0f} kB"
+    if value >= 1000:
+        return f"{value / 1000:.1f} kB"
     return f"{value:.0f} B"
 
 
