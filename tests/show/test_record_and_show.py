@@ -95,9 +95,9 @@ def test_recording_has_header_packets_states_tcp_variables_and_counters(recorded
     assert [line["note"] for line in retransmits] == ["retransmit: RTO"]
     drops = [line for line in lines if line["kind"] == "drop"]
     assert [line["reason"] for line in drops] == ["IMPAIRMENT_RULE"]
-    counters = {line["host"]: line["counters"] for line in lines if line["kind"] == "counters"}
-    assert set(counters) == {"host", "peer"}
-    assert counters["host"]["tcp.state.time_wait"] == 1  # type: ignore[index]
+    by_host = {line["host"]: line["counters"] for line in lines if line["kind"] == "counters"}
+    assert set(by_host) == {"host", "peer"}
+    assert by_host["host"]["tcp.state.time_wait"] == 1  # type: ignore[index]
 
 
 def test_text_ladder_shows_the_handshake_in_order_and_the_lost_segment(recorded: Path) -> None:
@@ -125,7 +125,8 @@ def test_every_sent_packet_is_one_arrow(recorded: Path) -> None:
     assert [a.kind for a in ladder.arrows].count("retransmit") == 1
     assert ladder.columns == ["host 10.0.0.2", "peer 10.0.0.1"]
     assert "host: 10.0.0.2" in " ".join(ladder.series)
-    assert ladder.counters["host 10.0.0.2"]["tcp.state.time_wait"] == 1
+    tables = ladder.counters
+    assert tables["host 10.0.0.2"]["tcp.state.time_wait"] == 1
 
 
 def chromium() -> str:
