@@ -14,12 +14,15 @@ $(STAMP): pyproject.toml
 
 # Debian tools the kernel tests use (only installed when missing; needs root). dnsmasq comes as
 # dnsmasq-base: the binary alone, no service that would start a DNS server outside a namespace.
+# tcpdump writes the pcap `pystack show` reads in its kernel test; chromium opens its HTML page.
 tools:
 	@missing=""; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v ping >/dev/null 2>&1 || missing="$$missing iputils-ping"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
+	command -v tcpdump >/dev/null 2>&1 || [ -x /usr/bin/tcpdump ] || missing="$$missing tcpdump"; \
+	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	  else echo "note: missing$$missing (kernel tests will skip)"; fi; \

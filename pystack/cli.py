@@ -1,5 +1,6 @@
-"""The ``pystack`` command: ``up`` (a host on a TUN/TAP device), ``demo`` (two stacks in memory)
-and ``run`` (a MicroPython script on pystack).
+"""The ``pystack`` command: ``up`` (a host on a TUN/TAP device), ``demo`` (two stacks in memory),
+``run`` (a MicroPython script on pystack) and ``show`` (a recording or a capture as a ladder
+diagram).
 
 Errors people can fix (no root, a bad address) end in one line on stderr and a non-zero exit,
 never a traceback; a bad ``--impair`` spec is refused before anything starts, with exit status 2
@@ -24,9 +25,12 @@ from pystack.netns import NamespaceError
 from pystack.runtime import build_runtime
 from pystack.runtime.network import ScriptNetwork, fast_thread_switches
 from pystack.runtime.script import run_script
+from pystack.show import ShowError, load, render_html, text_ladder
+from pystack.show.recording import DEFAULT_LIMIT, Recorder
 from pystack.stack import Stack
 from pystack.statsview import statistics_report
 from pystack.tracing import TraceLevel, TraceOptions, colour_wanted
+from pystack.wire.addresses import ip_to_str
 
 IMPAIR_HELP = (
     "impair the link, e.g. loss=5%,delay=20ms,seed=7 or drop=out:tcp:data:3. Keys: "
@@ -72,6 +76,7 @@ def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pcap", metavar="FILE", help="write every frame on the device to FILE")
     _add_trace_arguments(parser)
+    _add_record_arguments(parser)
     parser.add_argument(
         "--stats",
         action="store_true",
@@ -111,6 +116,108 @@ def _add_trace_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_record_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--record",
+        metavar="FILE",
+        help="record every packet (with its bytes), drop, state change and TCP variable change "
+        "as JSON lines to FILE, for pystack show (docs/record-format.md); prints nothing "
+        "without --trace",
+    )
+    parser.add_argument(
+        "--record-limit",
+        type=_size,
+        default=DEFAULT_LIMIT,
+        metavar="BYTES",
+        help="stop recording (with a last line saying so) past this size, e.g. 50M (default 200M)",
+    )
+
+
+def _size(text: str) -> int:
+    units = {"k": 1000, "m": 1000**2, "g": 1000**3}
+    scale = units.get(text[-1:].lower(), 1)
+    number = text[:-1] if text[-1:].lower() in units else text
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        value = 0
+    if value < 1000:
+        raise argparse.ArgumentTypeError(f"not a size of at least 1000 bytes: {text!r}")
+    return value
+
+
+def _add_show_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    show = commands.add_parser(
+        "show",
+        help="draw a recording (--record) or a pcap/pcapng capture as a ladder diagram",
+        description="Renders FILE (a pystack recording, or a classic pcap or pcapng capture, "
+        "e.g. from tcpdump) as one self-contained offline HTML page: a ladder diagram (a column "
+        "per host, an arrow per packet labelled with flags, relative seq and ack, length and "
+        "window; lost packets stop midway with an X; retransmissions in orange with their "
+        "cause; TCP states down the sides), plots of cwnd, ssthresh, bytes in flight, the "
+        "receive windows, SRTT and RTO per connection (recordings only), and the counters. "
+        "Ladders longer than 3000 packets show the first 3000 and say so.",
+    )
+    show.add_argument("file", metavar="FILE", help="a pystack recording or a pcap/pcapng file")
+    show.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.html",
+        help="where to write the page (default: FILE with .html, next to it)",
+    )
+    show.add_argument(
+        "--text", action="store_true", help="print a plain ladder on the terminal instead"
+    )
+
+
+def command_show(arguments: argparse.Namespace) -> int:
+    try:
+        ladder = load(arguments.file)
+    except ShowError as error:
+        _say(str(error))
+        return 1
+    if arguments.text:
+        sys.stdout.write(text_ladder(ladder))
+        return 0
+    output = arguments.output or _html_name(arguments.file)
+    try:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(render_html(ladder))
+    except OSError as error:
+        _say(f"{output}: {error.strerror or error}")
+        return 1
+    _say(f"wrote {output} ({len(ladder.arrows)} packets drawn)")
+    return 0
+
+
+def _html_name(path: str) -> str:
+    stem, dot, extension = path.rpartition(".")
+    if dot and "/" not in extension:
+        return f"{stem}.html"
+    return f"{path}.html"
+
+
+def _open_recorder(arguments: argparse.Namespace, argv: Sequence[str]) -> Recorder | None:
+    """The --record writer (OSError if FILE cannot be created)."""
+    if not getattr(arguments, "record", None):
+        return None
+    return Recorder(
+        arguments.record,
+        command=["pystack", *argv],
+        seed=arguments.seed,
+        limit=arguments.record_limit,
+    )
+
+
+def _close_recorder(recorder: Recorder | None, stacks: Sequence[tuple[str, Stack]]) -> None:
+    """The counters line of each stack, then the end line (after the stack thread stopped)."""
+    if recorder is None:
+        return
+    for role, stack in stacks:
+        recorder.statistics(role, ip_to_str(stack.address), stack.statistics())
+    recorder.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pystack", description="a userspace TCP/IP stack in pure Python"
@@ -138,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--quiet", action="store_true", help="no packet trace, only the results")
     _add_trace_arguments(show)
     _add_run_parser(commands)
+    _add_show_parser(commands)
     return parser
 
 
@@ -166,6 +274,7 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         action="store_true",
         help="also trace the simulated peer (implies --trace); lines say host or peer",
     )
+    _add_record_arguments(run)
     run.add_argument(
         "--stats", action="store_true", help="print connections, counters and drops at exit"
     )
@@ -207,13 +316,31 @@ def _seconds(text: str) -> float:
     return value
 
 
-def command_run(arguments: argparse.Namespace) -> int:
+def command_run(arguments: argparse.Namespace, argv: Sequence[str] = ()) -> int:
+    try:
+        recorder = _open_recorder(arguments, argv)
+    except OSError as error:
+        _say(f"--record: {arguments.record}: {error.strerror or error}")
+        return 1
+    network = ScriptNetwork(arguments, recorder.record if recorder is not None else None)
+    stacks: list[tuple[str, Stack]] = []  # whose counters end the recording
+    try:
+        return _run(arguments, network, stacks)
+    finally:
+        _close_recorder(recorder, stacks)
+
+
+def _run(
+    arguments: argparse.Namespace, network: ScriptNetwork, stacks: list[tuple[str, Stack]]
+) -> int:
     with fast_thread_switches():  # for this run only (process-wide; see its docstring)
-        network = ScriptNetwork(arguments)
         try:
             try:
                 providers = build_runtime(arguments)
                 network.register(providers, network.start())
+                stacks.append(("host", network.stack))
+                if network.simulation is not None:
+                    stacks.append(("peer", network.simulation.peer))
             except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
                 _say(str(error))
                 return 1
@@ -242,8 +369,23 @@ def _print_statistics(
     print(call(lambda: statistics_report(stack, title)), file=sys.stderr, flush=True)
 
 
-def command_up(arguments: argparse.Namespace) -> int:
-    options = HostOptions(
+def command_up(arguments: argparse.Namespace, argv: Sequence[str] = ()) -> int:
+    try:
+        recorder = _open_recorder(arguments, argv)
+    except OSError as error:
+        _say(f"--record: {arguments.record}: {error.strerror or error}")
+        return 1
+    host: KernelHost | None = None
+    try:
+        host = KernelHost(_host_options(arguments, recorder))
+        return _up(arguments, host)
+    finally:
+        stack = host.stack if host is not None else None
+        _close_recorder(recorder, [("host", stack)] if stack is not None else [])
+
+
+def _host_options(arguments: argparse.Namespace, recorder: Recorder | None) -> HostOptions:
+    return HostOptions(
         link=arguments.link,
         netns=arguments.netns,
         device=arguments.device,
@@ -255,8 +397,11 @@ def command_up(arguments: argparse.Namespace) -> int:
         pcap=arguments.pcap,
         serve=arguments.serve,
         hosts=arguments.hosts,
-        trace=trace_options(arguments),
+        trace=trace_options(arguments, recorder.record if recorder is not None else None),
     )
+
+
+def _up(arguments: argparse.Namespace, host: KernelHost) -> int:
     stop = threading.Event()
     report = threading.Event()
 
@@ -270,7 +415,6 @@ def command_up(arguments: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     if arguments.stats:
         previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_report)
-    host = KernelHost(options)
     try:
         host.start()
         _say(f"{host.describe()} is up; Ctrl-C to stop")
@@ -307,6 +451,8 @@ def command_up(arguments: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
     arguments = build_parser().parse_args(argv)
     impair = getattr(arguments, "impair", None)
     if impair:
@@ -316,7 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"--impair: {error}")
             return 2
     if arguments.command == "up":
-        return command_up(arguments)
+        return command_up(arguments, argv)
+    if arguments.command == "show":
+        return command_show(arguments)
     if arguments.command == "demo":
         trace: TraceOptions | None = None
         if not arguments.quiet:
@@ -328,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return demo.run(seed=arguments.seed, trace=trace)
     if arguments.command == "run":
-        return command_run(arguments)
+        return command_run(arguments, argv)
     return 2
 
 

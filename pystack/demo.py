@@ -50,7 +50,7 @@ def run(seed: int = 1, trace: bool | TraceOptions | None = True) -> int:
     if trace:
         options = trace if isinstance(trace, TraceOptions) else TraceOptions(print_line)
         for name, stack in (("alice", alice), ("bob  ", bob)):
-            printer = _printer(simulation, name, options.sink)
+            printer = _printer(simulation, name, options.sink or print_line)
             stack.set_trace(dataclasses.replace(options, sink=printer))
     print(f"alice: {alice.describe()}\nbob:   {bob.describe()}\n")
     simulation.run_for(0.5)  # both announce themselves (gratuitous ARP) first

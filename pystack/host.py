@@ -33,7 +33,7 @@ from pystack.link.tuntap import TapLink, TunLink
 from pystack.runner import StackThread
 from pystack.services.stream import Service, parse_services, start_services
 from pystack.stack import DHCP, Stack, StackConfig
-from pystack.tracing import TraceLevel, TraceOptions, colour_wanted
+from pystack.tracing import Record, TraceLevel, TraceOptions, colour_wanted
 from pystack.wire.addresses import ip_from_str, parse_cidr
 
 DHCP_PEER_PREFIX = 24  # the kernel side's prefix when pystack's address comes from DHCP
@@ -65,20 +65,26 @@ def stderr_trace_sink(clock: Clock | None = None) -> Callable[[str], None]:
     return sink
 
 
-def trace_options(arguments: argparse.Namespace, clock: Clock | None = None) -> TraceOptions | None:
+def trace_options(
+    arguments: argparse.Namespace,
+    record: Callable[[Record], None] | None = None,
+    clock: Clock | None = None,
+) -> TraceOptions | None:
     """What ``--trace[=LEVEL]``, ``--absolute-seq`` and ``--trace-peer`` ask for, printed on
     stderr by ``stderr_trace_sink`` on ``clock`` (in colour on a terminal); None without
-    ``--trace``."""
+    ``--trace`` and without ``record`` (``--record``: every event goes there too; alone, nothing
+    is printed)."""
     level = getattr(arguments, "trace", None)
     peer = bool(getattr(arguments, "trace_peer", False))
-    if not level and not peer:
+    if not level and not peer and record is None:
         return None
     return TraceOptions(
-        stderr_trace_sink(clock),
+        stderr_trace_sink(clock) if level or peer else None,
         TraceLevel(level) if isinstance(level, str) else TraceLevel.PACKETS,
         absolute_seq=bool(getattr(arguments, "absolute_seq", False)),
         colour=colour_wanted(sys.stderr),
         peer=peer,
+        record=record,
     )
 
 

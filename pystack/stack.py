@@ -176,7 +176,9 @@ class Stack:
     ) -> None:
         """Send the trace (``pystack.tracing``: packets in and out, drops with their reason,
         state changes, and with ``TraceLevel.EVENTS`` the TCP variables and timers) to a sink,
-        each line after ``label``; None turns it off. A bare sink means the packet level."""
+        each line after ``label``; None turns it off. A bare sink means the packet level. With
+        ``TraceOptions.record`` (``--record``) every event also goes there as a record marked
+        ``label`` (or "host") and stamped with this stack's clock."""
         links = []
         link: object = self.link
         while link is not None:  # the impairment links among the link's wrappers
@@ -192,9 +194,11 @@ class Stack:
                 impaired.set_trace(None)
             return
         options = trace if isinstance(trace, TraceOptions) else TraceOptions(trace)
-        tracer = self._tracer = Tracer(options, self.ip.ethernet, label)
-        self.ip.trace = tracer.packet
-        events = tracer.watch if options.level is not TraceLevel.PACKETS else None
+        ip = self.ip
+        tracer = self._tracer = Tracer(options, ip.ethernet, label, self.clock, lambda: ip.address)
+        ip.trace = tracer.packet
+        wanted = options.level is not TraceLevel.PACKETS or options.record is not None
+        events = tracer.watch if wanted else None
         self.tcp.set_trace_hooks(tracer.state, tracer.send_note, events)
         self._statistics.on_drop = tracer.drop
         for impaired in links:

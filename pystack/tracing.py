@@ -16,6 +16,10 @@ A ``Tracer`` serves one stack (``Stack.set_trace`` installs it). Each line start
   exit, and its timers armed, fired and stopped (``all`` adds the delayed-ACK timer and timers
   re-armed to a new deadline).
 
+``TraceOptions.record`` (``--record``) receives the same events as structured records (plain
+dicts, ``docs/record-format.md``) with the packets' bytes and the time of the stack's clock; a
+tracer with a record and no sink (``--record`` without ``--trace``) prints nothing.
+
 TCP sequence numbers are relative by default, as tcpdump prints them: per direction of a
 connection, from its SYN (or the first segment seen), and acknowledgements and SACK blocks
 relative to the other direction's (``absolute_seq`` turns this off). The lines hold nothing that
@@ -31,13 +35,15 @@ import enum
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
+from pystack.clock import Clock
 from pystack.link import impair
 from pystack.link.base import OffloadedFrame, SegmentedFrame
 from pystack.stats import DropReason
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.state import TCPState
+from pystack.tcp.tcb import Transition
 from pystack.wire.addresses import ip_to_str
 from pystack.wire.errors import MalformedPacket
 from pystack.wire.ethernet import ETHERTYPE_IPV4, EthernetFrame
@@ -74,13 +80,18 @@ class TraceLevel(enum.Enum):
 
 @dataclass(frozen=True)
 class TraceOptions:
-    """What ``--trace`` asked for; ``Stack.set_trace`` takes these or a bare sink."""
+    """What ``--trace`` and ``--record`` asked for; ``Stack.set_trace`` takes these or a bare
+    sink. A None sink prints nothing (``--record`` alone)."""
 
-    sink: Callable[[str], None]
+    sink: Callable[[str], None] | None
     level: TraceLevel = TraceLevel.PACKETS
     absolute_seq: bool = False
     colour: bool = False
     peer: bool = False  # pystack run on the simulator: trace the peer too
+    record: Callable[[Record], None] | None = None  # --record: every event as a dict
+
+
+Record = dict[str, Any]  # one --record line (docs/record-format.md), before the writer adds "t"
 
 
 def colour_wanted(stream: TextIO) -> bool:
@@ -94,21 +105,37 @@ def colour_wanted(stream: TextIO) -> bool:
 class Tracer:
     """Formats one stack's trace lines; its methods are the hooks ``Stack.set_trace`` installs."""
 
-    def __init__(self, options: TraceOptions, ethernet: bool, label: str = "") -> None:
+    def __init__(
+        self,
+        options: TraceOptions,
+        ethernet: bool,
+        label: str = "",
+        clock: Clock | None = None,
+        address: Callable[[], int] | None = None,
+    ) -> None:
         self.options = options
         self.ethernet = ethernet
         self.prefix = f"{label} " if label else ""
         self.current: tuple[bytes | SegmentedFrame, bool] | None = None  # frame being processed
         self._sink = options.sink
+        # --record: records say whose they are ("host" or "peer") and when (the stack's clock)
+        self._record = options.record
+        self._role = label or "host"
+        self._clock = clock
+        self._address = address
+        self._recorded: dict[int, tuple[object, ...]] = {}
         self._colour = options.colour
         self._relative = not options.absolute_seq
         self._all = options.level is TraceLevel.ALL
+        self._events = options.level is not TraceLevel.PACKETS
         self._bases: dict[tuple[int, int, int, int], int] = {}
         self._pending_note = ""
         self._watched: dict[int, tuple[object, ...]] = {}
 
     # -- output ------------------------------------------------------------------------------
     def emit(self, arrow: str, text: str) -> None:
+        if self._sink is None:
+            return
         line = f"{self.prefix}{arrow} {text}"
         if self._colour:
             line = f"\x1b[{_COLOURS.get(arrow, '0')}m{line}\x1b[0m"
@@ -121,6 +148,13 @@ class Tracer:
         """``IPv4Layer.trace``: a frame in or out."""
         if direction == "in":
             self.current = (data, ethernet)
+        if self._record is not None:
+            notes = [note] if note else []
+            if direction == "out" and self._pending_note:
+                notes.append(self._pending_note)
+            self._record_packet("packet", direction, data, ethernet, "; ".join(notes))
+        if self._sink is None:
+            return
         text = self.describe(data, ethernet)
         if note:
             text += f"  [{note}]"
@@ -134,6 +168,10 @@ class Tracer:
 
     def drop(self, reason: DropReason, detail: str, packet: object, ethernet: bool) -> None:
         """``Statistics.on_drop``: every counted drop."""
+        if self._record is not None:
+            self._record_drop(reason.name, detail, packet, ethernet)
+        if self._sink is None:
+            return
         if isinstance(packet, IPv4Packet):
             text = self._describe_packet(packet, True)
         elif isinstance(packet, (bytes, bytearray)):
@@ -148,19 +186,45 @@ class Tracer:
     def impairment(self, direction: str, frame: bytes, drop: str, note: str) -> None:
         """``ImpairmentLink.set_trace``: what the impairment did to a frame."""
         side = "inbound" if direction == "in" else "outbound"
-        text = self.describe(frame, self.ethernet)
         reason = _IMPAIRMENT_DROPS.get(drop)
+        if self._record is not None:
+            kind = "drop" if reason is not None else "impairment"
+            record = self._packet_record(kind, direction, frame, self.ethernet, f"{note}, {side}")
+            if reason is not None:
+                record["reason"] = reason.name
+            self._write(record)
+        if self._sink is None:
+            return
+        text = self.describe(frame, self.ethernet)
         if reason is not None:
             self.emit("x", f"{text}  [{reason.name}: {note}, {side}]")
         else:
             self.emit("~", f"{text}  [impairment {side}: {note}]")
 
-    def state(self, line: str) -> None:
+    def state(self, connection: TCPConnection, transition: Transition) -> None:
         """``TCPLayer.trace``: a state change."""
-        self.emit("=", line)
+        if self._record is not None:
+            self._write(
+                {
+                    "kind": "state",
+                    "connection": _endpoints(connection),
+                    "old": transition.old.value,
+                    "new": transition.new.value,
+                    "cause": transition.cause,
+                }
+            )
+        self.emit(
+            "=",
+            f"{connection.describe_endpoints()} {transition.old.value} -> "
+            f"{transition.new.value} ({transition.cause})",
+        )
 
     def watch(self, connection: TCPConnection, now: float, timer_due: bool) -> None:
         """``TCPLayer.event_hook`` (``--trace=events``): report what changed since last time."""
+        if self._record is not None:
+            self._record_variables(connection)
+            if self._sink is None or not self._events:
+                return  # installed for the record only
         key = id(connection)
         if connection.state is TCPState.CLOSED:
             self._watched.pop(key, None)
@@ -200,6 +264,92 @@ class Tracer:
         self._watched[key] = (*now_values, *deadlines)
         if changes:
             self.emit("*", f"{connection.describe_endpoints()}: " + ", ".join(changes))
+
+    # -- records (--record) -------------------------------------------------------------------
+    def _write(self, record: Record) -> None:
+        assert self._record is not None
+        record["host"] = self._role
+        if self._address is not None:
+            record["addr"] = ip_to_str(self._address())
+        if self._clock is not None:
+            record["now"] = self._clock.now()
+        self._record(record)
+
+    def _packet_record(
+        self, kind: str, direction: str, data: bytes | SegmentedFrame, ethernet: bool, note: str
+    ) -> Record:
+        record: Record = {"kind": kind, "dir": direction}
+        if isinstance(data, SegmentedFrame):  # a TSO burst: the IP packet before the cutting
+            payload = len(data.frame) - data.header_length
+            pieces = -(-payload // data.segment_size) if data.segment_size > 0 else 1
+            note = f"{note}; TSO burst of {pieces} segments" if note else f"TSO burst of {pieces}"
+            record["link"], record["bytes"] = "ip", bytes(data.frame).hex()
+        else:
+            record["link"] = "ethernet" if ethernet else "ip"
+            record["bytes"] = bytes(data).hex()
+        if note:
+            record["note"] = note
+        return record
+
+    def _record_packet(
+        self, kind: str, direction: str, data: bytes | SegmentedFrame, ethernet: bool, note: str
+    ) -> None:
+        self._write(self._packet_record(kind, direction, data, ethernet, note))
+
+    def _record_drop(self, reason: str, detail: str, packet: object, ethernet: bool) -> None:
+        record: Record
+        if isinstance(packet, IPv4Packet):
+            record = {"kind": "drop", "dir": "in", "link": "ip", "bytes": packet.build().hex()}
+        elif isinstance(packet, (bytes, bytearray)):
+            record = self._packet_record("drop", "in", bytes(packet), ethernet, "")
+        elif self.current is not None:
+            record = self._packet_record("drop", "in", *self.current, "")
+        else:
+            record = {"kind": "drop"}
+        record["reason"] = reason
+        if detail:
+            record["note"] = detail
+        self._write(record)
+
+    def _record_variables(self, connection: TCPConnection) -> None:
+        """A ``tcp`` record whenever one of the connection's plotted variables changed."""
+        key = id(connection)
+        if connection.state is TCPState.CLOSED:
+            self._recorded.pop(key, None)
+            return
+        congestion, rtt = connection.congestion, connection.rtt
+        edge = connection.rcv_adv
+        values = (
+            congestion.cwnd,
+            congestion.ssthresh,
+            connection.flight_size(),
+            connection.snd_wnd,
+            (edge - connection.rcv_nxt) & MASK if edge is not None else 0,
+            rtt.srtt,
+            rtt.rto,
+            connection.in_recovery,
+        )
+        if self._recorded.get(key) == values:
+            return
+        if key not in self._recorded and len(self._recorded) >= WATCHED_KEPT:
+            del self._recorded[next(iter(self._recorded))]
+        self._recorded[key] = values
+        cwnd, ssthresh, flight, snd_wnd, rcv_wnd, srtt, rto, recovery = values
+        self._write(
+            {
+                "kind": "tcp",
+                "connection": _endpoints(connection),
+                "state": connection.state.value,
+                "cwnd": cwnd,
+                "ssthresh": ssthresh,
+                "flight": flight,
+                "snd_wnd": snd_wnd,
+                "rcv_wnd": rcv_wnd,
+                "srtt": srtt,
+                "rto": rto,
+                "recovery": recovery,
+            }
+        )
 
     # -- formatting --------------------------------------------------------------------------
     @staticmethod
@@ -322,3 +472,13 @@ class Tracer:
             parts.append("options [" + ",".join(shown) + "]")
         parts.append(f"length {len(payload)}")
         return ", ".join(parts)
+
+
+def _endpoints(connection: TCPConnection) -> list[object]:
+    """A connection in a record: [local address, local port, remote address, remote port]."""
+    return [
+        ip_to_str(connection.local_address),
+        connection.local_port,
+        ip_to_str(connection.remote_address),
+        connection.remote_port,
+    ]

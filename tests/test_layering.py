@@ -62,6 +62,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pystack.sim",),  # the simulated network: hosts built like the real ones
     ("usocket",),  # MicroPython's socket surface over a StackThread; no pystack.runtime
     ("pystack.runtime",),  # ``pystack run``: the script's world, its modules over usocket
+    # ``pystack show``: recordings (written by ``run``/``up --record``) and captures drawn
+    ("pystack.show",),
     ("pystack.demo",),
     ("pystack.cli",),
     ("pystack.__main__",),

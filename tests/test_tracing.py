@@ -154,8 +154,8 @@ def test_colours_only_on_a_terminal_and_without_no_color(monkeypatch: pytest.Mon
     monkeypatch.setenv("NO_COLOR", "1")
     assert not colour_wanted(Terminal())
     lines: list[str] = []
-    Tracer(TraceOptions(lines.append, colour=True), False).state("x")
-    Tracer(TraceOptions(lines.append), False).state("x")
+    Tracer(TraceOptions(lines.append, colour=True), False).emit("=", "x")
+    Tracer(TraceOptions(lines.append), False).emit("=", "x")
     assert lines == ["\x1b[33m= x\x1b[0m", "= x"]
 
 

@@ -39,6 +39,7 @@ from pystack.sim.world import HOST_ADDRESS, PEER_ADDRESS, SimulatedNetwork
 from pystack.stack import Stack
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.state import TCPState
+from pystack.tracing import Record
 from pystack.wire.addresses import ip_from_str, ip_to_str
 from usocket.context import NetworkContext, resolver_function
 from usocket.modules import select_module, socket_module
@@ -90,8 +91,11 @@ class ScriptNetwork:
     """Owns the stack a script runs on; ``close()`` takes it all down again. It leaves CPython's
     thread switch interval alone: ``pystack run`` runs it inside ``fast_thread_switches``."""
 
-    def __init__(self, arguments: argparse.Namespace) -> None:
+    def __init__(
+        self, arguments: argparse.Namespace, record: Callable[[Record], None] | None = None
+    ) -> None:
         self.arguments = arguments
+        self.record = record  # --record: the recorder's hook, for both stacks of the simulator
         self.simulation: SimulatedNetwork | None = None
         self.clock: VirtualClock | None = None  # the simulator's virtual time, if on it
         self.host: KernelHost | None = None
@@ -106,7 +110,7 @@ class ScriptNetwork:
         arguments = self.arguments
         if arguments.link == "sim" and not getattr(arguments, "real_time", False):
             self.clock = VirtualClock()
-        trace = trace_options(arguments, self.clock)
+        trace = trace_options(arguments, self.record, self.clock)
         self.trace = trace.sink if trace is not None else None
         address = arguments.addr or HOST_ADDRESS
         peer = arguments.peer or PEER_ADDRESS

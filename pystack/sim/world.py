@@ -14,6 +14,7 @@ Entry points: ``SimulatedNetwork``.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 
@@ -97,6 +98,9 @@ class SimulatedNetwork:
             self.host.set_trace(trace, label="host" if traced_peer else "")
             if traced_peer:
                 self.peer.set_trace(trace, label="peer")
+            elif isinstance(trace, TraceOptions) and trace.record is not None:
+                # --record: the peer is recorded too, and printed only with --trace-peer
+                self.peer.set_trace(dataclasses.replace(trace, sink=None), label="peer")
         self.services = start_services(self.peer, services) if services else []
         # The peer's DNS server: peer.sim and example.com are the peer itself, plus --hosts.
         peer_address = ip_from_str(peer)

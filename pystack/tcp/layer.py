@@ -41,6 +41,8 @@ Key = tuple[int, int, int, int]  # local address, local port, remote address, re
 # event_hook(connection, now, timer_due): called after input, timers and output while
 # ``--trace=events`` is on (``timer_due`` True just before ``on_timer`` runs).
 EventHook = Callable[[TCPConnection, float, bool], None]
+# state hook(connection, transition): every state change (``--trace``'s ``=`` lines, ``--record``)
+StateHook = Callable[[TCPConnection, Transition], None]
 
 _HARD_UNREACHABLE = {
     icmpv4.PROTOCOL_UNREACHABLE: errno.ECONNREFUSED,
@@ -67,7 +69,7 @@ class TCPLayer:
         self._dirty: dict[TCPConnection, None] = {}  # insertion-ordered set
         self._timers: list[tuple[float, int, TCPConnection]] = []
         self._timer_order = itertools.count()
-        self.trace: Callable[[str], None] | None = None  # state transitions, for --trace
+        self.trace: StateHook | None = None  # state transitions, for --trace and --record
         self.send_note: Callable[[str], None] | None = None  # "retransmit: RTO" before a send
         self.event_hook: EventHook | None = None  # --trace=events
         # Replies to unacceptable segments: this second's number and what is left of its budget.
@@ -170,7 +172,7 @@ class TCPLayer:
 
     def set_trace_hooks(
         self,
-        state: Callable[[str], None] | None,
+        state: StateHook | None,
         send_note: Callable[[str], None] | None,
         event_hook: EventHook | None,
     ) -> None:
@@ -204,10 +206,8 @@ class TCPLayer:
         self, connection: TransmissionControlBlock, transition: Transition
     ) -> None:
         if self.trace is not None:
-            self.trace(
-                f"{connection.describe_endpoints()} {transition.old.value} -> "
-                f"{transition.new.value} ({transition.cause})"
-            )
+            assert isinstance(connection, TCPConnection)
+            self.trace(connection, transition)
 
     def connection_established(self, connection: TransmissionControlBlock) -> None:
         listener = connection.listener
