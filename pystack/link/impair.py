@@ -3,9 +3,9 @@ MTU-clamps frames, each direction on its own, reproducibly from a seed.
 
 Job: ``ImpairmentLink(inner, config)`` sits between a stack and another link. Outbound frames
 (stack -> inner) and inbound frames (inner -> stack) each pass their own direction's
-``ImpairmentSpec``, in this order: MTU clamp, loss, corruption (one random bit flipped),
-the rules (``drop=``/``dup=``/``delay=`` on the Nth matching packet), duplication, then
-scheduling (rate serialisation, delay, jitter, reorder). Held frames are
+``ImpairmentSpec``, in this order: MTU clamp, the rules (``drop=``/``dup=``/``delay=`` on the
+Nth matching packet; each rule counts every frame it matches, even one another rule drops), loss,
+corruption (one random bit flipped), duplication, then scheduling (rate serialisation, delay, jitter, reorder). Held frames are
 released at their due time: inbound ones by ``receive(now)``, outbound ones are written to the
 inner link on the next ``send``, ``receive`` or ``poll(now)``; ``next_deadline()`` says when.
 Jitter never reorders (a frame is never due before its predecessor); reordering is its own knob:
@@ -189,24 +189,31 @@ class _Direction:
         copies = 1
         extra = 0.0
         if self._rules:
-            for counter in self._rules:
-                if counter.seen < counter.rule.nth and counter.matches(frame, self._header):
-                    counter.seen += 1
-                    if counter.seen == counter.rule.nth:
-                        action = counter.rule.action
-                        if self.trace is not None:
-                            reason = RULE if action == "drop" else ""
-                            self.trace(frame, reason, f"rule {counter.rule.format()}")
-                        if action == "drop":
-                            statistics.rule_dropped += 1
-                            return
-                        if action == "dup":
-                            copies = 2
-                            statistics.duplicated += 1
-                            statistics.rule_duplicated += 1
-                        else:
-                            extra += counter.rule.delay
-                            statistics.rule_delayed += 1
+            # Every rule counts the frame before any acts on it, so a frame one rule drops is
+            # still the Nth for the others (drop=...:1,drop=...:2 loses the first two).
+            hits = [
+                counter
+                for counter in self._rules
+                if counter.seen < counter.rule.nth and counter.matches(frame, self._header)
+            ]
+            for counter in hits:
+                counter.seen += 1
+            for counter in hits:
+                if counter.seen == counter.rule.nth:
+                    action = counter.rule.action
+                    if self.trace is not None:
+                        reason = RULE if action == "drop" else ""
+                        self.trace(frame, reason, f"rule {counter.rule.format()}")
+                    if action == "drop":
+                        statistics.rule_dropped += 1
+                        return
+                    if action == "dup":
+                        copies = 2
+                        statistics.duplicated += 1
+                        statistics.rule_duplicated += 1
+                    else:
+                        extra += counter.rule.delay
+                        statistics.rule_delayed += 1
         if spec.loss and rng.random() < spec.loss:
             statistics.lost += 1
             if self.trace is not None:

@@ -100,6 +100,20 @@ def test_drop_rule_drops_exactly_the_nth_matching_packet() -> None:
     wire.close()
 
 
+def test_every_rule_counts_a_packet_another_rule_drops() -> None:
+    # docs/impairment.md: drop=...:1,drop=...:2,drop=...:3 loses the first three, in a row.
+    wire = Wire("drop=out:tcp:data:1,drop=out:tcp:data:2,drop=out:tcp:data:3")
+    sent = [tcp(n, ACK, b"x") for n in range(1, 6)]
+    for frame in sent:
+        wire.link.send(frame, 0.0)
+    assert wire.peer.receive(0.0, 100) == sent[3:]
+    assert wire.link.impairment_statistics.outbound.rule_dropped == 3
+    assert [note for _, _, note in wire.events] == [
+        f"rule drop=out:tcp:data:{n}" for n in (1, 2, 3)
+    ]
+    wire.close()
+
+
 def test_rules_look_only_at_their_direction() -> None:
     wire = Wire("drop=in:tcp:1")
     wire.link.send(tcp(1), 0.0)
