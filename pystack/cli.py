@@ -244,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=int, default=1)
     show.add_argument("--quiet", action="store_true", help="no packet trace, only the results")
     _add_trace_arguments(show)
+    _add_record_arguments(show)
     _add_run_parser(commands)
     _add_show_parser(commands)
     return parser
@@ -384,6 +385,29 @@ def command_up(arguments: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         _close_recorder(recorder, [("host", stack)] if stack is not None else [])
 
 
+def command_demo(arguments: argparse.Namespace, argv: Sequence[str]) -> int:
+    try:
+        recorder = _open_recorder(arguments, argv)
+    except OSError as error:
+        _say(f"--record: {arguments.record}: {error.strerror or error}")
+        return 1
+    record = recorder.record if recorder is not None else None
+    trace: TraceOptions | None = None
+    if not arguments.quiet or record is not None:
+        trace = TraceOptions(
+            None if arguments.quiet else demo.print_line,
+            TraceLevel(arguments.trace or TraceLevel.PACKETS.value),
+            absolute_seq=arguments.absolute_seq,
+            colour=colour_wanted(sys.stdout),
+            record=record,
+        )
+    ended: list[tuple[str, Stack]] = []
+    try:
+        return demo.run(seed=arguments.seed, trace=trace, on_end=ended.extend)
+    finally:
+        _close_recorder(recorder, ended)
+
+
 def _host_options(arguments: argparse.Namespace, recorder: Recorder | None) -> HostOptions:
     return HostOptions(
         link=arguments.link,
@@ -466,15 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "show":
         return command_show(arguments)
     if arguments.command == "demo":
-        trace: TraceOptions | None = None
-        if not arguments.quiet:
-            trace = TraceOptions(
-                demo.print_line,
-                TraceLevel(arguments.trace or TraceLevel.PACKETS.value),
-                absolute_seq=arguments.absolute_seq,
-                colour=colour_wanted(sys.stdout),
-            )
-        return demo.run(seed=arguments.seed, trace=trace)
+        return command_demo(arguments, argv)
     if arguments.command == "run":
         return command_run(arguments, argv)
     return 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pystack.link.base import LinkKind
 from pystack.link.impair import ImpairmentConfig, ImpairmentLink
@@ -26,17 +26,21 @@ def print_line(line: str) -> None:
     print(line)
 
 
-def _printer(
-    simulation: Simulation, name: str, sink: Callable[[str], None]
-) -> Callable[[str], None]:
+def _printer(simulation: Simulation, sink: Callable[[str], None]) -> Callable[[str], None]:
     def show(line: str) -> None:
-        sink(f"{simulation.now:8.3f} {name} {line}")
+        sink(f"{simulation.now:8.3f} {line}")
 
     return show
 
 
-def run(seed: int = 1, trace: bool | TraceOptions | None = True) -> int:
-    """The demo; ``trace`` True is the plain packet trace on stdout, options choose more."""
+def run(
+    seed: int = 1,
+    trace: bool | TraceOptions | None = True,
+    on_end: Callable[[Sequence[tuple[str, Stack]]], None] | None = None,
+) -> int:
+    """The demo; ``trace`` True is the plain packet trace on stdout, options choose more (with
+    ``record``: ``--record``, alice and bob recorded under their names). ``on_end`` gets both
+    stacks, named, once the pings are done (``--record`` writes their counters)."""
     simulation = Simulation()
     left, right = MemoryLink.pair(kind=LinkKind.ETHERNET, mtu=1500)
     # A 1 ms one-way delay on alice's side makes the virtual round-trip times visible.
@@ -50,8 +54,10 @@ def run(seed: int = 1, trace: bool | TraceOptions | None = True) -> int:
     if trace:
         options = trace if isinstance(trace, TraceOptions) else TraceOptions(print_line)
         for name, stack in (("alice", alice), ("bob  ", bob)):
-            printer = _printer(simulation, name, options.sink or print_line)
-            stack.set_trace(dataclasses.replace(options, sink=printer))
+            # The trace's own label is the name (padded: the columns line up), so the printer
+            # adds only the time; a recording takes the name without the padding.
+            printer = _printer(simulation, options.sink) if options.sink else None
+            stack.set_trace(dataclasses.replace(options, sink=printer), name)
     print(f"alice: {alice.describe()}\nbob:   {bob.describe()}\n")
     simulation.run_for(0.5)  # both announce themselves (gratuitous ARP) first
     sizes = [56, 56, 56, 6000]
@@ -72,6 +78,8 @@ def run(seed: int = 1, trace: bool | TraceOptions | None = True) -> int:
             f"time={1000 * (reply.time - sent):.3f} ms (virtual)\n"
         )
         simulation.run_for(1.0)
+    if on_end is not None:
+        on_end((("alice", alice), ("bob", bob)))
     for name, stack in (("alice", alice), ("bob", bob)):
         entries = ", ".join(n.describe() for n in stack.ip.arp.entries())
         print(f"{name} ARP cache: {entries}")

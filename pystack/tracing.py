@@ -120,7 +120,7 @@ class Tracer:
         self._sink = options.sink
         # --record: records say whose they are ("host" or "peer") and when (the stack's clock)
         self._record = options.record
-        self._role = label or "host"
+        self._role = label.strip() or "host"
         self._clock = clock
         self._address = address
         self._recorded: dict[int, tuple[object, ...]] = {}

@@ -153,3 +153,27 @@ def test_find_excerpt_needs_adjacent_lines_and_order() -> None:
     assert find_excerpt("a\n...\nc", output) is None
     assert find_excerpt("a\nc", output) == "a\nc"
     assert find_excerpt("c\n...\na", output) == "a"
+
+
+@pytest.mark.parametrize("lesson", lesson_files(), ids=lambda path: path.stem)
+def test_lesson_picture_commands_record_and_draw_and_the_picture_is_linked(
+    lesson: Path, tmp_path: Path
+) -> None:
+    # The commands under "### The picture" run as written (a recording, then pystack show), and
+    # the screenshot tools/lesson_pictures.py took of the page is linked from the lesson.
+    text = lesson.read_text()
+    section = text[text.index("### The picture") :]
+    commands = [
+        shlex.split(line)[1:]
+        for line in blocks(section, "sh")[0].splitlines()
+        if line.startswith(COMMAND_PREFIX + " ")
+    ]
+    assert [words[0] for words in commands] in (["run", "show"], ["demo", "show"])
+    record = tmp_path / "lesson.jsonl"
+    run = [str(record) if word == "lesson.jsonl" else word for word in commands[0]]
+    run_lesson(run)
+    stdout, _ = run_lesson(["show", "--text", str(record)])
+    assert "--->" in stdout or "<---" in stdout
+    picture = f"pictures/{lesson.stem}.png"
+    assert f"]({picture})" in section, f"{lesson.name} does not link {picture}"
+    assert (LESSONS / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -175,6 +175,12 @@ class SequenceBases:
         if segment.flags & ACK:
             parts.append(f"ack {(segment.ack - ack_base) & MASK}")
         parts += [f"len {length}", f"win {segment.window}"]
+        if segment.sack_blocks:  # relative, like seq and ack: what the receiver holds past ack
+            blocks = " ".join(
+                f"{(left - ack_base) & MASK}-{(right - ack_base) & MASK}"
+                for left, right in segment.sack_blocks
+            )
+            parts.append(f"sack {blocks}")
         return "  ".join(parts)
 
 
@@ -233,6 +239,8 @@ def from_recording(recording: Recording, title: str) -> Ladder:
         kind, t, role = record.get("kind"), float(record["t"]), record.get("host")
         if not isinstance(role, str):
             role = "host"
+            if kind in ("header", "end", "truncated") and role not in names:
+                role = next(iter(names), role)  # a line of no host: it needs no column
         if role not in names:
             names[role] = ladder.column(role)
         if kind in ("packet", "drop", "impairment") and isinstance(record.get("bytes"), str):

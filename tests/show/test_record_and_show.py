@@ -277,3 +277,19 @@ def test_long_ladders_are_capped_with_a_note(tmp_path: Path) -> None:
     ladder = load(str(path))
     assert len(ladder.arrows) == MAX_ARROWS and ladder.omitted == 5
     assert any(f"first {MAX_ARROWS} packets" in note for note in ladder.notes)
+
+
+def test_demo_records_alice_and_bob_and_show_draws_two_columns(tmp_path: Path) -> None:
+    result = pystack("demo", "--quiet", "--record", "demo.jsonl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    recording = load(tmp_path / "demo.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "demo.jsonl").read_text().splitlines()]
+    hosts = {line.get("host") for line in lines if line["kind"] == "packet"}
+    assert hosts == {"alice", "bob"}
+    assert [line["host"] for line in lines if line["kind"] == "counters"] == ["alice", "bob"]
+    assert recording.columns == ["alice 10.0.0.1", "bob 10.0.0.2"]
+    # every echo request alice sent arrives at bob: 4 pings, the last in 5 fragments
+    sent = [
+        a for a in recording.arrows if a.src == "alice 10.0.0.1" and "echo request, id" in a.label
+    ]
+    assert len(sent) == 4
