@@ -44,7 +44,9 @@ purpose; each is something real MicroPython code does:
 
 Not bridged, because MicroPython rejects them too or no code relies on them: ``str + bytes``,
 ``bytes`` from ``str`` without an encoding, ``async for`` over ``__anext__`` generators, code
-compiled at run time with ``exec``/``compile``.
+compiled at run time with ``exec``/``compile``; views of ``array.array`` (CPython's, so the
+array cannot grow under one), and a bytearray's view handed to a file's ``readinto``/``write``
+or to CPython functions other than those named in 6 (pass ``bytes(view)``).
 
 Entry points: ``compile_script``, ``BridgeTransformer``, ``HELPERS``.
 """
