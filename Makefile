@@ -33,7 +33,8 @@ tools:
 demo: $(STAMP)
 	$(PY) -m pystack run --trace tools/examples/http_get.py
 
-# micropython-lib's urequests and umqtt, laid out as mip installs them (tests run them unmodified).
+# micropython-lib's urequests and umqtt, Microdot and mqtt_async, laid out as mip installs them
+# (tests run them unmodified).
 MPLIB := $(VENV)/micropython-lib
 
 $(MPLIB)/.installed: $(STAMP) tools/fetch_micropython_lib.py

@@ -1,15 +1,18 @@
 """Install MicroPython libraries (micropython-lib's HTTP and MQTT clients, the Microdot web
-framework) the way ``mip`` lays them out on a board.
+framework, an asyncio MQTT client) the way ``mip`` lays them out on a board.
 
 ``mip install urequests`` (or ``umqtt.simple``) copies the package's ``.py`` files into a ``lib``
 directory on MicroPython's search path. This does the same from the Python package registry,
-where micropython-lib published them: ``micropython-urequests`` 0.9.1, ``micropython-umqtt.simple``
-1.3.4 and ``micropython-umqtt.robust`` 1.0; Microdot is published there as ``microdot`` (2.7.0). The source archives are fetched by package name
-through the registry's simple index (PEP 503; the index pip is configured with, else pip's
-default), checked against the SHA-256 pinned below, and only their module files are copied:
-``urequests/__init__.py``, ``umqtt/simple.py``, ``umqtt/robust.py``, ``microdot/{__init__,
-microdot,helpers}.py``. Nothing is changed in them: scripts import them unmodified
-(``import urequests``; ``from umqtt.simple import MQTTClient``; ``from microdot import Microdot``).
+where micropython-lib published them: ``micropython-urequests`` 0.9.1,
+``micropython-umqtt.simple`` 1.3.4 and ``micropython-umqtt.robust`` 1.0; Microdot is published
+there as ``microdot`` (2.7.0), the asyncio MQTT client ``mqtt_async`` as
+``micropython-mqtt-async`` (0.7b4). The source archives are fetched by package name through the
+registry's simple index (PEP 503; the index pip is configured with, else pip's default), checked
+against the SHA-256 pinned below, and only their module files are copied:
+``urequests/__init__.py``, ``umqtt/simple.py``, ``umqtt/robust.py``,
+``microdot/{__init__,microdot,helpers}.py``, ``mqtt_async.py``. Nothing is changed in them:
+scripts import them unmodified (``import urequests``; ``from umqtt.simple import MQTTClient``;
+``from microdot import Microdot``; ``from mqtt_async import MQTTClient, config``).
 
     python tools/fetch_micropython_lib.py DIR     (then MICROPYPATH=DIR, or ~/.micropython/lib)
 
@@ -60,6 +63,13 @@ PACKAGES = (
             "microdot/microdot.py": "microdot/microdot.py",
             "microdot/helpers.py": "microdot/helpers.py",
         },
+    ),
+    (  # a third-party asyncio MQTT client written for boards (Thorsten von Eicken's
+        # mqtt_async, upip.install('micropython-mqtt-async')): one module
+        "micropython-mqtt-async",
+        "0.7b4",
+        "c10a8a34064adad629f71f7ea559f7070169ce13c180265509f68f58618eec2b",
+        {"mqtt_async.py": "mqtt_async.py"},
     ),
 )
 TIMEOUT = 60.0

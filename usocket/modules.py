@@ -12,6 +12,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from pystack.bufferview import BytearrayView
 from pystack.wire.addresses import ip_from_str, ip_to_str
 from usocket import constants as c
 from usocket.context import NetworkContext
@@ -70,7 +71,11 @@ def inet_pton(af: int, text: Any) -> bytes:
 
 def inet_ntop(af: int, packed: Any) -> str:
     """The unix port's ``inet_ntop``: 4 bytes for AF_INET, 16 for AF_INET6, else EINVAL."""
-    data = bytes(packed) if isinstance(packed, bytes | bytearray | memoryview) else None
+    data = (
+        bytes(packed)
+        if isinstance(packed, bytes | bytearray | memoryview | BytearrayView)
+        else None
+    )
     if data is None:
         raise TypeError("object with buffer protocol required")
     if af == c.AF_INET and len(data) == 4:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pystack.bufferview import BytearrayView
+
 ReadOnce = Callable[[int], bytes | None]
 WriteOnce = Callable[[bytes], int | None]
 CHUNK = 256  # stream_readall reads this much at a time
@@ -34,6 +36,8 @@ def buffer_bytes(data: Any) -> bytes:
     try:
         return memoryview(data).tobytes()
     except TypeError:
+        if isinstance(data, BytearrayView):  # a script's memoryview of a bytearray
+            return data.tobytes()
         raise TypeError("object with buffer protocol required") from None
 
 
@@ -66,8 +70,9 @@ def read_all(read_once: ReadOnce) -> bytes | None:
 
 
 def readinto(read_once: ReadOnce, buffer: Any, nbytes: int | None) -> int | None:
-    """``readinto(buf[, nbytes])``: loops like ``read(n)``; the count, 0 at EOF, None if none."""
-    target = memoryview(buffer).cast("B")
+    """``readinto(buf[, nbytes])``: loops like ``read(n)``; the count, 0 at EOF, None if none.
+    ``buf`` may be a script's ``BytearrayView``: the data goes in by its slice assignment."""
+    target: Any = buffer if isinstance(buffer, BytearrayView) else memoryview(buffer).cast("B")
     size = len(target) if nbytes is None else min(nbytes, len(target))
     data = read(read_once, size)
     if data is None:

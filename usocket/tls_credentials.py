@@ -27,6 +27,8 @@ import ssl
 import tempfile
 from typing import Any
 
+from pystack.bufferview import BytearrayView
+
 PEM_MARK = b"-----BEGIN "
 
 # (mbedTLS name, OpenSSL name), in mbedTLS's preference order.
@@ -85,7 +87,7 @@ def as_bytes(data: Any, what: str) -> bytes:
     """``mp_obj_str_get_data``: str (its UTF-8) or bytes-like; anything else is a TypeError."""
     if isinstance(data, str):
         return data.encode()
-    if isinstance(data, bytes | bytearray | memoryview):
+    if isinstance(data, bytes | bytearray | memoryview | BytearrayView):
         return bytes(data)
     raise TypeError(f"{what}: can't convert '{type(data).__name__}' object to str implicitly")
 

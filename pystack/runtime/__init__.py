@@ -10,7 +10,7 @@ The pieces:
 - importer.py: the script world's ``__import__`` (how script code gets MicroPython modules while
   pystack and the stdlib keep CPython's; the design is explained there);
 - paths.py: ``sys.path`` from the script's directory and ``MICROPYPATH``;
-- bridges.py: the language differences bridged for script code (``b"%s" % "x"`` and four more);
+- bridges.py: the language differences bridged for script code (``b"%s" % "x"`` and five more);
 - micropython_module.py, builtin_modules.py: ``micropython``, ``time``, ``errno``, ``sys``,
   ``gc``, ``os``, ``random`` and the stdlib modules given under MicroPython names;
 - scheduler.py: ``micropython.schedule``; script.py: ``run_script`` and exit statuses;

@@ -30,10 +30,23 @@ purpose; each is something real MicroPython code does:
    still answers for CPython's views). The modules that take buffers take ``str`` too:
    ``struct``, ``binascii``, ``hashlib`` (shaped_modules.py), and socket and stream
    ``write``/``send``/``sendto`` (usocket's ``streamio.buffer_bytes``).
+6. A ``bytearray`` can be resized while a ``memoryview`` of it lives (MicroPython's view keeps
+   a pointer, an offset and a length, ``py/objarray.c``; CPython raises ``BufferError``):
+   ``memoryview(bytearray)`` in a script is a ``pystack.bufferview.BytearrayView``, which
+   exports no buffer, keeps its length, and sees the bytearray's current contents (zeros past
+   its end). ``isinstance(view, memoryview)`` is true. pystack's consumers take it: socket and
+   stream ``send``/``write``/``readinto`` (usocket), the asyncio streams, ``struct``
+   (``pack_into`` writes through it), ``binascii``, ``hashlib``; ``bytes(view)``,
+   ``bytearray(view)``, comparisons, iteration and ``hex()`` work. ``str(view, "utf-8")`` is
+   rewritten (the only call of a CPython builtin that needs the buffer protocol and that
+   MicroPython code makes on a view): ``str(x, ...)`` with an encoding calls a helper that
+   gives ``str`` the view's bytes.
 
 Not bridged, because MicroPython rejects them too or no code relies on them: ``str + bytes``,
 ``bytes`` from ``str`` without an encoding, ``async for`` over ``__anext__`` generators, code
-compiled at run time with ``exec``/``compile``.
+compiled at run time with ``exec``/``compile``; views of ``array.array`` (CPython's, so the
+array cannot grow under one), and a bytearray's view handed to a file's ``readinto``/``write``
+or to CPython functions other than those named in 6 (pass ``bytes(view)``).
 
 Entry points: ``compile_script``, ``BridgeTransformer``, ``HELPERS``.
 """
@@ -47,9 +60,12 @@ from collections.abc import Generator, Iterable, Mapping
 from types import CodeType, CoroutineType, MappingProxyType
 from typing import Any
 
+from pystack.bufferview import BytearrayView
+
 BYTES_PERCENT = "__pystack_bytes_percent__"
 BYTES_FORMAT = "__pystack_bytes_format__"
 AWAITABLE = "__pystack_awaitable__"
+STR_DECODE = "__pystack_str__"
 
 # One printf-style conversion: %[(key)][flags][width][.precision][length]type
 _CONVERSION = re.compile(
@@ -150,25 +166,44 @@ def awaitable(value: object) -> object:
     return _IteratorAwaitable(value)  # type: ignore[arg-type]
 
 
+_VIEWS = (memoryview, BytearrayView)
+
+
 class _MemoryviewType(type):
-    """``isinstance``/``issubclass`` against the script's ``memoryview`` ask CPython's."""
+    """``isinstance``/``issubclass`` against the script's ``memoryview`` answer for CPython's
+    views and for ``BytearrayView``."""
 
     def __instancecheck__(cls, instance: object) -> bool:
-        return isinstance(instance, memoryview)
+        return isinstance(instance, _VIEWS)
 
     def __subclasscheck__(cls, subclass: type) -> bool:
-        return issubclass(subclass, memoryview)
+        return issubclass(subclass, _VIEWS)
 
 
 class ScriptMemoryview(metaclass=_MemoryviewType):
-    """The script's ``memoryview`` (bridge 5): CPython's, and a ``str`` gives a read-only view
-    of its UTF-8 bytes, as MicroPython's str has the buffer protocol (``py/objstr.c``,
-    ``mp_obj_str_get_buffer``; ``memoryview("abc")`` works on a board)."""
+    """The script's ``memoryview``: a ``str`` gives a read-only view of its UTF-8 bytes, as
+    MicroPython's str has the buffer protocol (bridge 5: ``py/objstr.c``,
+    ``mp_obj_str_get_buffer``; ``memoryview("abc")`` works on a board); a ``bytearray`` (or a
+    view of one) gives a ``BytearrayView``, which leaves the bytearray resizable (bridge 6);
+    anything else CPython's view."""
 
-    def __new__(cls, source: object) -> memoryview:  # type: ignore[misc]
+    def __new__(cls, source: object) -> memoryview | BytearrayView:  # type: ignore[misc]
+        if isinstance(source, bytearray):
+            return BytearrayView(source)
+        if isinstance(source, BytearrayView):
+            view: BytearrayView = source[:]  # the same bytes of the same bytearray
+            return view
         if isinstance(source, str):
             return memoryview(source.encode("utf-8", "surrogatepass")).toreadonly()
         return memoryview(source)  # type: ignore[arg-type]
+
+
+def str_decode(function: Any, source: object, *args: Any, **kwargs: Any) -> Any:
+    """``str(source, encoding...)`` in a script: a ``BytearrayView`` is decoded as its bytes
+    (bridge 6). ``function`` is what the name ``str`` meant where the call was written."""
+    if function is str and isinstance(source, BytearrayView):
+        source = source.tobytes()
+    return function(source, *args, **kwargs)
 
 
 HELPERS: Mapping[str, object] = MappingProxyType(
@@ -176,6 +211,7 @@ HELPERS: Mapping[str, object] = MappingProxyType(
         BYTES_PERCENT: bytes_percent,
         BYTES_FORMAT: bytes_format,
         AWAITABLE: awaitable,
+        STR_DECODE: str_decode,
         "memoryview": ScriptMemoryview,
     }
 )
@@ -193,7 +229,8 @@ def _helper_call(
 
 
 class BridgeTransformer(ast.NodeTransformer):
-    """Rewrites the four constructs (1-4) listed in the module docstring; leaves all else alone."""
+    """Rewrites the constructs (1-4, and ``str(x, encoding)`` for 6) listed in the module
+    docstring; leaves all else alone."""
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
         self.generic_visit(node)
@@ -216,6 +253,13 @@ class BridgeTransformer(ast.NodeTransformer):
             and _is_bytes_literal(function.value)
         ):
             return _helper_call(BYTES_FORMAT, node, [function.value, *node.args], node.keywords)
+        if (
+            isinstance(function, ast.Name)
+            and function.id == "str"
+            and (len(node.args) >= 2 or (node.args and node.keywords))
+            and not any(isinstance(arg, ast.Starred) for arg in node.args)
+        ):
+            return _helper_call(STR_DECODE, node, [function, *node.args], node.keywords)
         return node
 
     def visit_Assign(self, node: ast.Assign) -> ast.stmt:

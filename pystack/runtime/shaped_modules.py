@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any
 
+from pystack.bufferview import BytearrayView
 from pystack.runtime.unix_port import MICROPYTHON_VERSION
 
 if TYPE_CHECKING:
@@ -38,8 +39,11 @@ if TYPE_CHECKING:
 
 
 def as_buffer(data: Any) -> Any:
-    """``data`` as CPython's C code accepts a read-only buffer: a ``str`` becomes its UTF-8."""
-    return data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    """``data`` as CPython's C code accepts a read-only buffer: a ``str`` becomes its UTF-8, a
+    script's ``BytearrayView`` its bytes."""
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogatepass")
+    return data.tobytes() if isinstance(data, BytearrayView) else data
 
 
 def _module(name: str, names: Mapping[str, object]) -> ModuleType:
@@ -81,7 +85,17 @@ def make_struct(world: ScriptWorld) -> ModuleType:
         return struct.pack(fmt, *[as_buffer(value) for value in values])
 
     def pack_into(fmt: str | bytes, buffer: Any, offset: int, *values: object) -> None:
-        struct.pack_into(fmt, buffer, offset, *[as_buffer(value) for value in values])
+        arguments = [as_buffer(value) for value in values]
+        if not isinstance(buffer, BytearrayView):
+            struct.pack_into(fmt, buffer, offset, *arguments)
+            return
+        # a view of a bytearray (bridge 6) takes the packed bytes by slice assignment, with
+        # py/modstruct.c's bounds check and message
+        data = struct.pack(fmt, *arguments)
+        start = offset + len(buffer) if offset < 0 else offset
+        if start < 0 or start + len(data) > len(buffer):
+            raise ValueError("buffer too small")
+        buffer[start : start + len(data)] = data
 
     def unpack(fmt: str | bytes, data: Any) -> tuple[Any, ...]:
         return struct.unpack(fmt, as_buffer(data))

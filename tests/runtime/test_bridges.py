@@ -210,3 +210,130 @@ def test_str_written_to_a_socket_stream(tmp_path: Path) -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "5 5\nb'ping p\\xc3\\xb6ng'\n"
+
+
+def test_bytearray_resized_under_a_live_memoryview(script: ScriptRunner) -> None:
+    # MicroPython's memoryview keeps a pointer, an offset and a length and does not stop its
+    # bytearray from being resized (py/objarray.c: "we don't handle the case where the
+    # original buffer might change size"; array_extend, array_subscr's slice assignment); its
+    # length stays, and a shrink clears the freed tail (mp_seq_clear), read as zeros.
+    # MicroPython v1.24 prints the lines asserted below.
+    outcome = script.run(
+        """
+        ba = bytearray(b"hello")
+        mv = memoryview(ba)
+        ba.extend(b" world")
+        ba += b"!"
+        ba[len(ba):] = b"?"
+        print(len(ba), len(mv), bytes(mv), isinstance(mv, memoryview), mv)
+        print(mv[1:3] == b"el", bytes(mv[-2:]), mv[0], mv.hex(), list(mv[:2]))
+        mv[0:2] = b"HE"
+        mv[4] = 0x14F
+        print(ba)
+        ba[:] = b"ab"
+        print(bytes(mv), bytearray(mv), str(mv[:2], "utf-8"), mv[4])
+        for bad in (lambda: mv[::2], lambda: mv.__setitem__(slice(0, 2), b"x")):
+            try:
+                bad()
+            except (NotImplementedError, ValueError) as error:
+                print(type(error).__name__, error)
+        grown = bytearray(b"<")
+        same = grown
+        for _ in range(12):
+            grown += mv[:1]  # grows in place, as bytearray.extend
+        print(grown is same, grown, b"x" + mv[:2], bytearray(b"y") + mv[:2] is same)
+        """
+    )
+    assert outcome.out.splitlines() == [
+        "13 5 b'hello' True <memoryview>",
+        "True b'lo' 104 68656c6c6f [104, 101]",
+        "bytearray(b'HEllO world!?')",
+        "b'ab\\x00\\x00\\x00' bytearray(b'ab\\x00\\x00\\x00') ab 0",
+        "NotImplementedError only slices with step=1 (aka None) are supported",
+        "ValueError lhs and rhs should be compatible",
+        "True bytearray(b'<aaaaaaaaaaaa') b'xab' False",
+    ], outcome.err
+
+
+def test_views_of_bytearrays_in_struct_binascii_and_hashlib(script: ScriptRunner) -> None:
+    # py/modstruct.c struct_pack_into writes through any writable buffer ("buffer too small"
+    # past its end); unpack_from, hexlify and sha256 read any buffer
+    outcome = script.run(
+        """
+        import struct, binascii, hashlib
+        buf = bytearray(8)
+        view = memoryview(buf)
+        struct.pack_into("!HI", view, 1, 258, 7)
+        struct.pack_into("B", view[6:], -1, 9)
+        print(buf, struct.unpack_from("!HI", view, 1), struct.unpack("!H", view[1:3]))
+        try:
+            struct.pack_into("!I", view, 6, 1)
+        except ValueError as error:
+            print("ValueError", error)
+        buf.extend(b"more")  # allowed with the views alive
+        digest = hashlib.sha256(view).digest()
+        print(binascii.hexlify(view[:3]), digest == hashlib.sha256(bytes(8)).digest())
+        """
+    )
+    assert outcome.out.splitlines() == [
+        "bytearray(b'\\x00\\x01\\x02\\x00\\x00\\x00\\x07\\t') (258, 7) (258,)",
+        "ValueError buffer too small",
+        "b'000102' False",
+    ], outcome.err
+
+
+def test_views_of_bytearrays_with_sockets_and_asyncio_streams(tmp_path: Path) -> None:
+    # extmod/modlwip.c and py/stream.c take any buffer: send/write read it, readinto writes
+    # into it (mp_get_buffer_raise with MP_BUFFER_WRITE); the bytearray may grow meanwhile.
+    # The simulated peer's echo service (port 7) returns what it gets.
+    script = tmp_path / "main.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, socket
+            s = socket.socket()
+            s.connect(socket.getaddrinfo("peer.sim", 7)[0][-1])
+            out = bytearray(b"0123456789")
+            print(s.send(memoryview(out)[:4]), s.write(memoryview(out)[4:]))
+            into = bytearray(10)
+            view = memoryview(into)
+            got = 0
+            while got < 10:
+                got += s.readinto(view[got:])
+                into.extend(b"+")  # grows under the live view
+            print(got, into[:10], len(view), bytes(view))
+            s.close()
+
+            async def main():
+                reader, writer = await asyncio.open_connection("peer.sim", 7)
+                data = bytearray(b"stream-data")
+                writer.write(memoryview(data)[:6])
+                await writer.drain()
+                await writer.awrite(memoryview(data), 6, 5)
+                buf = bytearray(11)
+                got = 0
+                while got < 11:
+                    got += await reader.readinto(memoryview(buf)[got:])
+                print(buf)
+                writer.close()
+                await writer.wait_closed()
+
+            asyncio.run(main())
+            """
+        )
+    )
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "MICROPYPATH": ".frozen", "HOME": "/"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pystack", "run", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "4 6",
+        "10 bytearray(b'0123456789') 10 b'0123456789'",
+        "bytearray(b'stream-data')",
+    ]

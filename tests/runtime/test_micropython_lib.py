@@ -26,6 +26,7 @@ INSTALLED = (
     "umqtt/simple.py",
     "umqtt/robust.py",
     "microdot/microdot.py",
+    "mqtt_async.py",
 )
 
 
@@ -261,3 +262,53 @@ def test_microdot_under_cpython_modules_takes_its_cpython_branch(tmp_path: Path,
     assert result.returncode == 0, result.stderr
     # what the issue reported before the fix (Microdot prints the handler's error on stdout)
     assert "\nHTTP/1.0 500 N/A Internal server error\n" in result.stdout
+
+
+MQTT_ASYNC_SCRIPT = """
+    import asyncio
+    from mqtt_async import MQTTClient, config
+
+    got = []
+
+    def heard(topic, msg, retained, qos):
+        got.append((topic, len(msg), msg[:6], retained, qos))
+
+    async def main():
+        config.server = "peer.sim"
+        config.ssid, config.wifi_pw = "pystack", "secret"  # a board joins Wi-Fi first
+        config.subs_cb = heard
+        client = MQTTClient(config)
+        await client.connect()
+        await client.subscribe("board/#", qos=1)
+        await client.publish("board/small", "hello", qos=1)  # str topic and message
+        await client.publish("board/big", "x" * 3000)  # comes back as one long message
+        await client.publish("board/big", bytearray(b"y" * 1500), qos=1)
+        while len(got) < 3:
+            await asyncio.sleep_ms(50)
+        print(got)
+        await client.disconnect()
+
+    asyncio.run(main())
+    """
+
+
+def test_mqtt_async_connects_subscribes_publishes_and_receives_long_messages(
+    tmp_path: Path, lib: Path
+) -> None:
+    # mqtt_async 0.7b4 (micropython-mqtt-async), an asyncio MQTT client written for boards,
+    # unmodified: it reads machine.unique_id for its client id, brings up network.WLAN, takes
+    # str topics and messages, and reads each incoming message through asyncio streams. Its
+    # first connection is clean, then it reconnects with clean=0 to keep the session (its
+    # documented behaviour); the "Connecting"/"connecting wifi" lines are its own log output.
+    result = run(tmp_path, lib, MQTT_ASYNC_SCRIPT)
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == "connecting wifi"
+    assert lines[1].startswith("Connecting to ('10.0.0.1', 1883) id=b'") and lines[1].endswith(
+        "' clean=1"
+    )
+    assert lines[2].endswith("' clean=0")
+    assert lines[3:] == [
+        "[(b'board/small', 5, b'hello', False, 1), (b'board/big', 3000, b'xxxxxx', False, 0), "
+        "(b'board/big', 1500, b'yyyyyy', False, 1)]"
+    ]

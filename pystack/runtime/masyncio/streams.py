@@ -30,6 +30,7 @@ import errno
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pystack.bufferview import BytearrayView
 from pystack.runtime.masyncio.task import Awaiting, CancelledError, Suspension, Task
 
 if TYPE_CHECKING:
@@ -141,7 +142,9 @@ class Stream:
 
     def awrite(self, buf: Any, off: int = 0, sz: int = -1) -> Suspension[None]:
         if off != 0 or sz != -1:
-            view = memoryview(_as_bytes(buf) if isinstance(buf, str) else buf)
+            if isinstance(buf, str):
+                buf = _as_bytes(buf)
+            view = buf if isinstance(buf, BytearrayView) else memoryview(buf)
             buf = view[off:] if sz == -1 else view[off : off + sz]
         self.write(buf)
         yield from self.drain()
