@@ -2,7 +2,7 @@
 end of it, a bounded background runner, and throwaway certificates made with the openssl CLI.
 
 ``stream_pair()`` gives two ``FakeStream`` ends with usocket's stream semantics
-(shared/USOCKET.md 3 "Stream methods"): blocking by default, ``setblocking(False)`` makes
+(docs/usocket.md 3 "Stream methods"): blocking by default, ``setblocking(False)`` makes
 ``read``/``write`` return None instead of waiting, ``settimeout(t)`` raises OSError(ETIMEDOUT),
 ``read(n)`` loops until n bytes or EOF, ``b''`` at EOF, ``ioctl(3, mask)`` polls and a closed
 end polls POLLNVAL. Each direction holds at most ``capacity`` bytes, so writers block (or get a

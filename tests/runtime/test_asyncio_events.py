@@ -1,4 +1,4 @@
-"""``Event``, ``Lock``, ``ThreadSafeFlag`` and the I/O queue's rules (shared/ASYNCIO.md 1.6, 2.5,
+"""``Event``, ``Lock``, ``ThreadSafeFlag`` and the I/O queue's rules (docs/asyncio.md 1.6, 2.5,
 5.4, 7.4), and ``Stream`` over stub objects (no network)."""
 
 from __future__ import annotations

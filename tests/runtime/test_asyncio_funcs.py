@@ -1,4 +1,4 @@
-"""``gather``, ``wait_for`` and ``wait_for_ms`` (shared/ASYNCIO.md 2.10, 5.2): the exact hops.
+"""``gather``, ``wait_for`` and ``wait_for_ms`` (docs/asyncio.md 2.10, 5.2): the exact hops.
 
 The gather walk-through is section 5.2 line by line, except that CPython prints a one-argument
 exception as ``ValueError(2)`` where MicroPython prints ``ValueError(2,)`` (section 7.3)."""

@@ -1,4 +1,4 @@
-"""The scheduler's order (shared/ASYNCIO.md 0, 2, 5.1, 5.4): run queue keys and push order,
+"""The scheduler's order (docs/asyncio.md 0, 2, 5.1, 5.4): run queue keys and push order,
 sleeping, the poll before every step, cancellation, the exception handler's round, run() and
 the Loop functions. Expected outputs are written from the spec's walk-throughs; where the spec
 says CPython and MicroPython agree, they are CPython's output for the same script.

@@ -1,4 +1,4 @@
-"""Streams on pystack's TCP sockets (shared/ASYNCIO.md 3, 5.3): the loopback walk-through, the
+"""Streams on pystack's TCP sockets (docs/asyncio.md 3, 5.3): the loopback walk-through, the
 peer's echo/daytime/discard services, servers on the host's own loopback, errors that wait for
 the first read, and drain against a full send path. All on the in-process simulated network."""
 

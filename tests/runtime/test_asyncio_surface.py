@@ -1,4 +1,4 @@
-"""asyncio's surface as scripts see it (shared/ASYNCIO.md 1): the names MicroPython has, the CPython
+"""asyncio's surface as scripts see it (docs/asyncio.md 1): the names MicroPython has, the CPython
 names it lacks, the uasyncio alias, the Task/Loop/Stream shapes and the two exceptions."""
 
 from __future__ import annotations

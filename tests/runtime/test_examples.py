@@ -1,7 +1,7 @@
 """The MicroPython examples in tools/examples, run by ``pystack run`` on the simulated network.
 
 Each runs in a subprocess as a person would run it; the peer 10.0.0.1 answers with its UDP echo
-service and its DNS server (shared/ARCHITECTURE.md, sim). The echo server, which nobody on the
+service and its DNS server (docs/architecture.md, sim). The echo server, which nobody on the
 simulated network talks to, is also run in-process with the peer stack as its client.
 """
 

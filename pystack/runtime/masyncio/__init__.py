@@ -1,7 +1,7 @@
 """MicroPython's ``asyncio`` (and ``uasyncio``) for scripts under ``pystack run``.
 
 Scripts get MicroPython's asyncio, not CPython's: its API, its scheduling order and its stream
-semantics (shared/ASYNCIO.md), written for pystack and running on the script world's own
+semantics (docs/asyncio.md), written for pystack and running on the script world's own
 ``select.poll``, ``socket`` and ``time.ticks_ms``. Everything belongs to one ``ScriptWorld``;
 ``asyncio_module(world)`` builds a fresh module, with a fresh event loop, for each world.
 

@@ -1,4 +1,4 @@
-"""The scheduler: one script world's run queue, I/O queue and main loop (shared/ASYNCIO.md 2).
+"""The scheduler: one script world's run queue, I/O queue and main loop (docs/asyncio.md 2).
 
 ``Core`` is the whole state of one world's event loop; MicroPython keeps it in module globals of
 ``asyncio.core``, pystack in one object per ``ScriptWorld`` (two worlds in one process share

@@ -1,4 +1,4 @@
-"""``Event``, ``ThreadSafeFlag`` and ``Lock`` (shared/ASYNCIO.md 1.6).
+"""``Event``, ``ThreadSafeFlag`` and ``Lock`` (docs/asyncio.md 1.6).
 
 All three park tasks in places the loop already has, so ``cancel`` can take them out again:
 

@@ -1,4 +1,4 @@
-"""``wait_for``, ``wait_for_ms`` and ``gather`` (shared/ASYNCIO.md 2.10).
+"""``wait_for``, ``wait_for_ms`` and ``gather`` (docs/asyncio.md 2.10).
 
 ``wait_for(aw, timeout)`` races ``aw`` against a sleep. ``aw`` becomes a task at once; a *runner*
 task, queued after it, awaits it and, if the caller is still sleeping out the timeout, cancels

@@ -1,7 +1,7 @@
 """The module objects a script gets: ``asyncio`` (with its submodules) and ``uasyncio``.
 
 MicroPython's ``asyncio`` is a package whose ``__init__`` star-imports ``core`` and loads ten
-more names from ``funcs``, ``event``, ``lock`` and ``stream`` on first use (shared/ASYNCIO.md
+more names from ``funcs``, ``event``, ``lock`` and ``stream`` on first use (docs/asyncio.md
 1.1). pystack builds the same surface eagerly, for one world at a time: the public names of
 ``core`` (including the implementation details scripts can see: ``TaskQueue``, ``IOQueue``,
 ``SingletonGenerator``, ``ticks``, ``ticks_diff``, ``ticks_add``, ``sys``, ``select``), the

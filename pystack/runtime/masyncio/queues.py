@@ -1,6 +1,6 @@
 """Where tasks wait: ``TaskQueue`` (the run queue, and every FIFO of waiters) and ``IOQueue``.
 
-``TaskQueue`` (shared/ASYNCIO.md 2.1) is MicroPython's stable pairing heap, modelled as a binary
+``TaskQueue`` (docs/asyncio.md 2.1) is MicroPython's stable pairing heap, modelled as a binary
 heap ordered by ``(key, push number)``: the smallest key (compared with ``ticks_diff``) comes
 first and equal keys leave in push order. A task sits in at most one queue; ``push`` records
 the key as the task's ``ph_key`` and sets its ``data`` to ``None`` (that is how "woken

@@ -1,5 +1,5 @@
 """Streams and servers: ``Stream`` (= ``StreamReader`` = ``StreamWriter``), ``Server``,
-``open_connection`` and ``start_server`` (shared/ASYNCIO.md 1.7 and 3).
+``open_connection`` and ``start_server`` (docs/asyncio.md 1.7 and 3).
 
 A ``Stream`` wraps any object with ``read``/``readinto``/``readline``/``write`` returning
 ``None`` when they would block, and a poll ``ioctl``: a non-blocking usocket socket, or a test

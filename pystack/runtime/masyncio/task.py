@@ -1,4 +1,4 @@
-"""``Task``, the sleep awaitable and asyncio's two exceptions (shared/ASYNCIO.md 1.4, 1.5, 2.4-2.7).
+"""``Task``, the sleep awaitable and asyncio's two exceptions (docs/asyncio.md 1.4, 1.5, 2.4-2.7).
 
 A ``Task`` wraps a coroutine (or any object with ``send``) that the loop steps with
 ``send(None)`` or ``throw(exception)``. Its two public fields carry the whole protocol:

@@ -1,12 +1,12 @@
 """The event loop's view of time: the script's ``time.ticks_*`` and, in tests, virtual time.
 
 Run-queue keys are ``time.ticks_ms()`` values, whole milliseconds that wrap around at the
-world's ``TICKS_PERIOD`` (shared/ASYNCIO.md section 4). Keys are only ever compared with
+world's ``TICKS_PERIOD`` (docs/asyncio.md section 4). Keys are only ever compared with
 ``ticks_diff``; to keep them in a binary heap, ``LoopClock.order`` turns a key into a position on
 an unwrapped line (milliseconds since the loop started), valid while every key is within half a
 period of "now", which ``ticks_add`` guarantees for every key asyncio makes.
 
-Two time bases (shared/ASYNCIO.md section 7.1):
+Two time bases (docs/asyncio.md section 7.1):
 
 - **Real time** (the world's clock is a ``SystemClock``, as under ``pystack run``): ticks move
   by themselves and waits are real, so pystack copies MicroPython exactly, including its rare
