@@ -63,11 +63,10 @@ Sans-IO: the block never sends; it queues ``TCPSegment`` values that the layer p
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Protocol
 
 from pystack.stats import DropReason, Statistics
-from pystack.tcp.buffers import OutOfOrderQueue, ReceiveBuffer, SendBuffer
+from pystack.tcp.buffers import BufferPool, OutOfOrderQueue, ReceiveBuffer, SendBuffer
 from pystack.tcp.congestion import CongestionControl, create
 from pystack.tcp.rtt import RTTEstimator
 from pystack.tcp.scoreboard import SACKScoreboard
@@ -102,6 +101,7 @@ class ConnectionOwner(Protocol):
 
     statistics: Statistics
     settings: TCPSettings
+    memory: BufferPool  # every connection's buffers count what they hold here
 
     def connection_changed(self, connection: TransmissionControlBlock) -> None: ...
 
@@ -239,7 +239,9 @@ class TransmissionControlBlock:
         self.local_address, self.local_port = local
         self.remote_address, self.remote_port = remote
         self.state = TCPState.CLOSED
-        self.transitions: deque[Transition] = deque(maxlen=settings.transitions_kept)
+        # The last ``transitions_kept`` transitions, oldest first (a list: a deque's first block
+        # alone would cost more than the rest of an idle connection's memory).
+        self.transitions: list[Transition] = []
         self.created = now
         # send sequence space (RFC 9293 3.3.1)
         self.iss = iss
@@ -275,9 +277,11 @@ class TransmissionControlBlock:
         self.ts_offset = ts_offset  # RFC 7323 5.4: a per-connection random TS clock offset
         self.last_ack_sent = 0
         # buffers
-        self.send_buffer = SendBuffer(settings.send_buffer)
-        self.receive_buffer = ReceiveBuffer(settings.receive_buffer)
-        self.out_of_order = OutOfOrderQueue(settings.out_of_order_limit)
+        # buffers: storage grows with use; what they hold counts in the owner's pool
+        memory = owner.memory
+        self.send_buffer = SendBuffer(settings.send_buffer, memory)
+        self.receive_buffer = ReceiveBuffer(settings.receive_buffer, memory)
+        self.out_of_order = OutOfOrderQueue(settings.out_of_order_limit, memory)
         self.scoreboard = SACKScoreboard()
         self.peer_syn: TCPSegment | None = None  # the SYN our SYN-ACK answers (its options)
         self.fin_queued = False  # the user asked for a FIN (close or shutdown)
@@ -338,12 +342,24 @@ class TransmissionControlBlock:
             return
         self.state = new
         transition = Transition(now, old, new, cause)
-        self.transitions.append(transition)
+        transitions = self.transitions
+        transitions.append(transition)
+        if len(transitions) > self.settings.transitions_kept:
+            del transitions[0]
         self.owner.connection_transition(self, transition)
         self.statistics.count(f"tcp.state.{new.name.lower()}")
         if new is TCPState.CLOSED:
             self.stop_timers()
+            self.release_memory()
             self.owner.connection_closed(self)
+
+    def release_memory(self) -> None:
+        """CLOSED: the buffers stop counting against the stack's pool (the connection has left
+        the table). Out-of-order bytes are dropped; unread and unsent bytes stay where they
+        are for the application to read or count, held by the connection object alone."""
+        self.send_buffer.detach()
+        self.receive_buffer.detach()
+        self.out_of_order.clear()
 
     def stop_timers(self) -> None:
         self.retransmit_deadline = self.persist_deadline = self.delayed_ack_deadline = None
