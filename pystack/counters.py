@@ -185,6 +185,7 @@ COUNTER_GROUPS: dict[str, dict[str, str]] = {
         "tcp.wscale_clamped": "window scale options above 14 (14 is used, RFC 7323 2.3)",
         "tcp.syn_cookies_sent": "SYN-ACKs sent with a SYN cookie (SYN queue or table under pressure)",
         "tcp.time_wait_recycled": "TIME-WAIT entries ended early to make room in a full table",
+        "tcp.closing_recycled": "closed connections still finishing, reset to make room in a full table",
         "tcp.connections_refused": "SYNs and cookie ACKs answered with RST: table or memory full",
         "tcp.syn_cookies_accepted": "connections established from a valid SYN cookie",
         "tcp.icmp_errors": "ICMP errors applied to a connection",

@@ -8,7 +8,8 @@ to unacceptable segments.
 
 Limits (docs/policies.md, "TCP limits"): the table holds at most ``max_connections`` entries
 of any state; when it is full the oldest TIME-WAIT entry is recycled (as lwIP's ``tcp_alloc``
-does), and only when none is left is a new connection refused (``room_for_connection``). Buffer
+does), then the oldest connection the application closed that is still finishing, and only
+when none is left is a new connection refused (``room_for_connection``). Buffer
 memory is counted by use in ``memory`` (a ``BufferPool``: bytes really held, not capacities);
 at ``memory_limit`` new connections are refused too. ``under_pressure`` says when listeners
 answer SYNs with cookies instead of table entries. Connections that have
@@ -50,6 +51,11 @@ Key = tuple[int, int, int, int]  # local address, local port, remote address, re
 # ``--trace=events`` is on (``timer_due`` True just before ``on_timer`` runs).
 EventHook = Callable[[TCPConnection, float, bool], None]
 
+# States of a connection the application closed that is still exchanging FINs: recyclable
+# (after every TIME-WAIT entry) when the table is full.
+_FINISHING = frozenset(
+    (TCPState.FIN_WAIT_1, TCPState.FIN_WAIT_2, TCPState.CLOSING, TCPState.LAST_ACK)
+)
 _HARD_UNREACHABLE = {
     icmpv4.PROTOCOL_UNREACHABLE: errno.ECONNREFUSED,
     icmpv4.PORT_UNREACHABLE: errno.ECONNREFUSED,
@@ -73,8 +79,10 @@ class TCPLayer:
         self.connections: dict[Key, TCPConnection] = {}
         self.listeners: dict[tuple[int, int], TCPListener] = {}
         self.memory = BufferPool(settings.memory_limit)  # bytes every buffer holds
-        # TIME-WAIT entries, oldest first (an insertion-ordered set): the first to recycle.
+        # TIME-WAIT entries, oldest first (an insertion-ordered set): the first to recycle;
+        # then connections the application closed that are still finishing (``orphans``).
         self.time_wait: dict[TCPConnection, None] = {}
+        self.orphans: dict[TCPConnection, None] = {}
         self._local_ports: dict[int, int] = {}  # local port -> connections using it
         self._dirty: dict[TCPConnection, None] = {}  # insertion-ordered set
         self._timers: list[tuple[float, int, TCPConnection]] = []
@@ -153,13 +161,21 @@ class TCPLayer:
     def room_for_connection(self, now: float) -> DropReason | None:
         """None when one more connection fits, else why not. A full table first gives up its
         oldest TIME-WAIT entry (lwIP ``tcp_alloc``: ``tcp_kill_timewait``), counted as
-        ``tcp.time_wait_recycled``; buffer memory is never reclaimed that way."""
+        ``tcp.time_wait_recycled``; with none, the oldest connection the application has
+        closed and that is still finishing its FIN exchange is reset (lwIP kills its LAST-ACK
+        and CLOSING pcbs next), counted as ``tcp.closing_recycled``. Connections an
+        application still holds are never taken; buffer memory is never reclaimed this way."""
         if len(self.connections) >= self.settings.max_connections:
-            if not self.time_wait:
+            if self.time_wait:
+                oldest = next(iter(self.time_wait))
+                oldest.recycle_time_wait(now)  # leaves the table (and ``time_wait``) at once
+                self.statistics.count("tcp.time_wait_recycled")
+            elif self.orphans:
+                oldest = next(iter(self.orphans))
+                oldest.abort(now)  # RST to the peer; leaves the table and ``orphans`` at once
+                self.statistics.count("tcp.closing_recycled")
+            else:
                 return DropReason.TCP_CONNECTION_LIMIT
-            oldest = next(iter(self.time_wait))
-            oldest.recycle_time_wait(now)  # leaves the table (and ``time_wait``) at once
-            self.statistics.count("tcp.time_wait_recycled")
         if self.memory.full:
             return DropReason.TCP_MEMORY_LIMIT
         return None
@@ -246,6 +262,7 @@ class TCPLayer:
             else:
                 del ports[connection.local_port]
         self.time_wait.pop(connection, None)
+        self.orphans.pop(connection, None)
         listener = connection.listener
         if isinstance(listener, TCPListener):
             listener.forget(connection)
@@ -255,10 +272,16 @@ class TCPLayer:
         self, connection: TransmissionControlBlock, transition: Transition
     ) -> None:
         assert isinstance(connection, TCPConnection)
-        if transition.new is TCPState.TIME_WAIT:
+        new = transition.new
+        if new is TCPState.TIME_WAIT:
             self.time_wait[connection] = None
         elif transition.old is TCPState.TIME_WAIT:
             self.time_wait.pop(connection, None)
+        if new in _FINISHING and connection.user_closed:
+            if connection not in self.orphans:
+                self.orphans[connection] = None
+        else:
+            self.orphans.pop(connection, None)
         if self.trace is not None:
             self.trace(
                 f"{connection.describe_endpoints()} {transition.old.value} -> "
