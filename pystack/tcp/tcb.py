@@ -17,8 +17,10 @@ operations of ``TCPConnection``: ``open_active``, ``open_passive`` and ``open_fr
 (listener), ``detach_listener``, ``process_segment``/``process_syn_sent`` (arrival),
 ``segments_to_send`` and ``on_timer`` (layer), ``send``, ``receive``, ``peek``, ``shutdown``,
 ``close``, ``abort``, ``set_nodelay``, ``set_keepalive`` (user), ``icmp_error``,
-``lower_path_mss`` and ``end_time_wait_for_new_syn`` (layer). The one field another module
-writes is ``scheduled``: the layer's own timer-heap bookkeeping, kept here to save a dict.
+``lower_path_mss``, ``end_time_wait_for_new_syn`` and ``recycle_time_wait`` (layer); the layer
+also calls ``abort`` on a closed connection still finishing when its table is full. The one
+field another module writes is ``scheduled``: the layer's own timer-heap bookkeeping, kept here
+to save a dict.
 
 Which code may change what:
 
@@ -54,6 +56,9 @@ Which code may change what:
 - ``passive``, ``listener``: ``open_passive``/``open_from_cookie``; ``detach_listener``.
 - user options ``nodelay``, ``keepalive``, ``user_closed``, ``read_shutdown``, ``fin_queued``:
   the user calls in connection.py.
+- ``send_buffer``, ``receive_buffer``, ``out_of_order``: their contents change through the
+  user calls and segment arrival; ``release_memory`` (on CLOSED, from ``_set_state``) detaches
+  them from the stack's ``BufferPool``.
 - ``outbox``: output appends segments; ``segments_to_send`` hands them to the layer.
 - ``trace_notes``: None unless ``--trace`` is on (``keep_send_notes``); output notes why a
   segment is sent again (``SEND_CAUSES``), ``take_send_notes`` hands the notes to the layer.
