@@ -9,7 +9,8 @@ to unacceptable segments.
 Limits (docs/policies.md, "TCP limits"): the table holds at most ``max_connections`` entries
 of any state; when it is full the oldest TIME-WAIT entry is recycled (as lwIP's ``tcp_alloc``
 does), then the oldest connection the application closed that is still finishing, and only
-when none is left is a new connection refused (``room_for_connection``). Buffer
+when none is left is a new connection refused (``refusal_reason``). Entries are recycled only
+for a connection really being made, never for a SYN answered with a cookie. Buffer
 memory is counted by use in ``memory`` (a ``BufferPool``: bytes really held, not capacities);
 at ``memory_limit`` new connections are refused too. ``under_pressure`` says when listeners
 answer SYNs with cookies instead of table entries. Connections that have
@@ -158,27 +159,32 @@ class TCPLayer:
         return self.ip.path_mtu(remote) - IP_TCP_HEADERS
 
     # -- limits --------------------------------------------------------------------------------
-    def room_for_connection(self, now: float) -> DropReason | None:
-        """None when one more connection fits, else why not. A full table first gives up its
-        oldest TIME-WAIT entry (lwIP ``tcp_alloc``: ``tcp_kill_timewait``), counted as
-        ``tcp.time_wait_recycled``; with none, the oldest connection the application has
-        closed and that is still finishing its FIN exchange is reset (lwIP kills its LAST-ACK
-        and CLOSING pcbs next), counted as ``tcp.closing_recycled``. Connections an
-        application still holds are never taken; buffer memory is never reclaimed this way."""
-        if len(self.connections) >= self.settings.max_connections:
-            if self.time_wait:
-                oldest = next(iter(self.time_wait))
-                oldest.recycle_time_wait(now)  # leaves the table (and ``time_wait``) at once
-                self.statistics.count("tcp.time_wait_recycled")
-            elif self.orphans:
-                oldest = next(iter(self.orphans))
-                oldest.abort(now)  # RST to the peer; leaves the table and ``orphans`` at once
-                self.statistics.count("tcp.closing_recycled")
-            else:
-                return DropReason.TCP_CONNECTION_LIMIT
+    def refusal_reason(self) -> DropReason | None:
+        """Why no new connection can be made now, even by recycling an entry; None if one can."""
+        if (
+            len(self.connections) >= self.settings.max_connections
+            and not self.time_wait
+            and not self.orphans
+        ):
+            return DropReason.TCP_CONNECTION_LIMIT
         if self.memory.full:
             return DropReason.TCP_MEMORY_LIMIT
         return None
+
+    def _recycle(self, now: float) -> None:
+        """Make room in a full table: end its oldest TIME-WAIT entry (lwIP ``tcp_alloc``:
+        ``tcp_kill_timewait``), counted as ``tcp.time_wait_recycled``; with none, reset the
+        oldest connection the application has closed that is still finishing its FIN exchange
+        (lwIP kills its LAST-ACK and CLOSING pcbs next), counted as ``tcp.closing_recycled``.
+        Connections an application still holds are never taken."""
+        if self.time_wait:
+            oldest = next(iter(self.time_wait))
+            oldest.recycle_time_wait(now)  # leaves the table (and ``time_wait``) at once
+            self.statistics.count("tcp.time_wait_recycled")
+        elif self.orphans:
+            oldest = next(iter(self.orphans))
+            oldest.abort(now)  # RST to the peer; leaves the table and ``orphans`` at once
+            self.statistics.count("tcp.closing_recycled")
 
     def half_open(self) -> int:
         """SYN-RECEIVED entries over every listener (their SYN queues)."""
@@ -201,11 +207,14 @@ class TCPLayer:
     def new_connection(
         self, local: tuple[int, int], remote: tuple[int, int], now: float, iss: int | None = None
     ) -> TCPConnection | None:
-        """A new entry in the table, or None (the reason counted as a drop) when it is full."""
-        reason = self.room_for_connection(now)
+        """A new entry in the table (recycling one when it is full), or None (the reason
+        counted as a drop) when there is no room (``refusal_reason``)."""
+        reason = self.refusal_reason()
         if reason is not None:
             self.statistics.drop(reason)
             return None
+        if len(self.connections) >= self.settings.max_connections:
+            self._recycle(now)
         if iss is None:
             iss = self.sequence.isn(local[0], local[1], remote[0], remote[1], now)
         ts_offset = self.rng.getrandbits(32)

@@ -104,7 +104,7 @@ class TCPListener:
         if len(self.accept_queue) >= self.backlog:
             layer.statistics.drop(DropReason.TCP_ACCEPT_QUEUE_FULL)
             return
-        full = layer.room_for_connection(now)
+        full = layer.refusal_reason()
         if full is not None:
             layer.statistics.drop(full)
             layer.refuse(segment, local, remote, now)

@@ -120,3 +120,29 @@ def test_half_open_entry_expires_after_synack_retries_with_backoff() -> None:
     assert (last.time, last.cause) == (63.0, "retransmission limit (5) reached")
     [listener] = result.stack.tcp.listeners.values()  # type: ignore[attr-defined]
     assert not listener.syn_queue and listener.pending == 0
+
+
+def test_a_syn_answered_with_a_cookie_recycles_nothing_its_ack_does() -> None:
+    result, created = run_recording(
+        PASSIVE_OPEN
+        + """
+        +0 close
+        +0 > F. 1:1(0) ack 1
+        +0.01 < F. 1:1(0) ack 2 win 65535
+        +0 > . 2:2(0) ack 2
+        ports 9001 8080
+        +1 < S 0:0(0) win 65535 <mss 1460>        # table full of TIME-WAIT: a cookie
+        +0 > S. 0:0(0) ack 1 win 65535 <mss 1460>
+        +0 expect counter tcp.time_wait_recycled 0
+        +0.01 < . 1:1(0) ack 1 win 65535          # a real handshake: now TIME-WAIT gives way
+        +0 expect counter tcp.time_wait_recycled 1
+        +0 expect counter tcp.syn_cookies_accepted 1
+        +0 accept
+        +0 expect state ESTABLISHED
+        """,
+        tcp_settings=TCPSettings(
+            max_connections=1, window_scaling=False, timestamps=False, sack=False
+        ),
+    )
+    old, new = created
+    assert old.state is TCPState.CLOSED and connection_of(result) is new
