@@ -73,7 +73,8 @@ class DropReason(enum.Enum):
     TCP_BAD_CHECKSUM = "TCP checksum mismatch"
     TCP_BROADCAST = "TCP segment to a broadcast or multicast address"
     TCP_NO_LISTENER = "TCP segment for a closed port (answered with RST)"
-    TCP_CONNECTION_LIMIT = "connection table full"
+    TCP_CONNECTION_LIMIT = "connection table full, no TIME-WAIT entry to recycle"
+    TCP_MEMORY_LIMIT = "buffer memory of all connections at memory_limit"
     # TCP: LISTEN (RFC 9293 3.10.7.2) and the queues
     TCP_LISTEN_RST = "RST to a listener (ignored)"
     TCP_LISTEN_NO_SYN = "segment to a listener without SYN or ACK"

@@ -79,7 +79,11 @@ def statistics_report(stack: Stack, title: str = "") -> str:
     """The connection table, the non-zero counters and drops, and the impairment's work."""
     lines = [f"statistics{f' of {title}' if title else ''}: {stack.describe()}"]
     rows = connection_rows(stack)
-    lines.append(f"TCP connections ({len(rows)}):")
+    tcp = stack.tcp
+    lines.append(
+        f"TCP connections ({len(rows)} of {tcp.settings.max_connections}; buffers hold "
+        f"{tcp.memory.held} of {tcp.settings.memory_limit} bytes):"
+    )
     if rows:
         lines += _table(_CONNECTION_COLUMNS, rows)
     snapshot = stack.statistics()

@@ -31,6 +31,7 @@ from pystack.runner import StackThread
 from pystack.services.naming import DNSService
 from pystack.services.stream import start_services
 from pystack.stack import DHCP, Stack, StackConfig
+from pystack.tcp.settings import TCPSettings
 from pystack.tracing import TraceOptions
 from pystack.wire.addresses import ip_from_str, parse_cidr, prefix_mask
 
@@ -67,6 +68,7 @@ class SimulatedNetwork:
         dhcp: bool = False,
         dns: int | None = None,  # the server getaddrinfo asks (default: the peer's)
         clock: Clock | None = None,  # default: real time (SystemClock)
+        host_tcp: TCPSettings | None = None,  # the host's TCP settings (default: TCPSettings())
     ) -> None:
         rng = random.Random(seed)
         host_end, peer_end = MemoryLink.pair(kind=LinkKind.ETHERNET, mtu=mtu, capacity=4096)
@@ -80,8 +82,13 @@ class SimulatedNetwork:
         self.clock = clock
         dhcp = dhcp or address == DHCP
         prefix = DHCP_PREFIX if address == DHCP else parse_cidr(address)[1]
+        host_config = (
+            StackConfig(address=DHCP) if dhcp else StackConfig(address=address, gateway=peer)
+        )
+        if host_tcp is not None:
+            host_config = dataclasses.replace(host_config, tcp=host_tcp)
         self.host = build_stack(
-            StackConfig(address=DHCP) if dhcp else StackConfig(address=address, gateway=peer),
+            host_config,
             link,
             clock,
             random.Random(rng.getrandbits(64)),

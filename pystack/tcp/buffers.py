@@ -6,8 +6,14 @@ windows beyond what is passed in: the connection decides what to send, what to a
 advertise. Sequence numbers are absolute and compared only through ``pystack.tcp.seq``.
 Per-segment paths (``SendBuffer.read``/``release``, ``ReceiveBuffer.append``/``read``,
 ``OutOfOrderQueue.insert``) copy each payload at most once and never loop per byte.
-Entry points: ``SendBuffer``, ``ReceiveBuffer``, ``OutOfOrderQueue``, ``SACKScoreboard``
-(the latter in ``pystack.tcp.scoreboard``, re-exported here).
+
+Memory by use: a buffer's storage grows as bytes arrive and shrinks as they leave (an empty
+buffer holds no storage at all), and every byte held is counted in the stack's ``BufferPool``
+(one integer update per call). ``capacity`` and ``limit`` bound one connection; the pool bounds
+them all together: ``room`` is the smaller of the two, so the sum held stays within the pool's
+limit except for bytes arriving into a window already advertised (a window never shrinks).
+Entry points: ``BufferPool``, ``SendBuffer``, ``ReceiveBuffer``, ``OutOfOrderQueue``,
+``SACKScoreboard`` (the latter in ``pystack.tcp.scoreboard``, re-exported here).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from bisect import bisect_right
 from pystack.tcp.scoreboard import SACKScoreboard
 from pystack.tcp.seq import seq_add, seq_diff
 
-__all__ = ["OutOfOrderQueue", "ReceiveBuffer", "SACKScoreboard", "SendBuffer"]
+__all__ = ["BufferPool", "OutOfOrderQueue", "ReceiveBuffer", "SACKScoreboard", "SendBuffer"]
 
 Bytes = bytes | bytearray | memoryview
 
@@ -28,15 +34,48 @@ COMPACT_MINIMUM = 1 << 16
 RECENT_SEGMENTS = 16
 
 
+class BufferPool:
+    """The bytes every connection's buffers of one stack hold, against ``limit``.
+
+    Buffers add what they take in and subtract what leaves (``held``); a closed connection's
+    buffers ``detach`` and give back what they still hold. ``room`` is what may still come in.
+    """
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        self.limit = limit
+        self.held = 0
+
+    def __repr__(self) -> str:
+        return f"<BufferPool {self.held} of {self.limit} bytes>"
+
+    @property
+    def room(self) -> int:
+        return max(0, self.limit - self.held)
+
+    @property
+    def full(self) -> bool:
+        return self.held >= self.limit
+
+
+def _private_pool() -> BufferPool:
+    """A pool of its own for a buffer that no longer counts against its stack."""
+    return BufferPool(1 << 62)
+
+
 class _ByteQueue:
     """A bytearray with a head index: appends at the back, consumes from the front."""
 
-    __slots__ = ("_data", "_head", "capacity")
+    __slots__ = ("_data", "_head", "capacity", "pool")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, pool: BufferPool | None = None) -> None:
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         self.capacity = capacity
+        self.pool = pool if pool is not None else _private_pool()
         self._data = bytearray()
         self._head = 0
 
@@ -45,10 +84,23 @@ class _ByteQueue:
 
     @property
     def room(self) -> int:
-        """Free space below ``capacity`` (0 when over it, e.g. after shrinking the capacity)."""
-        return max(0, self.capacity - (len(self._data) - self._head))
+        """Free space below ``capacity`` and the pool's limit (0 when over either)."""
+        pool = self.pool
+        room = self.capacity - (len(self._data) - self._head)
+        shared = pool.limit - pool.held
+        if shared < room:
+            room = shared
+        return room if room > 0 else 0
+
+    def detach(self) -> None:
+        """Stop counting against the stack's pool (the connection closed); the bytes stay
+        readable, and what they held is given back to the pool at once."""
+        self.pool.held -= len(self._data) - self._head
+        self.pool = _private_pool()
+        self.pool.held = len(self._data) - self._head
 
     def _consume(self, count: int) -> None:
+        self.pool.held -= count
         data = self._data
         head = self._head + count
         if head >= len(data):
@@ -76,15 +128,21 @@ class SendBuffer(_ByteQueue):
 
     def write(self, data: Bytes) -> int:
         """Copy in as much of ``data`` as fits in ``room``; return the number of bytes taken."""
+        pool = self.pool
         room = self.capacity - (len(self._data) - self._head)
+        shared = pool.limit - pool.held
+        if shared < room:
+            room = shared
         size = len(data) if not isinstance(data, memoryview) else data.nbytes
         if size <= room:
             self._data += data
+            pool.held += size
             return size
         if room <= 0:
             return 0
         with memoryview(data) as view, view.cast("B")[:room] as part:
             self._data += part
+        pool.held += room
         return room
 
     def read(self, offset: int, length: int) -> bytes:
@@ -105,14 +163,15 @@ class SendBuffer(_ByteQueue):
 class ReceiveBuffer(_ByteQueue):
     """In-order data ready for the application.
 
-    ``capacity`` only sizes ``room`` (what the connection advertises as its window);
-    ``append`` never drops bytes, since the connection has acknowledged them.
+    ``capacity`` and the pool only size ``room`` (what the connection advertises as its
+    window); ``append`` never drops bytes, since the connection has acknowledged them.
     """
 
     __slots__ = ()
 
     def append(self, data: Bytes) -> None:
         self._data += data
+        self.pool.held += len(data)
 
     def read(self, n: int) -> bytes:
         """Remove and return up to ``n`` bytes from the front."""
@@ -171,13 +230,15 @@ class OutOfOrderQueue:
 
     Overlaps keep the bytes received first (RFC 9293 3.10.7.4 leaves the choice open; this is
     what Linux does and it cannot be used to rewrite data already held). At most ``limit``
-    bytes are held; all held data must lie within 2**31 above rcv_nxt (the window ensures it).
+    bytes are held, and no more than the pool has room for; all held data must lie within
+    2**31 above rcv_nxt (the window ensures it).
     """
 
-    __slots__ = ("_held", "_ranges", "_recent", "limit")
+    __slots__ = ("_held", "_ranges", "_recent", "limit", "pool")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, pool: BufferPool | None = None) -> None:
         self.limit = limit
+        self.pool = pool if pool is not None else _private_pool()
         self._ranges: list[_Range] = []
         self._held = 0
         self._recent: list[int] = []  # one sequence number per accepted segment, oldest first
@@ -190,9 +251,15 @@ class OutOfOrderQueue:
         return self._held
 
     def clear(self) -> None:
+        self.pool.held -= self._held
         self._ranges.clear()
         self._recent.clear()
         self._held = 0
+
+    def _over(self, added: int) -> bool:
+        """Would holding ``added`` more bytes pass the queue's limit or the pool's?"""
+        pool = self.pool
+        return self._held + added > self.limit or pool.held + added > pool.limit
 
     def ranges(self) -> list[tuple[int, int]]:
         """Held ranges [left, right) in sequence order."""
@@ -217,19 +284,21 @@ class OutOfOrderQueue:
             last_end = seq_diff(last.start, rcv_nxt) + last.length
             if offset == last_end:
                 # Fast path: the segment continues the highest range (the usual case).
-                if self._held + end - offset > self.limit:
+                if self._over(end - offset):
                     return False
                 last.chunks.append(data)
                 last.length += end - offset
                 self._held += end - offset
+                self.pool.held += end - offset
                 self._remember(seq)
                 return True
             if offset < last_end:
                 return self._insert_overlapping(offset, end, data, rcv_nxt)
-        if self._held + end - offset > self.limit:
+        if self._over(end - offset):
             return False
         ranges.append(_Range(seq, [data], end - offset))
         self._held += end - offset
+        self.pool.held += end - offset
         self._remember(seq)
         return True
 
@@ -261,12 +330,13 @@ class OutOfOrderQueue:
         if added == 0:
             self._remember(seq_add(rcv_nxt, offset))  # a duplicate still counts for SACK order
             return True
-        if self._held + added > self.limit:
+        if self._over(added):
             return False
         start = min(offset, relative_start(ranges[first])) if first < stop else offset
         length = max(end, position) - start
         ranges[first:stop] = [_Range(seq_add(rcv_nxt, start), chunks, length)]
         self._held += added
+        self.pool.held += added
         self._remember(seq_add(rcv_nxt, offset))
         return True
 
@@ -286,6 +356,7 @@ class OutOfOrderQueue:
                 return b""
             del ranges[0]
             self._held -= item.length
+            self.pool.held -= item.length
             self._forget_recent_before(rcv_nxt)
             if start + item.length <= 0:
                 continue  # wholly before rcv_nxt: already delivered some other way

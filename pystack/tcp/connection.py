@@ -197,6 +197,11 @@ class TCPConnection(ConnectionInput):
         """RFC 6191: a newer SYN for this 4-tuple ends TIME-WAIT (the layer checked it is newer)."""
         self._set_state(TCPState.CLOSED, now, "new SYN reuses the TIME-WAIT 4-tuple")
 
+    def recycle_time_wait(self, now: float) -> None:
+        """The table is full and this is its oldest TIME-WAIT entry: end it now (lwIP's
+        ``tcp_kill_timewait``). Only the 2*MSL guard against old duplicates is lost."""
+        self._set_state(TCPState.CLOSED, now, "TIME-WAIT recycled: connection table full")
+
     def icmp_error(self, code: int, hard: bool, description: str, now: float) -> None:
         """An ICMP error about this connection (RFC 5461): ``code`` is the errno it means.
 

@@ -4,7 +4,16 @@
 Connections are found by their 4-tuple in a dict; segments for no connection go to a listener
 or, in the CLOSED state, are answered with RST (RFC 9293 3.10.7.1) within a per-stack token
 bucket (``allow_reset``); ``allow_reply`` is the per-stack budget of the ACKs connections send
-to unacceptable segments. Connections that have
+to unacceptable segments.
+
+Limits (docs/policies.md, "TCP limits"): the table holds at most ``max_connections`` entries
+of any state; when it is full the oldest TIME-WAIT entry is recycled (as lwIP's ``tcp_alloc``
+does), then the oldest connection the application closed that is still finishing, and only
+when none is left is a new connection refused (``refusal_reason``). Entries are recycled only
+for a connection really being made, never for a SYN answered with a cookie. Buffer
+memory is counted by use in ``memory`` (a ``BufferPool``: bytes really held, not capacities);
+at ``memory_limit`` new connections are refused too. ``under_pressure`` says when listeners
+answer SYNs with cookies instead of table entries. Connections that have
 something to send are marked dirty and drained by ``flush(now)``; their timers live in one heap
 (``run_timers``/``next_deadline``), with stale entries skipped lazily.
 Entry points: ``TCPLayer.listen``, ``TCPLayer.connect``, ``flush``, ``run_timers``.
@@ -20,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pystack.stats import DropReason, Statistics
+from pystack.tcp.buffers import BufferPool
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.isn import SequenceGenerator
 from pystack.tcp.listener import TCPListener
@@ -44,6 +54,11 @@ EventHook = Callable[[TCPConnection, float, bool], None]
 # state hook(connection, transition): every state change (``--trace``'s ``=`` lines, ``--record``)
 StateHook = Callable[[TCPConnection, Transition], None]
 
+# States of a connection the application closed that is still exchanging FINs: recyclable
+# (after every TIME-WAIT entry) when the table is full.
+_FINISHING = frozenset(
+    (TCPState.FIN_WAIT_1, TCPState.FIN_WAIT_2, TCPState.CLOSING, TCPState.LAST_ACK)
+)
 _HARD_UNREACHABLE = {
     icmpv4.PROTOCOL_UNREACHABLE: errno.ECONNREFUSED,
     icmpv4.PORT_UNREACHABLE: errno.ECONNREFUSED,
@@ -66,6 +81,12 @@ class TCPLayer:
         self.sequence = SequenceGenerator(rng)
         self.connections: dict[Key, TCPConnection] = {}
         self.listeners: dict[tuple[int, int], TCPListener] = {}
+        self.memory = BufferPool(settings.memory_limit)  # bytes every buffer holds
+        # TIME-WAIT entries, oldest first (an insertion-ordered set): the first to recycle;
+        # then connections the application closed that are still finishing (``orphans``).
+        self.time_wait: dict[TCPConnection, None] = {}
+        self.orphans: dict[TCPConnection, None] = {}
+        self._local_ports: dict[int, int] = {}  # local port -> connections using it
         self._dirty: dict[TCPConnection, None] = {}  # insertion-ordered set
         self._timers: list[tuple[float, int, TCPConnection]] = []
         self._timer_order = itertools.count()
@@ -124,10 +145,11 @@ class TCPLayer:
         low, high = self.settings.ephemeral_ports
         span = high - low + 1
         start = self.rng.randrange(span)
-        used = {key[1] for key in self.connections} | {port for _, port in self.listeners}
+        in_use = self._local_ports
+        listening = {port for _, port in self.listeners}
         for step in range(span):
             candidate = low + (start + step) % span
-            if candidate not in used:
+            if candidate not in in_use and candidate not in listening:
                 return candidate
         for step in range(span):  # every port busy: share one with a different 4-tuple
             candidate = low + (start + step) % span
@@ -138,18 +160,63 @@ class TCPLayer:
     def mss_limit(self, remote: int) -> int:
         return self.ip.path_mtu(remote) - IP_TCP_HEADERS
 
+    # -- limits --------------------------------------------------------------------------------
+    def refusal_reason(self) -> DropReason | None:
+        """Why no new connection can be made now, even by recycling an entry; None if one can."""
+        if (
+            len(self.connections) >= self.settings.max_connections
+            and not self.time_wait
+            and not self.orphans
+        ):
+            return DropReason.TCP_CONNECTION_LIMIT
+        if self.memory.full:
+            return DropReason.TCP_MEMORY_LIMIT
+        return None
+
+    def _recycle(self, now: float) -> None:
+        """Make room in a full table: end its oldest TIME-WAIT entry (lwIP ``tcp_alloc``:
+        ``tcp_kill_timewait``), counted as ``tcp.time_wait_recycled``; with none, reset the
+        oldest connection the application has closed that is still finishing its FIN exchange
+        (lwIP kills its LAST-ACK and CLOSING pcbs next), counted as ``tcp.closing_recycled``.
+        Connections an application still holds are never taken."""
+        if self.time_wait:
+            oldest = next(iter(self.time_wait))
+            oldest.recycle_time_wait(now)  # leaves the table (and ``time_wait``) at once
+            self.statistics.count("tcp.time_wait_recycled")
+        elif self.orphans:
+            oldest = next(iter(self.orphans))
+            oldest.abort(now)  # RST to the peer; leaves the table and ``orphans`` at once
+            self.statistics.count("tcp.closing_recycled")
+
+    def half_open(self) -> int:
+        """SYN-RECEIVED entries over every listener (their SYN queues)."""
+        return sum(len(listener.syn_queue) for listener in self.listeners.values())
+
+    def under_pressure(self) -> bool:
+        """Should a SYN get a cookie rather than a table entry? Yes when the table is above its
+        high-water mark (``max_connections`` less an eighth) or the stack's half-open entries
+        reached ``max_half_open``: a flood of SYNs then costs no entries at all."""
+        settings = self.settings
+        high_water = settings.max_connections - settings.max_connections // 8
+        return len(self.connections) >= high_water or self.half_open() >= settings.max_half_open
+
+    def refuse(self, segment: TCPSegment, local: int, remote: int, now: float) -> None:
+        """A SYN (or a cookie's ACK) that no connection can be made for: RST, counted as
+        ``tcp.connections_refused`` (the RST itself within ``allow_reset``)."""
+        self.statistics.count("tcp.connections_refused")
+        self.send_reset_for(segment, local, remote, now)
+
     def new_connection(
         self, local: tuple[int, int], remote: tuple[int, int], now: float, iss: int | None = None
     ) -> TCPConnection | None:
-        settings = self.settings
-        per_connection = (
-            settings.send_buffer + settings.receive_buffer + settings.out_of_order_limit
-        )
-        if len(self.connections) >= settings.max_connections or (
-            (len(self.connections) + 1) * per_connection > settings.memory_limit
-        ):
-            self.statistics.drop(DropReason.TCP_CONNECTION_LIMIT)
+        """A new entry in the table (recycling one when it is full), or None (the reason
+        counted as a drop) when there is no room (``refusal_reason``)."""
+        reason = self.refusal_reason()
+        if reason is not None:
+            self.statistics.drop(reason)
             return None
+        if len(self.connections) >= self.settings.max_connections:
+            self._recycle(now)
         if iss is None:
             iss = self.sequence.isn(local[0], local[1], remote[0], remote[1], now)
         ts_offset = self.rng.getrandbits(32)
@@ -166,6 +233,8 @@ class TCPLayer:
             segmentation_limit=self.ip.segmentation_limit if path_mtu == self.ip.mtu else 0,
         )
         self.connections[(local[0], local[1], remote[0], remote[1])] = connection
+        ports = self._local_ports
+        ports[local[1]] = ports.get(local[1], 0) + 1
         if self.send_note is not None:
             connection.keep_send_notes(True)
         return connection
@@ -197,6 +266,14 @@ class TCPLayer:
         )
         if self.connections.get(key) is connection:
             del self.connections[key]
+            ports = self._local_ports
+            left = ports[connection.local_port] - 1
+            if left:
+                ports[connection.local_port] = left
+            else:
+                del ports[connection.local_port]
+        self.time_wait.pop(connection, None)
+        self.orphans.pop(connection, None)
         listener = connection.listener
         if isinstance(listener, TCPListener):
             listener.forget(connection)
@@ -205,6 +282,17 @@ class TCPLayer:
     def connection_transition(
         self, connection: TransmissionControlBlock, transition: Transition
     ) -> None:
+        assert isinstance(connection, TCPConnection)
+        new = transition.new
+        if new is TCPState.TIME_WAIT:
+            self.time_wait[connection] = None
+        elif transition.old is TCPState.TIME_WAIT:
+            self.time_wait.pop(connection, None)
+        if new in _FINISHING and connection.user_closed:
+            if connection not in self.orphans:
+                self.orphans[connection] = None
+        else:
+            self.orphans.pop(connection, None)
         if self.trace is not None:
             assert isinstance(connection, TCPConnection)
             self.trace(connection, transition)

@@ -2,11 +2,21 @@
 
 A SYN creates a SYN-RECEIVED connection counted in the SYN queue (bounded by
 ``TCPSettings.syn_queue``); when its handshake completes it moves to the accept queue (bounded by
-the listen backlog). Overflow policy, explicit: a SYN that finds the accept queue full is
-dropped (``TCP_ACCEPT_QUEUE_FULL``, as Linux does, so the client retries); a SYN that finds the
-SYN queue full is answered with a stateless SYN cookie when cookies are on, else dropped
-(``TCP_SYN_QUEUE_FULL``); a handshake-completing ACK that finds the accept queue full is ignored
-(``AcceptOverflow.DROP``, the client's retransmission retries) or reset (``AcceptOverflow.RESET``).
+the listen backlog). Overflow policy, explicit, in this order:
+- a SYN that finds the accept queue full is dropped (``TCP_ACCEPT_QUEUE_FULL``, as Linux does,
+  so the client retries);
+- a SYN that finds the connection table full (no TIME-WAIT entry to recycle) or the buffer
+  memory at its limit is refused with RST (``TCPLayer.refuse``): the client gets ECONNREFUSED
+  at once instead of timing out;
+- a SYN that finds this SYN queue full, or the stack under pressure (``TCPLayer.under_pressure``:
+  the table above its high-water mark, or ``max_half_open`` half-open entries over all
+  listeners), is answered with a stateless SYN cookie when cookies are on, else dropped
+  (``TCP_SYN_QUEUE_FULL``);
+- a cookie's ACK that finds the table full is refused with RST, so no client believes in a
+  connection that does not exist;
+- a handshake-completing ACK that finds the accept queue full is ignored
+  (``AcceptOverflow.DROP``, the client's retransmission retries) or reset
+  (``AcceptOverflow.RESET``).
 Cookie connections carry no window scale, SACK or timestamps (nothing remembers them).
 """
 
@@ -94,7 +104,12 @@ class TCPListener:
         if len(self.accept_queue) >= self.backlog:
             layer.statistics.drop(DropReason.TCP_ACCEPT_QUEUE_FULL)
             return
-        if len(self.syn_queue) >= layer.settings.syn_queue:
+        full = layer.refusal_reason()
+        if full is not None:
+            layer.statistics.drop(full)
+            layer.refuse(segment, local, remote, now)
+            return
+        if len(self.syn_queue) >= layer.settings.syn_queue or layer.under_pressure():
             if layer.settings.syn_cookies:
                 self._send_cookie(segment, local, remote, now)
             else:
@@ -102,6 +117,7 @@ class TCPListener:
             return
         connection = layer.new_connection((local, self.port), (remote, segment.src_port), now)
         if connection is None:
+            layer.refuse(segment, local, remote, now)  # (the reason was counted)
             return
         connection.open_passive(segment, self, now)
         self.syn_queue.add(connection)
@@ -129,6 +145,8 @@ class TCPListener:
         layer.statistics.count("tcp.syn_cookies_sent")
 
     def _try_cookie(self, segment: TCPSegment, local: int, remote: int, now: float) -> bool:
+        """True when ``segment`` carried a valid cookie and was dealt with: a connection made,
+        the ACK dropped for a full accept queue, or refused with RST for a full table."""
         layer = self.layer
         if not layer.settings.syn_cookies or not self.cookies_sent:
             return False
@@ -144,6 +162,7 @@ class TCPListener:
             (local, self.port), (remote, segment.src_port), now, iss=iss
         )
         if connection is None:
+            layer.refuse(segment, local, remote, now)  # no phantom: the client hears of it
             return True
         connection.open_from_cookie(segment, mss, self, now)
         self.accept_queue.append(connection)

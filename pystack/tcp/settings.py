@@ -75,12 +75,18 @@ class TCPSettings:
     # with bursts of reset_burst (Linux's ICMP budget: icmp_msgs_per_sec, icmp_msgs_burst).
     reset_rate: float = 1000.0
     reset_burst: int = 50
-    max_connections: int = 4096
-    # The sum of every connection's buffer capacities (send + receive + out-of-order) never
-    # exceeds this, so buffer memory is bounded whatever peers do (1 GiB: 1365 default connections).
+    # Limits (docs/policies.md "TCP limits"). The table holds at most max_connections entries
+    # of any state; a full table recycles its oldest TIME-WAIT entry, else refuses with RST.
+    max_connections: int = 10_000
+    # The bytes all connections' buffers really hold (send + receive + out-of-order; storage
+    # grows with use) stay within this; at it, new connections are refused with RST and
+    # buffers take no more. An idle connection holds no buffer bytes.
     memory_limit: int = 1 << 30
     syn_queue: int = 256  # half-open connections per listener
-    syn_cookies: bool = True  # answer with a SYN cookie when the SYN queue is full
+    # Half-open (SYN-RECEIVED) entries over all listeners. At this many, or with the table
+    # above its high-water mark (7/8 of max_connections), SYNs get cookies, not entries.
+    max_half_open: int = 1024
+    syn_cookies: bool = True  # answer with a SYN cookie when the SYN queues or table are full
     accept_overflow: AcceptOverflow = AcceptOverflow.DROP  # Linux: DROP (see AcceptOverflow)
     max_backlog: int = 4096  # listen(backlog) is clamped to this (Linux somaxconn)
     ephemeral_ports: tuple[int, int] = (32768, 60999)  # Linux ip_local_port_range
@@ -102,6 +108,8 @@ class TCPSettings:
             raise ValueError("reset_rate and reset_burst must not be negative")
         if self.send_buffer < 1 or self.receive_buffer < 1:
             raise ValueError("buffers must hold at least one byte")
+        if self.max_connections < 1 or self.memory_limit < 0 or self.max_half_open < 0:
+            raise ValueError("need max_connections >= 1, memory_limit and max_half_open >= 0")
         low, high = self.ephemeral_ports
         if not 1 <= low <= high <= 65535:
             raise ValueError("bad ephemeral port range")

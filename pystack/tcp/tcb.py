@@ -17,8 +17,10 @@ operations of ``TCPConnection``: ``open_active``, ``open_passive`` and ``open_fr
 (listener), ``detach_listener``, ``process_segment``/``process_syn_sent`` (arrival),
 ``segments_to_send`` and ``on_timer`` (layer), ``send``, ``receive``, ``peek``, ``shutdown``,
 ``close``, ``abort``, ``set_nodelay``, ``set_keepalive`` (user), ``icmp_error``,
-``lower_path_mss`` and ``end_time_wait_for_new_syn`` (layer). The one field another module
-writes is ``scheduled``: the layer's own timer-heap bookkeeping, kept here to save a dict.
+``lower_path_mss``, ``end_time_wait_for_new_syn`` and ``recycle_time_wait`` (layer); the layer
+also calls ``abort`` on a closed connection still finishing when its table is full. The one
+field another module writes is ``scheduled``: the layer's own timer-heap bookkeeping, kept here
+to save a dict.
 
 Which code may change what:
 
@@ -54,6 +56,9 @@ Which code may change what:
 - ``passive``, ``listener``: ``open_passive``/``open_from_cookie``; ``detach_listener``.
 - user options ``nodelay``, ``keepalive``, ``user_closed``, ``read_shutdown``, ``fin_queued``:
   the user calls in connection.py.
+- ``send_buffer``, ``receive_buffer``, ``out_of_order``: their contents change through the
+  user calls and segment arrival; ``release_memory`` (on CLOSED, from ``_set_state``) detaches
+  them from the stack's ``BufferPool``.
 - ``outbox``: output appends segments; ``segments_to_send`` hands them to the layer.
 - ``trace_notes``: None unless ``--trace`` is on (``keep_send_notes``); output notes why a
   segment is sent again (``SEND_CAUSES``), ``take_send_notes`` hands the notes to the layer.
@@ -63,11 +68,10 @@ Sans-IO: the block never sends; it queues ``TCPSegment`` values that the layer p
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Protocol
 
 from pystack.stats import DropReason, Statistics
-from pystack.tcp.buffers import OutOfOrderQueue, ReceiveBuffer, SendBuffer
+from pystack.tcp.buffers import BufferPool, OutOfOrderQueue, ReceiveBuffer, SendBuffer
 from pystack.tcp.congestion import CongestionControl, create
 from pystack.tcp.rtt import RTTEstimator
 from pystack.tcp.scoreboard import SACKScoreboard
@@ -102,6 +106,7 @@ class ConnectionOwner(Protocol):
 
     statistics: Statistics
     settings: TCPSettings
+    memory: BufferPool  # every connection's buffers count what they hold here
 
     def connection_changed(self, connection: TransmissionControlBlock) -> None: ...
 
@@ -239,7 +244,9 @@ class TransmissionControlBlock:
         self.local_address, self.local_port = local
         self.remote_address, self.remote_port = remote
         self.state = TCPState.CLOSED
-        self.transitions: deque[Transition] = deque(maxlen=settings.transitions_kept)
+        # The last ``transitions_kept`` transitions, oldest first (a list: a deque's first block
+        # alone would cost more than the rest of an idle connection's memory).
+        self.transitions: list[Transition] = []
         self.created = now
         # send sequence space (RFC 9293 3.3.1)
         self.iss = iss
@@ -275,9 +282,11 @@ class TransmissionControlBlock:
         self.ts_offset = ts_offset  # RFC 7323 5.4: a per-connection random TS clock offset
         self.last_ack_sent = 0
         # buffers
-        self.send_buffer = SendBuffer(settings.send_buffer)
-        self.receive_buffer = ReceiveBuffer(settings.receive_buffer)
-        self.out_of_order = OutOfOrderQueue(settings.out_of_order_limit)
+        # buffers: storage grows with use; what they hold counts in the owner's pool
+        memory = owner.memory
+        self.send_buffer = SendBuffer(settings.send_buffer, memory)
+        self.receive_buffer = ReceiveBuffer(settings.receive_buffer, memory)
+        self.out_of_order = OutOfOrderQueue(settings.out_of_order_limit, memory)
         self.scoreboard = SACKScoreboard()
         self.peer_syn: TCPSegment | None = None  # the SYN our SYN-ACK answers (its options)
         self.fin_queued = False  # the user asked for a FIN (close or shutdown)
@@ -338,12 +347,24 @@ class TransmissionControlBlock:
             return
         self.state = new
         transition = Transition(now, old, new, cause)
-        self.transitions.append(transition)
+        transitions = self.transitions
+        transitions.append(transition)
+        if len(transitions) > self.settings.transitions_kept:
+            del transitions[0]
         self.owner.connection_transition(self, transition)
         self.statistics.count(f"tcp.state.{new.name.lower()}")
         if new is TCPState.CLOSED:
             self.stop_timers()
+            self.release_memory()
             self.owner.connection_closed(self)
+
+    def release_memory(self) -> None:
+        """CLOSED: the buffers stop counting against the stack's pool (the connection has left
+        the table). Out-of-order bytes are dropped; unread and unsent bytes stay where they
+        are for the application to read or count, held by the connection object alone."""
+        self.send_buffer.detach()
+        self.receive_buffer.detach()
+        self.out_of_order.clear()
 
     def stop_timers(self) -> None:
         self.retransmit_deadline = self.persist_deadline = self.delayed_ack_deadline = None

@@ -172,6 +172,7 @@ class Network:
     impairment: str | None = None
     config: StackConfig = field(default_factory=StackConfig)
     trace: bool = False
+    b_config: StackConfig | None = None  # ``b``'s own, when it differs from ``config``
 
     def __post_init__(self) -> None:
         self.sim = Simulation()
@@ -185,7 +186,12 @@ class Network:
             Stack(_with_address(self.config, A_ADDRESS), link_a, self.sim.clock, random.Random(1))
         )
         self.b = self.sim.add(
-            Stack(_with_address(self.config, B_ADDRESS), end_b, self.sim.clock, random.Random(2))
+            Stack(
+                _with_address(self.b_config or self.config, B_ADDRESS),
+                end_b,
+                self.sim.clock,
+                random.Random(2),
+            )
         )
         self.lines: list[str] = []
         if self.trace:

@@ -238,7 +238,7 @@ def test_listen_syn_queue_full_without_cookies_syn_dropped() -> None:
 
 
 # -- connection limit --------------------------------------------------------------------------
-def test_listen_connection_limit_syn_dropped() -> None:
+def test_listen_connection_limit_syn_refused_with_rst() -> None:
     run(
         """
         0 listen 8080
@@ -248,7 +248,9 @@ def test_listen_connection_limit_syn_dropped() -> None:
         +0 accept
         ports 9001 8080
         +0 < S 0:0(0) win 65535 <mss 1460>        # max_connections 1: no room in the table
+        +0 > R. *:*(0) ack 1 win 0                # refused at once (seq 0: no ISN of its own)
         +0 expect drop TCP_CONNECTION_LIMIT 1
+        +0 expect counter tcp.connections_refused 1
         +0 connect 10.0.0.1:9002 = ENOBUFS        # an active open hits the same limit
         +0 expect drop TCP_CONNECTION_LIMIT 2
         """,
