@@ -296,7 +296,7 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         type=_seconds,
         metavar="SECONDS",
         help="at the script's end, reset a connection whose data or FIN makes no progress for "
-        "this long (default max(3 s, 4 RTOs)); see docs/board.md",
+        "this long (default max(3 s, 4 RTOs, twice the backed-off RTO)); see docs/board.md",
     )
     run.add_argument(
         "--cpython-modules",

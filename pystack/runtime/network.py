@@ -50,6 +50,7 @@ DNS_PORT = 53
 SWITCH_INTERVAL = 0.0005  # seconds; see fast_thread_switches
 EXIT_IDLE_FLOOR = 3.0  # seconds: the least time an exiting connection may go without progress
 EXIT_IDLE_RTOS = 4  # ... or this many of its RTOs, when more (see ScriptNetwork.finish)
+EXIT_BACKOFF_RTOS = 2  # ... or this many of its current, backed-off RTO (see ScriptNetwork.finish)
 EXIT_CEILING = 60.0  # seconds: the longest the exit waits for all connections, unless --linger
 # our FIN is queued or sent but not yet acknowledged: the connection is still delivering
 _CLOSING = frozenset({TCPState.FIN_WAIT_1, TCPState.CLOSING, TCPState.LAST_ACK})
@@ -215,8 +216,11 @@ class ScriptNetwork:
         queued data goes out and is acknowledged, then the FIN; the stack keeps running while
         any connection still has data or a FIN unacknowledged, until that connection makes no
         progress (no byte or FIN acknowledged) for its bound: ``--linger SECONDS`` if given,
-        else ``max(3 s, 4 x its RTO)`` (the smoothed RTO, without backoff: room for the same
-        lost segment to be sent twice more, with RFC 6298's back-off, and acknowledged).
+        else ``max(3 s, 4 x its RTO, 2 x its current RTO)``: four smoothed RTOs (without
+        back-off) leave room for the same lost segment to be sent twice more and acknowledged;
+        twice the current, backed-off RTO keeps waiting while TCP is still retrying (after
+        retries at 1, 2 and 4 s the next one is due 8 s later, 15 s after the last progress,
+        within 2 x 8 s), so one segment lost several times in a row is not cut.
         The whole wait is at most ``max(EXIT_CEILING, --linger)``. A connection that could not
         finish is reset. After Ctrl-C, a board reset (``machine.reset()``, a watchdog) or a
         second Ctrl-C during the wait, every connection is reset at once. Each connection that
@@ -297,7 +301,11 @@ class ScriptNetwork:
                     bound = (
                         linger
                         if linger is not None
-                        else max(EXIT_IDLE_FLOOR, EXIT_IDLE_RTOS * connection.rtt.base_rto)
+                        else max(
+                            EXIT_IDLE_FLOOR,
+                            EXIT_IDLE_RTOS * connection.rtt.base_rto,
+                            EXIT_BACKOFF_RTOS * connection.rtt.rto,
+                        )
                     )
                     if moment - seen[1] >= bound or moment >= ceiling:
                         why = f"no progress for {bound:g} s"
