@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint tools clean
+.PHONY: demo test robustness soak bench lint tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ $(MPLIB)/.installed: $(STAMP) tools/fetch_micropython_lib.py
 
 test: $(STAMP) tools $(MPLIB)/.installed
 	$(PY) -m pytest -q
+
+# The robustness suite alone (tests/robustness, root: namespaces over TUN), quick sizes as in
+# `make test`; `make soak` runs it with the soak sizes (PYSTACK_SOAK=1; see docs/robustness.md).
+robustness: $(STAMP) tools $(MPLIB)/.installed
+	$(PY) -m pytest -q -m robustness tests/robustness
+
+soak: $(STAMP) tools $(MPLIB)/.installed
+	PYSTACK_SOAK=1 $(PY) -m pytest -q -m robustness tests/robustness
 
 bench: $(STAMP) tools
 	$(PY) tools/bench.py
