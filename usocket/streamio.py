@@ -107,7 +107,9 @@ def readinto(read_once: ReadOnce, buffer: Any, nbytes: int | None) -> int | None
     if target.readonly:
         raise TypeError("object with buffer protocol required")
     target = target.cast("B")
-    size = len(target) if nbytes is None else min(machine_int(nbytes) % (1 << WORD_BITS), len(target))
+    size = (
+        len(target) if nbytes is None else min(machine_int(nbytes) % (1 << WORD_BITS), len(target))
+    )
     data = read(read_once, size)
     if data is None:
         return None

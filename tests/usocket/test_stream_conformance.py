@@ -894,7 +894,7 @@ def test_difference_recv_of_negative_sizes(env: Environment) -> None:
     wait_peek(env, s, 8)
     if env.micropython:
         for call in (lambda: s.recv(-2), lambda: s.recvfrom(-5), lambda: s.read(-2)):
-            with pytest.raises(MemoryError, match="^memory allocation failed, allocating"):
+            with pytest.raises(MemoryError, match=r"^memory allocation failed, allocating"):
                 call()
         assert s.recv(-1) == b"negative"
     else:
