@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
+from typing import Any
 
 from pystack import demo
 from pystack.host import HostError, HostOptions, KernelHost, trace_options
@@ -72,6 +73,19 @@ def _signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
+# False when ``main`` runs as the ``pystack`` process itself: a command then leaves the stop
+# signals ignored when it returns (the process is about to exit, and a second Ctrl-C or
+# SIGTERM must not kill it after its clean-up with a status or a traceback of its own); True
+# when ``main`` is called from Python (tests), which gets its handlers back.
+_restore_signals = True
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        keep = not _restore_signals and signum in STOP_SIGNALS
+        signal.signal(signum, signal.SIG_IGN if keep else handler)
+
+
 @contextlib.contextmanager
 def _shielded(caught: list[int]) -> Iterator[None]:
     """While cleaning up: SIGINT, SIGTERM and SIGHUP are noted in ``caught`` and otherwise
@@ -84,8 +98,7 @@ def _shielded(caught: list[int]) -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _restore(previous)
 
 
 def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
@@ -414,8 +427,7 @@ def command_run(arguments: argparse.Namespace) -> int:
                 with _shielded(caught):
                     network.close()
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _restore(previous)
     if caught and not status:
         status = 128 + caught[0]
     return status
@@ -490,8 +502,7 @@ def command_up(arguments: argparse.Namespace) -> int:
         return 128 + stopped_by[0] if stopped_by and status == 0 else status
     finally:
         host.close()  # (the handlers above only set stop: a signal now cannot cut this short)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _restore(previous)
 
 
 def _serve(
@@ -535,6 +546,9 @@ def _serve(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``pystack`` command on ``argv`` (None: the process's own command line)."""
+    global _restore_signals
+    _restore_signals = argv is not None
     arguments = build_parser().parse_args(argv)
     problem = check_options(arguments)
     if problem is not None:
