@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -80,7 +80,7 @@ def _signal_name(signum: int) -> str:
 _restore_signals = True
 
 
-def _restore(previous: dict[int, Any]) -> None:
+def _restore(previous: Mapping[signal.Signals, Any]) -> None:
     for signum, handler in previous.items():
         keep = not _restore_signals and signum in STOP_SIGNALS
         signal.signal(signum, signal.SIG_IGN if keep else handler)
