@@ -284,6 +284,8 @@ def check_options(arguments: argparse.Namespace) -> str | None:
     command = arguments.command
     if command == "run" and arguments.script is None:
         return "run: give the SCRIPT to run (pystack run [OPTIONS] SCRIPT [ARGS ...])"
+    if command == "run" and arguments.link != "sim" and not arguments.netns:
+        return f"--link {arguments.link} needs --netns NAME (pystack never configures this one)"
     impair = getattr(arguments, "impair", None)
     if impair is not None:
         if not impair.strip(" ,"):

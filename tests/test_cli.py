@@ -62,6 +62,7 @@ BAD_OPTIONS = [
     (["run", "--pcap", "/nonexistent/dir/x.pcap", "x.py"], "--pcap: /nonexistent/dir: no such"),
     (["run", "--dns", "10.0.0.300", "x.py"], "--dns: '10.0.0.300' is not an IPv4 address"),
     (["run", "--link", "tun", *NS, "--addr", "10.0.0.2", "x.py"], "--addr"),
+    (["run", "--link", "tap", "x.py"], "--link tap needs --netns NAME"),
 ]
 
 
