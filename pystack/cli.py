@@ -2,20 +2,29 @@
 ``run`` (a MicroPython script on pystack) and ``show`` (a recording or a capture as a ladder
 diagram).
 
-Errors people can fix (no root, a bad address) end in one line on stderr and a non-zero exit,
-never a traceback; a bad ``--impair`` spec is refused before anything starts, with exit status 2
-like any other bad argument.
+Errors people can fix (no root, a bad address, a file that cannot be written) end in one line
+on stderr and a non-zero exit, never a traceback. Options are checked before anything starts
+(``check_options``): a bad one is one ``pystack: --OPTION: ...`` line and exit status 2.
+SIGINT, SIGTERM and SIGHUP on ``up`` and ``run`` stop it the same way a normal end does (the
+device and the namespace are removed) with exit status 128 + the signal; while it cleans up,
+further signals are noted and ignored (``_shielded``), so a second Ctrl-C cannot cut the
+clean-up short.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.metadata
+import math
+import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
+from typing import Any
 
 from pystack import demo
 from pystack.host import HostError, HostOptions, KernelHost, trace_options
@@ -24,13 +33,17 @@ from pystack.link.tuntap import LinkUnavailable
 from pystack.netns import NamespaceError
 from pystack.runtime import build_runtime
 from pystack.runtime.network import ScriptNetwork, fast_thread_switches
-from pystack.runtime.script import run_script
+from pystack.runtime.script import ScriptEnd, exit_status, run_script
 from pystack.show import ShowError, load, render_html, text_ladder
 from pystack.show.recording import DEFAULT_LIMIT, Recorder
-from pystack.stack import Stack
+from pystack.sim.world import HOST_ADDRESS, PEER_ADDRESS
+from pystack.stack import DHCP, Stack
 from pystack.statsview import statistics_report
 from pystack.tracing import TraceLevel, TraceOptions, colour_wanted
-from pystack.wire.addresses import ip_to_str
+from pystack.wire.addresses import ip_from_str, ip_to_str, parse_cidr, prefix_mask
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each ends up and run cleanly
+MAX_DURATION = 365 * 86400.0  # seconds: --duration beyond a year is a typo
 
 IMPAIR_HELP = (
     "impair the link, e.g. loss=5%,delay=20ms,seed=7 or drop=out:tcp:data:3. Keys: "
@@ -43,6 +56,52 @@ IMPAIR_HELP = (
 
 def _say(text: str) -> None:
     print(f"pystack: {text}", file=sys.stderr, flush=True)
+
+
+def _os_error_line(error: OSError) -> str:
+    """One line for an ``OSError`` from a file, a device or a namespace."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
+def package_version() -> str:
+    """``pystack --version``: the installed distribution's version."""
+    try:
+        return importlib.metadata.version("pystack-net")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+# False when ``main`` runs as the ``pystack`` process itself: a command then leaves the stop
+# signals ignored when it returns (the process is about to exit, and a second Ctrl-C or
+# SIGTERM must not kill it after its clean-up with a status or a traceback of its own); True
+# when ``main`` is called from Python (tests), which gets its handlers back.
+_restore_signals = True
+
+
+def _restore(previous: Mapping[signal.Signals, Any]) -> None:
+    for signum, handler in previous.items():
+        keep = not _restore_signals and signum in STOP_SIGNALS
+        signal.signal(signum, signal.SIG_IGN if keep else handler)
+
+
+@contextlib.contextmanager
+def _shielded(caught: list[int]) -> Iterator[None]:
+    """While cleaning up: SIGINT, SIGTERM and SIGHUP are noted in ``caught`` and otherwise
+    ignored (no KeyboardInterrupt, no death by SIGHUP), so the clean-up always completes."""
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = {s: signal.signal(s, note) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        _restore(previous)
 
 
 def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,9 +122,8 @@ def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--peer",
-        default="10.0.0.1",
         metavar="IP",
-        help="the kernel side's address (default 10.0.0.1)",
+        help="the kernel side's address, in --addr's subnet (default 10.0.0.1)",
     )
     parser.add_argument(
         "--mtu", type=int, default=1500, help="device MTU, 68..65535 (default 1500)"
@@ -76,12 +134,12 @@ def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pcap", metavar="FILE", help="write every frame on the device to FILE")
     _add_trace_arguments(parser)
-    _add_record_arguments(parser)
     parser.add_argument(
         "--stats",
         action="store_true",
         help="print connections, counters and drops at exit (and on SIGUSR1)",
     )
+    _add_record_arguments(parser)
 
 
 def _add_trace_arguments(parser: argparse.ArgumentParser) -> None:
@@ -222,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pystack", description="a userspace TCP/IP stack in pure Python"
     )
+    parser.add_argument("--version", action="version", version=f"pystack {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser(
         "up", help="bring a pystack host up on a TUN/TAP device and serve until stopped"
@@ -237,7 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="hosts(5) file: more names for --serve dns (it always answers pystack.test)",
     )
-    up.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    up.add_argument(
+        "--duration",
+        metavar="SECONDS",
+        help="stop by itself after this many seconds (0 < SECONDS <= a year)",
+    )
     show = commands.add_parser(
         "demo", help="two stacks on an in-memory link: ARP, then pings, traced"
     )
@@ -270,12 +333,12 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     run.add_argument("--pcap", metavar="FILE", help="write every frame to FILE")
     _add_trace_arguments(run)
+    _add_record_arguments(run)
     run.add_argument(
         "--trace-peer",
         action="store_true",
         help="also trace the simulated peer (implies --trace); lines say host or peer",
     )
-    _add_record_arguments(run)
     run.add_argument(
         "--stats", action="store_true", help="print connections, counters and drops at exit"
     )
@@ -303,8 +366,15 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         action="store_true",
         help="let the script import CPython's standard library too (off: MicroPython's modules)",
     )
-    run.add_argument("script", metavar="SCRIPT")
+    # SCRIPT is checked in check_options: argparse would call a REMAINDER positional required.
+    run.add_argument("script", metavar="SCRIPT", nargs="?")
     run.add_argument("arguments", metavar="ARGS", nargs=argparse.REMAINDER)
+    run.usage = (
+        run.format_usage()
+        .removeprefix("usage: ")
+        .rstrip()
+        .replace("[SCRIPT] ...", "SCRIPT [ARGS ...]")
+    )
 
 
 def _seconds(text: str) -> float:
@@ -317,50 +387,201 @@ def _seconds(text: str) -> float:
     return value
 
 
+def check_options(arguments: argparse.Namespace) -> str | None:
+    """What is wrong with the options of ``up``, ``run`` or ``demo``, as one line (None: all
+    fine). Checked before anything starts, so nothing is created for a run that cannot work."""
+    command = arguments.command
+    if command == "run" and arguments.script is None:
+        return "run: give the SCRIPT to run (pystack run [OPTIONS] SCRIPT [ARGS ...])"
+    if command == "run" and arguments.link != "sim" and not arguments.netns:
+        return f"--link {arguments.link} needs --netns NAME (pystack never configures this one)"
+    impair = getattr(arguments, "impair", None)
+    if impair is not None:
+        if not impair.strip(" ,"):
+            return "--impair: the spec is empty (e.g. loss=5%,delay=20ms; see docs/impairment.md)"
+        try:
+            ImpairmentConfig.parse(impair)
+        except ValueError as error:
+            return f"--impair: {error}"
+    if command == "up":
+        if arguments.netns is None and arguments.device is None:
+            return (
+                "up: give --netns NAME (pystack never configures this namespace) or --device NAME"
+            )
+        duration = _duration(arguments.duration)
+        if isinstance(duration, str):
+            return duration
+        arguments.duration = duration
+        if not 68 <= arguments.mtu <= 65535:
+            return f"--mtu: must be 68..65535, not {arguments.mtu}"
+    if command in ("up", "run", "demo"):
+        for option in ("pcap", "hosts", "record"):
+            written = option in ("pcap", "record")
+            problem = _file_problem(option, getattr(arguments, option, None), written)
+            if problem is not None:
+                return problem
+    if command in ("up", "run"):
+        # run's defaults are the simulator's (ScriptNetwork's), which are up's too
+        problem = _address_problem(arguments.addr or HOST_ADDRESS, arguments.peer or PEER_ADDRESS)
+        if problem is not None:
+            if arguments.peer is None and problem.startswith("--peer"):
+                problem += " (the default: give --peer too)"
+            return problem
+        dns = getattr(arguments, "dns", None)
+        if dns is not None:
+            try:
+                ip_from_str(dns)
+            except ValueError:
+                return f"--dns: {dns!r} is not an IPv4 address"
+    return None
+
+
+def _duration(text: str | None) -> float | str | None:
+    """``--duration``: seconds, or the one-line complaint."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return f"--duration: {text!r} is not a number of seconds"
+    if not (math.isfinite(value) and 0 < value <= MAX_DURATION):
+        return f"--duration: must be more than 0 and at most {MAX_DURATION:.0f} s, not {text}"
+    return value
+
+
+def _file_problem(option: str, path: str | None, written: bool) -> str | None:
+    """Why ``--pcap FILE`` (written) or ``--hosts FILE`` (read) cannot work, or None."""
+    if path is None:
+        return None
+    if not path:
+        return f"--{option}: the file name is empty"
+    if written:
+        directory = os.path.dirname(path) or "."
+        if not os.path.isdir(directory):
+            return f"--{option}: {directory}: no such directory"
+        if os.path.isdir(path):
+            return f"--{option}: {path} is a directory"
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return f"--{option}: {directory}: cannot write there (permission denied)"
+        return None
+    if not os.path.isfile(path):
+        return f"--{option}: {path}: no such file"
+    if not os.access(path, os.R_OK):
+        return f"--{option}: {path}: cannot read it (permission denied)"
+    return None
+
+
+def _address_problem(address_text: str, peer_text: str) -> str | None:
+    """``--addr A/N`` and ``--peer IP``: an explicit prefix, a usable host address, and a peer
+    in the same subnet that is neither the subnet's network nor its broadcast address."""
+    address = prefix = None
+    if address_text != DHCP:
+        if "/" not in address_text:
+            return f"--addr: give the prefix length too, e.g. {address_text}/24"
+        try:
+            address, prefix = parse_cidr(address_text)
+        except ValueError as error:
+            return f"--addr: {error}"
+        problem = _host_problem("--addr", address, prefix)
+        if problem is not None:
+            return problem
+    try:
+        peer = ip_from_str(peer_text)
+    except ValueError:
+        return f"--peer: {peer_text!r} is not an IPv4 address"
+    if address is None or prefix is None:
+        return _host_problem("--peer", peer, 0)
+    if peer == address:
+        return "--peer: must differ from --addr"
+    mask = prefix_mask(prefix)
+    if peer & mask != address & mask:
+        subnet = f"{ip_to_str(address & mask)}/{prefix}"
+        return f"--peer: {peer_text} is not in --addr's subnet {subnet}"
+    return _host_problem("--peer", peer, prefix)
+
+
+def _host_problem(option: str, address: int, prefix: int) -> str | None:
+    """Why ``address`` cannot be one host's address in a subnet of ``prefix`` bits, or None."""
+    text = ip_to_str(address)
+    if address == 0 or address >> 24 in (0, 127) or address >> 28 >= 0xE:
+        return f"{option}: {text} is not a host address (zero, loopback, multicast or reserved)"
+    if prefix == 32:
+        return f"{option}: a /32 subnet has no room for the peer (use e.g. /24)"
+    if 0 < prefix <= 30:
+        host_bits = address & ~prefix_mask(prefix) & 0xFFFFFFFF
+        if host_bits == 0:
+            return f"{option}: {text} is the network address of its /{prefix} subnet"
+        if host_bits == ~prefix_mask(prefix) & 0xFFFFFFFF:
+            return f"{option}: {text} is the broadcast address of its /{prefix} subnet"
+    return None
+
+
 def command_run(arguments: argparse.Namespace, argv: Sequence[str] = ()) -> int:
+    """``pystack run``; SIGTERM and SIGHUP end the script as a reset board would end it (its
+    connections reset) with status 128 + the signal, SIGINT is the script's KeyboardInterrupt."""
+
+    def on_terminate(signum: int, frame: FrameType | None) -> None:
+        name = _signal_name(signum)
+        raise ScriptEnd(128 + signum, f"stopped by {name}", abrupt=True)
+
     try:
         recorder = _open_recorder(arguments, argv)
     except OSError as error:
         _say(f"--record: {arguments.record}: {error.strerror or error}")
         return 1
-    network = ScriptNetwork(arguments, recorder.record if recorder is not None else None)
     stacks: list[tuple[str, Stack]] = []  # whose counters end the recording
+    previous = {s: signal.signal(s, on_terminate) for s in (signal.SIGTERM, signal.SIGHUP)}
+    caught: list[int] = []
+    status = 0
     try:
-        return _run(arguments, network, stacks)
-    finally:
-        _close_recorder(recorder, stacks)
-
-
-def _run(
-    arguments: argparse.Namespace, network: ScriptNetwork, stacks: list[tuple[str, Stack]]
-) -> int:
-    with fast_thread_switches():  # for this run only (process-wide; see its docstring)
-        try:
+        with fast_thread_switches():  # for this run only (process-wide; see its docstring)
+            network = ScriptNetwork(arguments, recorder.record if recorder is not None else None)
             try:
-                providers = build_runtime(arguments)
-                network.register(providers, network.start())
-                stacks.append(("host", network.stack))
-                if network.simulation is not None:
-                    stacks.append(("peer", network.simulation.peer))
-            except (HostError, LinkUnavailable, NamespaceError, ValueError, OSError) as error:
-                _say(str(error))
-                return 1
-            status = run_script(
-                arguments.script,
-                arguments.arguments,
-                providers,
-                on_exit=network.finish,
-                clock=network.clock,  # virtual time on the simulator, unless --real-time
-                options={"seed": arguments.seed},  # the script's random module
-            )
-            if arguments.stats:
-                _print_statistics(network.thread.call, network.stack)
-                if network.simulation is not None:
-                    peer = network.simulation.peer
-                    _print_statistics(network.thread.call, peer, "the simulated peer")
-            return status
-        finally:
-            network.close()
+                status = _run_on(network, arguments, stacks)
+            except ScriptEnd as end:  # a signal before or after the script itself
+                status = exit_status(end)
+            except KeyboardInterrupt:
+                status = 128 + signal.SIGINT
+            finally:
+                with _shielded(caught):
+                    network.close()
+                    _close_recorder(recorder, stacks)
+    finally:
+        _restore(previous)
+    if caught and not status:
+        status = 128 + caught[0]
+    return status
+
+
+def _run_on(
+    network: ScriptNetwork, arguments: argparse.Namespace, stacks: list[tuple[str, Stack]]
+) -> int:
+    try:
+        providers = build_runtime(arguments)
+        network.register(providers, network.start())
+        stacks.append(("host", network.stack))
+        if network.simulation is not None:
+            stacks.append(("peer", network.simulation.peer))
+    except OSError as error:
+        _say(_os_error_line(error))
+        return 1
+    except (HostError, LinkUnavailable, NamespaceError, ValueError) as error:
+        _say(str(error))
+        return 1
+    status = run_script(
+        arguments.script,
+        arguments.arguments,
+        providers,
+        on_exit=network.finish,
+        clock=network.clock,  # virtual time on the simulator, unless --real-time
+        options={"seed": arguments.seed},  # the script's random module
+    )
+    if arguments.stats:
+        _print_statistics(network.thread.call, network.stack)
+        if network.simulation is not None:
+            peer = network.simulation.peer
+            _print_statistics(network.thread.call, peer, "the simulated peer")
+    return status
 
 
 def _print_statistics(
@@ -376,13 +597,84 @@ def command_up(arguments: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     except OSError as error:
         _say(f"--record: {arguments.record}: {error.strerror or error}")
         return 1
-    host: KernelHost | None = None
+    options = HostOptions(
+        link=arguments.link,
+        netns=arguments.netns,
+        device=arguments.device,
+        address=arguments.addr,
+        peer=arguments.peer or PEER_ADDRESS,
+        mtu=arguments.mtu,
+        impair=arguments.impair,
+        seed=arguments.seed,
+        pcap=arguments.pcap,
+        serve=arguments.serve,
+        hosts=arguments.hosts,
+        trace=trace_options(arguments, recorder.record if recorder is not None else None),
+    )
+    stop = threading.Event()
+    report = threading.Event()
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
+    def on_report(signum: int, frame: FrameType | None) -> None:
+        report.set()  # printed by the main loop below, not inside the handler
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+    if arguments.stats:
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_report)
+    host = KernelHost(options)
     try:
-        host = KernelHost(_host_options(arguments, recorder))
-        return _up(arguments, host)
+        status = _serve(host, arguments, stop, report)
+        return 128 + stopped_by[0] if stopped_by and status == 0 else status
     finally:
-        stack = host.stack if host is not None else None
+        stack = host.stack
+        host.close()  # (the handlers above only set stop: a signal now cannot cut this short)
         _close_recorder(recorder, [("host", stack)] if stack is not None else [])
+        _restore(previous)
+
+
+def _serve(
+    host: KernelHost, arguments: argparse.Namespace, stop: threading.Event, report: threading.Event
+) -> int:
+    """``up`` between start and close: serve until ``stop``; the exit status."""
+    try:
+        host.start()
+        if stop.is_set() and not report.is_set():
+            return 0  # a signal came during the bring-up
+        _say(f"{host.describe()} is up; Ctrl-C to stop")
+        deadline = None if arguments.duration is None else time.monotonic() + arguments.duration
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            stop.wait(left)
+            if not report.is_set():
+                break
+            report.clear()
+            stop.clear()
+            if host.stack is not None and host.thread is not None:
+                _print_statistics(host.thread.call, host.stack)
+        if arguments.stats and host.stack is not None and host.thread is not None:
+            _print_statistics(host.thread.call, host.stack)
+        if host.thread is not None and host.thread.error is not None:
+            _say(f"the stack thread failed: {host.thread.error!r}")
+            return 1
+        if host.stack is not None:
+            drops = host.stack.statistics()["drops"]
+            counters = host.stack.statistics()["counters"]
+            _say(
+                f"stopping; {counters.get('ipv4.received', 0)} packets in, "
+                f"{counters.get('ipv4.sent', 0)} out, drops {drops or 'none'}"
+            )
+        return 0
+    except OSError as error:
+        _say(_os_error_line(error))
+        return 1
+    except (HostError, LinkUnavailable, NamespaceError, ValueError) as error:
+        _say(str(error))
+        return 1
 
 
 def command_demo(arguments: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -408,83 +700,22 @@ def command_demo(arguments: argparse.Namespace, argv: Sequence[str]) -> int:
         _close_recorder(recorder, ended)
 
 
-def _host_options(arguments: argparse.Namespace, recorder: Recorder | None) -> HostOptions:
-    return HostOptions(
-        link=arguments.link,
-        netns=arguments.netns,
-        device=arguments.device,
-        address=arguments.addr,
-        peer=arguments.peer,
-        mtu=arguments.mtu,
-        impair=arguments.impair,
-        seed=arguments.seed,
-        pcap=arguments.pcap,
-        serve=arguments.serve,
-        hosts=arguments.hosts,
-        trace=trace_options(arguments, recorder.record if recorder is not None else None),
-    )
-
-
-def _up(arguments: argparse.Namespace, host: KernelHost) -> int:
-    stop = threading.Event()
-    report = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    def on_report(signum: int, frame: FrameType | None) -> None:
-        report.set()  # printed by the main loop below, not inside the handler
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    if arguments.stats:
-        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_report)
-    try:
-        host.start()
-        _say(f"{host.describe()} is up; Ctrl-C to stop")
-        deadline = None if arguments.duration is None else time.monotonic() + arguments.duration
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            stop.wait(left)
-            if not report.is_set():
-                break
-            report.clear()
-            stop.clear()
-            if host.stack is not None and host.thread is not None:
-                _print_statistics(host.thread.call, host.stack)
-        if arguments.stats and host.stack is not None and host.thread is not None:
-            _print_statistics(host.thread.call, host.stack)
-        if host.thread is not None and host.thread.error is not None:
-            _say(f"the stack thread failed: {host.thread.error!r}")
-            return 1
-        if host.stack is not None:
-            drops = host.stack.statistics()["drops"]
-            counters = host.stack.statistics()["counters"]
-            _say(
-                f"stopping; {counters.get('ipv4.received', 0)} packets in, "
-                f"{counters.get('ipv4.sent', 0)} out, drops {drops or 'none'}"
-            )
-        return 0
-    except (HostError, LinkUnavailable, NamespaceError, ValueError) as error:
-        _say(str(error))
-        return 1
-    finally:
-        host.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None:
-        argv = sys.argv[1:]
+    """The ``pystack`` command on ``argv`` (None: the process's own command line)."""
+    global _restore_signals
+    _restore_signals = argv is not None
     arguments = build_parser().parse_args(argv)
-    impair = getattr(arguments, "impair", None)
-    if impair:
-        try:
-            ImpairmentConfig.parse(impair)
-        except ValueError as error:
-            _say(f"--impair: {error}")
-            return 2
+    problem = check_options(arguments)
+    if problem is not None:
+        _say(problem)
+        return 2
+    try:
+        return _command(arguments, sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:  # Ctrl-C outside the commands' own handling (e.g. demo)
+        return 128 + signal.SIGINT
+
+
+def _command(arguments: argparse.Namespace, argv: Sequence[str]) -> int:
     if arguments.command == "up":
         return command_up(arguments, argv)
     if arguments.command == "show":

@@ -201,7 +201,7 @@ COUNTER_GROUPS: dict[str, dict[str, str]] = {
         "udp.sent": "UDP datagrams sent",
         "udp.send_no_route": "sends refused: no route to the destination",
         "udp.send_bad_source": "sends refused: the bound address is not the interface's",
-        "udp.send_truncated": "sends cut to the largest payload one IPv4 packet holds",
+        "udp.send_too_large": "sends refused (ENOMEM): more than one IPv4 packet carries",
         "udp.endpoints_opened": "UDP endpoints opened",
         "udp.icmp_errors": "ICMP errors recorded on a connected endpoint",
         "udp.icmp_errors_ignored": "ICMP errors for an endpoint that did not record them",

@@ -73,10 +73,18 @@ def _check_name(name: str, what: str, pattern: re.Pattern[str]) -> str:
 
 
 def _command(args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run one of our own setup commands; failures become a one-line ``NamespaceError``."""
+    """Run one of our own setup commands; failures become a one-line ``NamespaceError``.
+
+    The command runs in its own process group: a Ctrl-C at the terminal reaches pystack (which
+    then cleans up) but not an ``ip netns del`` that is part of that clean-up."""
     try:
         result = subprocess.run(
-            list(args), capture_output=True, text=True, timeout=timeout, check=False
+            list(args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            process_group=0,
         )
     except subprocess.TimeoutExpired:
         raise NamespaceError(f"`{' '.join(args)}` did not finish within {timeout} s") from None

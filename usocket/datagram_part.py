@@ -18,7 +18,6 @@ from usocket.context import NetworkContext
 from usocket.errors import EAGAIN, EHOSTUNREACH, EINVAL, EOPNOTSUPP, ETIMEDOUT, fail
 from usocket.part import SocketPart
 
-MAX_DATAGRAM = 65535  # USOCKET.md 3 send: longer UDP data is cut to this
 ACTIVE_UDP = 4  # modlwip's STATE_ACTIVE_UDP
 
 
@@ -53,7 +52,8 @@ class DatagramPart(SocketPart):
         return self.sendto(payload, self.peer)
 
     def sendto(self, payload: bytes, remote: tuple[int, int]) -> int:
-        payload = payload[:MAX_DATAGRAM]
+        # modlwip cuts the data to 65535 bytes, then pbuf_alloc fails for anything one IPv4
+        # packet cannot carry: the UDP layer refuses it with ENOMEM and sends nothing.
         endpoint = self.udp_endpoint()
         context = self.context
         try:

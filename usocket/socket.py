@@ -13,6 +13,7 @@ Entry points: ``socket_type``.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from usocket import constants as c
@@ -24,7 +25,7 @@ from usocket.errors import EAGAIN, EBADF, EINVAL, fail
 from usocket.part import SocketPart
 from usocket.stream import BADF, DEFAULT_BACKLOG
 from usocket.stream_part import StreamPart
-from usocket.streamio import buffer_bytes
+from usocket.streamio import allocation_failure, buffer_bytes, machine_int
 
 NOT_IMPLEMENTED_WARNING = "Warning: lwip.setsockopt() not implemented"
 
@@ -47,6 +48,20 @@ def _get_int(value: Any) -> int:
     if not isinstance(value, int):
         raise TypeError(f"can't convert {type(value).__name__} to int")
     return value
+
+
+def _receive_size(bufsize: Any) -> int:
+    """recv's size as ``lwip_socket_recv`` takes it: ``mp_obj_get_int`` (an int beyond a machine
+    word is an OverflowError at once, never a wait), then ``vstr_init_len(size)``. For -1 that
+    allocates size + 1 = 0 bytes (one, at least) and lwIP then copies a whole segment or
+    datagram into it: on a board the call returns the data, over the heap; pystack returns the
+    same data, with no limit, and overwrites nothing. Below -1 the allocation fails at once."""
+    size = machine_int(bufsize)
+    if size < 0:
+        if size != -1:
+            raise allocation_failure(size)
+        return sys.maxsize
+    return size
 
 
 def socket_type(context: NetworkContext) -> type:
@@ -182,20 +197,18 @@ class _Socket:
         part.sendall(buffer_bytes(data))
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        if not isinstance(bufsize, int) or not isinstance(flags, int):
-            raise TypeError("bufsize and flags must be ints")
+        size, flags = _receive_size(bufsize), machine_int(flags)
         part = self._part
         if part.closed:
             fail(EBADF)
-        return part.recv(bufsize, flags)
+        return part.recv(size, flags)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int]]:
-        if not isinstance(bufsize, int) or not isinstance(flags, int):
-            raise TypeError("bufsize and flags must be ints")
+        size, flags = _receive_size(bufsize), machine_int(flags)
         part = self._part
         if part.closed:
             fail(EBADF)
-        data, source = part.recvfrom(bufsize, flags)
+        data, source = part.recvfrom(size, flags)
         return data, format_address(source)
 
     def listen(self, backlog: int = DEFAULT_BACKLOG) -> None:

@@ -279,8 +279,6 @@ class StreamPart(SocketPart):
     # -- receive -----------------------------------------------------------------------------------
     def recv(self, bufsize: int, flags: int) -> bytes:
         """USOCKET.md 3 recv, TCP: data first (even after FIN or RST), then the pending error."""
-        if bufsize < 0:
-            raise ValueError("negative buffersize in recv")
         tcp = self.tcp
         context = self.context
         timeout = 0 if flags & c.MSG_DONTWAIT else self.timeout

@@ -12,8 +12,12 @@ The rules that follow: ``read(n)`` loops until n bytes or EOF, ``read()`` reads 
 to EOF, ``readline`` reads one byte at a time (nothing is lost when it would block mid-line),
 ``write`` sends everything; on a non-blocking stream each returns what it has so far, or None
 when it got nothing at all. Errors other than "would block" propagate.
+Sizes are read as MicroPython reads them (``py/stream.c`` of v1.24.0, ``py/obj.c``): an int that
+does not fit a machine word (64 bits on the unix port) is an OverflowError, ``read(-1)`` reads to
+EOF, another negative ``read`` size asks the heap for an impossible allocation (MemoryError), and
+``readinto``'s ``nbytes`` is taken as unsigned, so a negative one means the whole buffer.
 Entry points: ``read``, ``read_all``, ``readinto``, ``readline``, ``write``, ``write_slice``,
-``buffer_bytes``.
+``buffer_bytes``, ``machine_int``, ``allocation_failure``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,25 @@ from pystack.bufferview import BytearrayView
 ReadOnce = Callable[[int], bytes | None]
 WriteOnce = Callable[[bytes], int | None]
 CHUNK = 256  # stream_readall reads this much at a time
+WORD_BITS = 64  # mp_int_t on the unix port pystack reproduces (sys.maxsize is 2**63 - 1)
+WORD_MIN, WORD_MAX = -(1 << (WORD_BITS - 1)), (1 << (WORD_BITS - 1)) - 1
+
+
+def machine_int(value: Any) -> int:
+    """MicroPython's ``mp_obj_get_int``: an int (or bool) that fits a machine word; anything
+    else is a TypeError, a bigger int an OverflowError (``py/objint_mpz.c``'s message)."""
+    if not isinstance(value, int):
+        raise TypeError(f"can't convert {type(value).__name__} to int")
+    if not WORD_MIN <= value <= WORD_MAX:
+        raise OverflowError("overflow converting long int to machine word")
+    return value
+
+
+def allocation_failure(size: int) -> MemoryError:
+    """What ``vstr_init_len(size)`` raises for a negative size other than -1: the length plus
+    its terminating byte, as an unsigned word, is more than any heap (``py/malloc.c``'s
+    ``m_malloc_fail``, which prints the request as a 32-bit unsigned)."""
+    return MemoryError(f"memory allocation failed, allocating {(size + 1) % (1 << 32)} bytes")
 
 
 def buffer_bytes(data: Any) -> bytes:
@@ -42,9 +65,15 @@ def buffer_bytes(data: Any) -> bytes:
 
 
 def read(read_once: ReadOnce, size: int | None) -> bytes | None:
-    """``read(n)``: up to n bytes, looping until n or EOF; ``read()``/``read(-1)``: to EOF."""
-    if size is None or size < 0:
+    """``read(n)``: up to n bytes, looping until n or EOF; ``read()``/``read(-1)``: to EOF;
+    ``read(-2)`` and below: MemoryError, before anything is read (``stream_read_generic``)."""
+    if size is None:
         return read_all(read_once)
+    size = machine_int(size)
+    if size < 0:
+        if size == -1:
+            return read_all(read_once)
+        raise allocation_failure(size)
     chunks: list[bytes] = []
     got = 0
     while got < size:
@@ -71,9 +100,25 @@ def read_all(read_once: ReadOnce) -> bytes | None:
 
 def readinto(read_once: ReadOnce, buffer: Any, nbytes: int | None) -> int | None:
     """``readinto(buf[, nbytes])``: loops like ``read(n)``; the count, 0 at EOF, None if none.
-    ``buf`` may be a script's ``BytearrayView``: the data goes in by its slice assignment."""
-    target: Any = buffer if isinstance(buffer, BytearrayView) else memoryview(buffer).cast("B")
-    size = len(target) if nbytes is None else min(nbytes, len(target))
+    ``buf`` may be a script's ``BytearrayView``: the data goes in by its slice assignment.
+
+    The buffer must be writable (``mp_get_buffer_raise(..., MP_BUFFER_WRITE)``: bytes and str
+    are TypeErrors, before anything is read); ``nbytes`` is read as an unsigned length and cut
+    to the buffer's, so a negative one reads up to the whole buffer."""
+    target: Any
+    if isinstance(buffer, BytearrayView):
+        target = buffer
+    else:
+        try:
+            view = memoryview(buffer)
+        except TypeError:
+            raise TypeError("object with buffer protocol required") from None
+        if view.readonly:
+            raise TypeError("object with buffer protocol required")
+        target = view.cast("B")
+    size = (
+        len(target) if nbytes is None else min(machine_int(nbytes) % (1 << WORD_BITS), len(target))
+    )
     data = read(read_once, size)
     if data is None:
         return None

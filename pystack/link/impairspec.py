@@ -33,6 +33,12 @@ from typing import Any
 
 DEFAULT_QUEUE = 4096  # frames held per direction before tail drop
 DEFAULT_REORDER_DELAY = 0.005  # seconds a reordered frame waits so the next ones overtake it
+# Bounds that keep every setting meaningful (beyond them a value is a typo, not a test):
+MAX_TIME = 3600.0  # seconds: delay, jitter, reorder_delay and a delay rule's time
+MIN_RATE, MAX_RATE = 100.0, 1e12  # bits per second: at 100 bit/s a 1500-byte frame takes 2 min
+MIN_MTU, MAX_MTU = 68, 65535  # an IPv4 packet's least and greatest size (RFC 791)
+MAX_QUEUE = 1_000_000  # frames held per direction
+MAX_NTH = 1_000_000_000  # a rule's packet number
 
 _PROBABILITIES = ("loss", "duplicate", "reorder", "corrupt")
 _TIMES = ("delay", "jitter", "reorder_delay")
@@ -83,14 +89,20 @@ class ImpairmentSpec:
                 raise ValueError(f"impairment {name}={value!r}: probability must be 0..1")
         for name in _TIMES:
             value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError(f"impairment {name}={value!r}: time must be >= 0 seconds")
-        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise ValueError(f"impairment rate={self.rate!r}: must be positive bits per second")
-        if self.mtu is not None and self.mtu < 1:
-            raise ValueError(f"impairment mtu={self.mtu!r}: must be positive")
-        if self.queue < 1:
-            raise ValueError(f"impairment queue={self.queue!r}: must be at least 1")
+            if not (math.isfinite(value) and 0.0 <= value <= MAX_TIME):
+                raise ValueError(
+                    f"impairment {name}={value!r}: time must be 0..{MAX_TIME:g} seconds"
+                )
+        if self.rate is not None and not (
+            math.isfinite(self.rate) and MIN_RATE <= self.rate <= MAX_RATE
+        ):
+            raise ValueError(
+                f"impairment rate={self.rate!r}: must be {MIN_RATE:g}..{MAX_RATE:g} bits per second"
+            )
+        if self.mtu is not None and not MIN_MTU <= self.mtu <= MAX_MTU:
+            raise ValueError(f"impairment mtu={self.mtu!r}: must be {MIN_MTU}..{MAX_MTU}")
+        if not 1 <= self.queue <= MAX_QUEUE:
+            raise ValueError(f"impairment queue={self.queue!r}: must be 1..{MAX_QUEUE}")
 
     def holds_frames(self) -> bool:
         """Whether frames may wait (delay, jitter, rate or reorder) rather than pass at once."""
@@ -152,10 +164,12 @@ class ImpairmentRule:
                 raise ValueError(f"impairment rule: unknown flag {flag!r}")
         if self.flags and self.protocol != "tcp":
             raise ValueError("impairment rule: flags apply to tcp only")
-        if self.nth < 1:
-            raise ValueError(f"impairment rule: packet number {self.nth} must be at least 1")
-        if not (math.isfinite(self.delay) and self.delay >= 0.0):
-            raise ValueError(f"impairment rule: delay {self.delay!r} must be >= 0 seconds")
+        if not 1 <= self.nth <= MAX_NTH:
+            raise ValueError(f"impairment rule: packet number {self.nth} must be 1..{MAX_NTH}")
+        if not (math.isfinite(self.delay) and 0.0 <= self.delay <= MAX_TIME):
+            raise ValueError(
+                f"impairment rule: delay {self.delay!r} must be 0..{MAX_TIME:g} seconds"
+            )
         if (self.action == "delay") != (self.delay > 0.0):
             raise ValueError("impairment rule: delay= needs a positive time, only delay= has one")
 
@@ -223,6 +237,8 @@ class ImpairmentConfig:
         settings: dict[str, dict[str, Any]] = {"inbound": {}, "outbound": {}}
         seed = 0 if default_seed is None else default_seed
         rules: list[ImpairmentRule] = []
+        if text and not text.strip(" ,"):
+            raise ValueError(f"impairment spec {text!r} names no impairment")
         for item in text.split(","):
             item = item.strip()
             if not item:

@@ -54,6 +54,16 @@ class LinkUnavailable(Exception):
         """Explain why opening a ``device`` ("TUN" or "TAP") failed with ``error``."""
         return cls(explain_open_error(device, error.errno, error.strerror))
 
+    @classmethod
+    def attaching(cls, device: str, name: str, error: OSError) -> LinkUnavailable:
+        """Explain why attaching to the existing ``device`` named ``name`` failed."""
+        if error.errno in (errno.EPERM, errno.EACCES):
+            return cls(
+                f"attaching to {device} device {name!r} needs CAP_NET_ADMIN, or a device made "
+                f"for this user (ip tuntap add {name} mode {device.lower()} user USER)"
+            )
+        return cls.from_os_error(device, error)
+
 
 def explain_open_error(device: str, error_number: int | None, detail: str | None = None) -> str:
     """A one-line human explanation for a failed TUN/TAP open (``errno`` decides the wording)."""
@@ -125,7 +135,7 @@ class _KernelLink:
                 f"{self._label} mtu must be {MINIMUM_MTU}..{self._maximum_mtu}, got {mtu}"
             )
         self._offload = offload and self._kind is LinkKind.IP
-        device = self._open(device_name)
+        device = self._open(device_name, attach_existing)
         try:
             if mtu is None and not attach_existing:
                 mtu = 1500
@@ -168,11 +178,13 @@ class _KernelLink:
             raise ValueError(f"bad device name {name!r} (at most 15 characters, no '/' or spaces)")
         return name
 
-    def _open(self, name: str) -> Any:
+    def _open(self, name: str, attach_existing: bool) -> Any:
         try:
             flags = self._flag | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if self._offload else 0)
             device = pytun.TunTapDevice(name=name, flags=flags)
         except OSError as error:
+            if attach_existing:
+                raise LinkUnavailable.attaching(self._label, name, error) from error
             raise LinkUnavailable.from_os_error(self._label, error) from error
         if self._offload:
             try:

@@ -78,9 +78,11 @@ class UDPEndpoint:
 
     # -- output ------------------------------------------------------------------------------
     def send_to(self, data: bytes, address: Address, now: float) -> int:
-        """Send one datagram; returns the bytes taken (data past 65535 is cut, as lwIP).
+        """Send one datagram; returns its length (all of it is sent).
 
-        Raises OSError(EHOSTUNREACH) when there is no route, OSError(EBADF) once closed.
+        Raises OSError(ENOMEM) for more than one IPv4 packet carries (65507 bytes; lwIP's
+        pbuf_alloc fails), OSError(EHOSTUNREACH) when there is no route, OSError(EBADF) once
+        closed.
         """
         self._check_open()
         return self._layer.emit(self, data, address, now)

@@ -41,7 +41,6 @@ from pystack.wire.udp import HEADER_LENGTH, PROTO_UDP, UDPDatagram
 if TYPE_CHECKING:
     from pystack.ip.interface import IPv4Layer
 
-MAX_SEND = 65535  # USOCKET.md 3 send: longer data is cut to this and the call returns it
 MAX_PAYLOAD = 65535 - 20 - HEADER_LENGTH  # what one IPv4 datagram can carry (65507)
 
 # ICMP destination-unreachable codes to the errno a connected endpoint reports (as Linux)
@@ -113,7 +112,17 @@ class UDPLayer:
 
     # -- output ----------------------------------------------------------------------------------
     def emit(self, endpoint: UDPEndpoint, data: bytes, address: Address, now: float) -> int:
-        """Build and route one datagram for ``endpoint``; returns the bytes taken."""
+        """Build and route one datagram for ``endpoint``; returns its length, all of it sent.
+
+        Data one IPv4 packet cannot carry (more than ``MAX_PAYLOAD`` bytes) is refused with
+        OSError(ENOMEM) before anything else is checked, and nothing is sent: modlwip's
+        ``lwip_raw_udp_send`` allocates the pbuf first, and lwIP's ``pbuf_alloc`` cannot
+        allocate one that large on any MicroPython port (its 16-bit size check, or a heap,
+        MEM_SIZE, of at most 64 KiB), nor could ``udp_sendto`` add the headers to one.
+        """
+        if len(data) > MAX_PAYLOAD:
+            self.statistics.count("udp.send_too_large")
+            raise OSError(errno.ENOMEM, "datagram larger than one IPv4 packet carries")
         host, port = address
         if not 0 <= host <= 0xFFFFFFFF or not 0 <= port <= 0xFFFF:
             raise ValueError(f"bad address ({host}, {port})")
@@ -132,16 +141,11 @@ class UDPLayer:
         else:  # lwIP udp_sendto_if: a bound address the interface does not own is ERR_RTE
             self.statistics.count("udp.send_bad_source")
             raise OSError(errno.EHOSTUNREACH, "bound address is not the interface's")
-        taken = data[:MAX_SEND]
-        payload = taken[:MAX_PAYLOAD]
-        if len(payload) < len(taken):
-            # lwIP would fail to allocate such a datagram; the most one IPv4 packet holds goes.
-            self.statistics.count("udp.send_truncated")
-        datagram = UDPDatagram(endpoint.port, port, bytes(payload)).build(source, host)
+        datagram = UDPDatagram(endpoint.port, port, bytes(data)).build(source, host)
         ttl = endpoint.multicast_ttl if host >> 28 == 0xE else endpoint.ttl
         self.statistics.count("udp.sent")
         self.ip.send(host, PROTO_UDP, datagram, now, source=source, ttl=ttl)
-        return len(taken)
+        return len(data)
 
     # -- input -----------------------------------------------------------------------------------
     def process_packet(self, packet: IPv4Packet, now: float, broadcast: bool) -> None:

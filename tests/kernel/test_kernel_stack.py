@@ -216,7 +216,7 @@ def test_pystack_up_answers_ping_and_cleans_up_on_sigterm(kernel: None) -> None:
         )
         assert _received(result.stdout) == (3, 3), result.stdout
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
+        assert process.wait(timeout=15) == 128 + signal.SIGTERM  # the conventional status
         rest = process.stderr.read()
         assert "Traceback" not in rest and "stopping" in rest
     finally:
@@ -245,9 +245,9 @@ def test_pystack_up_duration_ends_by_itself(kernel: None) -> None:
     [
         (["--impair", "loss=150%"], "--impair", 2),  # refused with the other bad arguments
         (["--impair", "drop=out:tcp:0"], "--impair", 2),
-        (["--addr", "10.0.0.300/24"], "not an IPv4 address", 1),
-        (["--mtu", "40"], "--mtu", 1),
-        ([], "--netns", 1),
+        (["--addr", "10.0.0.300/24"], "--addr", 2),  # every bad option: status 2 (issue 15)
+        (["--mtu", "40"], "--mtu", 2),
+        ([], "--netns", 2),
     ],
 )
 def test_pystack_up_bad_arguments_fail_in_one_line(

@@ -4,7 +4,7 @@ own namespace, the kernel-side commands (``kernel_side.py``) run inside it, and 
 ``served`` runs ``pystack up --serve ...`` as a subprocess, as users run it; ``hosted`` builds the
 same host in this process (``KernelHost``) for the tests that read pystack's counters and
 settings; ``up`` starts ``pystack up`` with more arguments (``--impair``). Each checks at the end
-that pystack is still running and stops cleanly (``pystack up`` exits 0 on SIGTERM, with no
+that pystack is still running and stops cleanly (``pystack up`` exits 143 = 128 + SIGTERM, with no
 traceback; the in-process stack thread has not died), and the ``netns`` fixture under them
 checks that the namespace is gone, also when the test failed.
 
@@ -93,7 +93,7 @@ def _start_up(bench: Bench, *extra: str) -> tuple[Target, subprocess.Popen[Any],
 def _stop_up(up: subprocess.Popen[Any], err: Path) -> None:
     assert up.poll() is None, f"pystack up ended during the test:\n{err.read_text()}"
     up.send_signal(signal.SIGTERM)
-    assert up.wait(timeout=WAIT) == 0, err.read_text()
+    assert up.wait(timeout=WAIT) == 128 + signal.SIGTERM, err.read_text()
     assert "Traceback" not in err.read_text(), err.read_text()
 
 

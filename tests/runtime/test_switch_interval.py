@@ -81,6 +81,7 @@ def test_pystack_run_restores_the_interval_when_the_network_fails(
     capsys: pytest.CaptureFixture[str],
     original_interval: float,
 ) -> None:
-    assert _run(tmp_path, monkeypatch, "print('never')\n", "--link", "tun") == 1
-    assert "--netns" in capsys.readouterr().err
+    # (a namespace name the network refuses; without root the refusal is the missing root)
+    assert _run(tmp_path, monkeypatch, "print('never')\n", "--link", "tun", "--netns", "a b") == 1
+    assert "namespace" in capsys.readouterr().err
     assert sys.getswitchinterval() == pytest.approx(original_interval)

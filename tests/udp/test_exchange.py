@@ -150,16 +150,22 @@ def test_20000_byte_datagram_is_fragmented_and_reassembled(kind: LinkKind) -> No
     assert net.a.counters.counters["ipv4.fragments_sent"] == 14  # 20008 bytes in 1480-byte pieces
 
 
-def test_data_beyond_65535_is_cut_and_the_cut_length_returned() -> None:
+@pytest.mark.parametrize("size", [MAX_PAYLOAD + 1, 65535, 70000])
+def test_data_one_ipv4_packet_cannot_carry_is_refused_with_enomem_and_nothing_sent(
+    size: int,
+) -> None:
+    """lwIP's pbuf_alloc fails for such a datagram (modlwip: ENOMEM); nothing may leave, and
+    no length is reported for data that was not sent."""
     net = hosts()
     server = net.b.udp.open(0, 5000)
-    data = random.Random(7).randbytes(70000)
-    assert net.a.udp.open().send_to(data, (B_IP, 5000), net.now) == 65535
+    data = random.Random(7).randbytes(size)
+    with pytest.raises(OSError) as caught:
+        net.a.udp.open().send_to(data, (B_IP, 5000), net.now)
+    assert caught.value.errno == errno.ENOMEM
     net.sim.run_for(0.1)
-    received = server.receive()
-    # One IPv4 datagram holds 65507 bytes of UDP payload: that much of the cut data arrives.
-    assert received is not None and received[0] == data[:MAX_PAYLOAD]
-    assert net.a.counters.counters["udp.send_truncated"] == 1
+    assert server.receive() is None
+    assert net.a.counters.counters["udp.send_too_large"] == 1
+    assert net.a.counters.counters["udp.sent"] == 0
 
 
 def test_largest_datagram_goes_whole() -> None:
@@ -170,7 +176,7 @@ def test_largest_datagram_goes_whole() -> None:
     assert client.send_to(data, (B_IP, 5000), net.now) == MAX_PAYLOAD
     net.sim.run_for(0.1)
     assert server.receive() == (data, (A_IP, client.port))
-    assert net.a.counters.counters["udp.send_truncated"] == 0
+    assert net.a.counters.counters["udp.send_too_large"] == 0
 
 
 def test_send_needs_connect_and_connect_sets_the_default_destination() -> None:

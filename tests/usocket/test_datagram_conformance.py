@@ -422,3 +422,67 @@ def test_getaddrinfo_of_a_numeric_address(env: Environment) -> None:
     s.settimeout(WAIT)
     s.sendto(b"resolved", results[0][-1])
     assert s.recv(100) == b"resolved"
+
+
+# -- edges of sizes (issue 15 item 5): each asserted for both sides ----------------------------
+def test_the_largest_datagram_one_ipv4_packet_carries_goes_whole(env: Environment) -> None:
+    payload = bytes(range(256)) * 255 + bytes(227)  # 65507 bytes: 65535 - 20 (IP) - 8 (UDP)
+    assert len(payload) == 65507
+    s = env.socket()
+    s.settimeout(WAIT)
+    assert s.sendto(payload, (env.peer_ip, env.peer_port)) == 65507
+    assert env.peer_receive()[0] == payload
+
+
+@pytest.mark.parametrize("size", [65508, 65527, 65535, 70000])
+def test_difference_a_datagram_too_large_for_ipv4_enomem_vs_emsgsize(
+    env: Environment, size: int
+) -> None:
+    """modlwip's lwip_raw_udp_send cuts the data to 65535 bytes, then lwIP's pbuf_alloc fails
+    (its 16-bit size check, or a heap of at most 64 KiB on every port): ENOMEM, nothing sent,
+    no length reported (pystack once reported 65535 or the full length and sent 65507).
+    Linux refuses with EMSGSIZE."""
+    s = env.socket()
+    s.settimeout(WAIT)
+    with pytest.raises(OSError) as caught:
+        s.sendto(bytes(size), (env.peer_ip, env.peer_port))
+    if env.micropython:
+        assert caught.value.args == (errno.ENOMEM,)
+    else:
+        assert caught.value.errno == errno.EMSGSIZE
+    s.sendto(b"next", (env.peer_ip, env.peer_port))
+    assert env.peer_receive()[0] == b"next"  # nothing of the refused datagram went out
+
+
+def test_recv_of_an_int_beyond_a_machine_word_is_an_overflowerror_at_once(
+    env: Environment,
+) -> None:
+    """MicroPython's mp_obj_get_int: "overflow converting long int to machine word"; CPython:
+    "Python int too large to convert to C ssize_t". Both before any wait (blocking socket)."""
+    s = env.socket()
+    s.bind(("", env.free_port()))
+    for call in (lambda: s.recv(2**64), lambda: s.recvfrom(2**64), lambda: s.recv(-(2**64))):
+        with pytest.raises(OverflowError) as caught:
+            call()
+        if env.micropython:
+            assert str(caught.value) == "overflow converting long int to machine word"
+
+
+def test_difference_recv_of_minus_one_whole_datagram_vs_valueerror(env: Environment) -> None:
+    """lwip_socket_recv: vstr_init_len(-1) allocates one byte and lwIP copies the whole
+    datagram (on a board over the heap); pystack returns that datagram. CPython: ValueError.
+    Below -1 the allocation itself fails on MicroPython: MemoryError, the datagram kept."""
+    port = env.free_port()
+    s = env.socket()
+    s.settimeout(WAIT)
+    s.bind(("", port))
+    env.peer_send(b"whole datagram", port)
+    if env.micropython:
+        with pytest.raises(MemoryError) as caught:
+            s.recv(-2)
+        assert str(caught.value) == "memory allocation failed, allocating 4294967295 bytes"
+        assert s.recv(-1) == b"whole datagram"
+    else:
+        with pytest.raises(ValueError, match="negative buffersize in recv"):
+            s.recv(-1)
+        assert s.recv(100) == b"whole datagram"

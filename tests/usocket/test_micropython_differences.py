@@ -365,10 +365,14 @@ def test_sendall_on_udp_raises_notimplementederror(sim: Simulation) -> None:
         s.sendall(b"x")
 
 
-def test_sendto_over_65535_bytes_is_cut_and_returns_65535(sim: Simulation) -> None:
-    """USOCKET.md 3 send: UDP data longer than 65535 bytes is cut and the call returns 65535."""
+def test_sendto_over_65535_bytes_is_enomem_and_counted(sim: Simulation) -> None:
+    """USOCKET.md 3 send: modlwip cuts UDP data to 65535 bytes, then pbuf_alloc fails for
+    more than one IPv4 packet carries: ENOMEM, nothing sent (never a length not sent)."""
     s = sim.new_socket()
-    assert s.sendto(b"x" * 70000, (SIM_PEER, 9)) == 65535
+    with pytest.raises(OSError) as caught:
+        s.sendto(b"x" * 70000, (SIM_PEER, 9))
+    assert caught.value.args == (errno.ENOMEM,)
+    assert sim.host.counters.counters["udp.send_too_large"] == 1
 
 
 def test_sendto_broadcast_without_so_broadcast_is_allowed(sim: Simulation) -> None:

@@ -861,3 +861,88 @@ def test_difference_settimeout_on_a_closed_stream_socket_works_vs_ebadf(env: Env
         assert s.settimeout(1) is None and s.setblocking(False) is None
     else:
         assert errno_of(lambda: s.settimeout(1)) == errno.EBADF
+
+
+# -- edges of sizes and buffers (issue 15 item 5): each asserted for both sides -----------------
+def test_recv_of_an_int_beyond_a_machine_word_is_an_overflowerror_not_a_wait(
+    env: Environment,
+) -> None:
+    """mp_obj_get_int in lwip_socket_recv: "overflow converting long int to machine word";
+    CPython: "Python int too large to convert to C ssize_t". The echo peer sends nothing, so
+    a socket that waited would time out instead."""
+    s = env.connect("echo")
+    with pytest.raises(OverflowError) as caught:
+        s.recv(2**64)
+    if env.micropython:
+        assert str(caught.value) == "overflow converting long int to machine word"
+        with pytest.raises(OverflowError):
+            s.read(2**64)  # stream_read_generic reads its size the same way
+        with pytest.raises(OverflowError):
+            s.readinto(bytearray(4), 2**64)
+    s.send(b"still fine")
+    assert receive_exactly(s, 10) == b"still fine"
+
+
+def test_difference_recv_of_negative_sizes(env: Environment) -> None:
+    """lwip_socket_recv: vstr_init_len(-1) allocates one byte and lwIP copies the rest of the
+    first segment into it (on a board over the heap): the data comes back, and pystack returns
+    it without a limit. Below -1 the allocation fails: MemoryError, nothing consumed.
+    ``read(-1)`` reads to EOF; ``read(-2)`` is MemoryError too (py/stream.c's comment: "we
+    silently let negatives through, and they will cause a MemoryError"). CPython: ValueError."""
+    s = env.connect("echo")
+    s.send(b"negative")
+    wait_peek(env, s, 8)
+    if env.micropython:
+        for call in (lambda: s.recv(-2), lambda: s.recvfrom(-5), lambda: s.read(-2)):
+            with pytest.raises(MemoryError, match=r"^memory allocation failed, allocating"):
+                call()
+        assert s.recv(-1) == b"negative"
+    else:
+        with pytest.raises(ValueError, match="negative buffersize in recv"):
+            s.recv(-1)
+        assert s.recv(100) == b"negative"
+
+
+def test_read_minus_one_reads_to_eof(env: Environment) -> None:
+    """py/stream.c stream_read_generic: a size of -1 is readall; so is CPython's file read."""
+    s = env.connect("daytime")
+    stream = s if env.micropython else s.makefile("rb")
+    line = stream.read(-1)
+    assert line.endswith(b"\n") and stream.read(-1) == b""
+    if stream is not s:
+        stream.close()
+
+
+def test_difference_readinto_an_immutable_buffer_is_a_typeerror_at_once(
+    env: Environment,
+) -> None:
+    """py/stream.c stream_readinto: mp_get_buffer_raise(buf, MP_BUFFER_WRITE), before any
+    read: bytes and str have no writable buffer ("object with buffer protocol required").
+    CPython's recv_into refuses bytes the same way (its own message). The echo peer sends
+    nothing, so a call that waited would time out instead."""
+    s = env.connect("echo")
+    if env.micropython:
+        for target in (b"immutable", "text", 5):
+            with pytest.raises(TypeError) as caught:
+                s.readinto(target)
+            assert str(caught.value) == "object with buffer protocol required"
+    else:
+        with pytest.raises(TypeError, match="read-write bytes-like object"):
+            s.recv_into(b"immutable")
+
+
+def test_difference_readinto_with_a_negative_length_fills_the_buffer_vs_valueerror(
+    env: Environment,
+) -> None:
+    """stream_readinto takes nbytes with mp_obj_get_int into an unsigned length and cuts it to
+    the buffer's: -1 means the whole buffer. CPython's recv_into: ValueError."""
+    s = env.connect("echo")
+    s.send(b"0123456789")
+    target = bytearray(4)
+    if env.micropython:
+        assert s.readinto(target, -1) == 4 and target == b"0123"
+        assert s.readinto(target, -7) == 4 and target == b"4567"
+        assert s.readinto(target, 2) == 2 and target == b"8967"
+    else:
+        with pytest.raises(ValueError, match="negative buffersize in recv_into"):
+            s.recv_into(target, -1)
