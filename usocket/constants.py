@@ -1,6 +1,6 @@
 """The constants MicroPython's lwIP ``socket`` module exports, with their lwIP values.
 
-These are the modlwip values (shared/USOCKET.md section 1), not Linux's: MSG_PEEK is 1,
+These are the modlwip values (docs/usocket.md section 1), not Linux's: MSG_PEEK is 1,
 MSG_DONTWAIT 2, SO_REUSEADDR 4, SO_BROADCAST 0x20, TCP_NODELAY 0x40. ``IPPROTO_SEC`` (100) is the
 WiPy-era name the original usocket documentation gives (decision 1 of the spec).
 """

@@ -1,7 +1,7 @@
 """The binding between the MicroPython socket modules and one running stack.
 
 ``NetworkContext`` holds the ``StackThread`` and ``Stack`` a script's sockets live on, and
-implements the one waiting rule every blocking call shares (shared/USOCKET.md section 2): a
+implements the one waiting rule every blocking call shares (docs/usocket.md section 2): a
 timeout of None waits forever, 0 does not wait, a positive number of milliseconds waits that
 long. Modules are built per context (``usocket.modules``), so two stacks can serve two scripts
 in one process; nothing here is global.

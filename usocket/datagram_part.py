@@ -1,6 +1,6 @@
 """The datagram part of a MicroPython socket: modlwip's UDP calls on a pystack ``UDPEndpoint``.
 
-Rules are those of shared/USOCKET.md, cited by section. The endpoint is opened at bind, connect
+Rules are those of docs/usocket.md, cited by section. The endpoint is opened at bind, connect
 or the first send (``SocketPart.udp_endpoint``); the calls only streams have raise what modlwip
 raises for a UDP socket (EOPNOTSUPP for listen and accept, NotImplementedError for sendall).
 Entry points: ``DatagramPart``.

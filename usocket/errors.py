@@ -1,7 +1,7 @@
 """Errors as MicroPython raises them: plain ``OSError(errno)`` with ``args == (errno,)``.
 
 MicroPython has no ``socket.timeout``, ``BlockingIOError`` or ``ConnectionResetError``; every
-failure is ``OSError`` whose only argument is the errno (shared/USOCKET.md, notation). The errno
+failure is ``OSError`` whose only argument is the errno (docs/usocket.md, notation). The errno
 numbers are MicroPython's (py/mperrno.h), which are Linux's.
 """
 

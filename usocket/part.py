@@ -4,7 +4,7 @@ A script's ``socket`` object (``usocket.socket``) is a thin facade over one part
 socket type at creation: ``DatagramPart`` (usocket.datagram_part) or ``StreamPart``
 (usocket.stream_part). ``SocketPart`` holds the state both kinds share (timeout, closed, the
 SO_REUSEADDR and SO_BROADCAST flags) and declares the calls the facade makes; each part answers
-them the way modlwip does for its kind (shared/USOCKET.md, cited by section), so the facade never
+them the way modlwip does for its kind (docs/usocket.md, cited by section), so the facade never
 asks which kind it has.
 
 Multicast membership (IP_ADD_MEMBERSHIP) needs a UDP endpoint in pystack, where lwIP joins the

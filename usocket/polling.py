@@ -1,4 +1,4 @@
-"""``select`` / ``uselect`` as MicroPython's extmod/modselect.c has them (shared/USOCKET.md 4).
+"""``select`` / ``uselect`` as MicroPython's extmod/modselect.c has them (docs/usocket.md 4).
 
 ``poll()`` objects register anything with ``ioctl(MP_STREAM_POLL, mask)``; ``poll(timeout_ms)``
 returns a fresh list of ``(obj, revents)``; ``ipoll`` yields one reused 2-tuple (callee-owned),

@@ -1,6 +1,6 @@
 """The MicroPython ``socket`` object (modlwip's ``lwip_socket_obj_t``): a facade over its part.
 
-Rules are those of shared/USOCKET.md, cited by section. A socket is one of two kinds, fixed at
+Rules are those of docs/usocket.md, cited by section. A socket is one of two kinds, fixed at
 creation: its ``_part`` is a ``DatagramPart`` (usocket.datagram_part) or a ``StreamPart``
 (usocket.stream_part), and every call that differs by kind is one call on the part. This class
 keeps what is the same for both: argument checks, the options' parsing, the stream protocol

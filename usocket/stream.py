@@ -1,6 +1,6 @@
 """The TCP half of a MicroPython socket: modlwip's stream states on a pystack ``TCPConnection``.
 
-modlwip keeps one small state number per socket (shared/USOCKET.md 2): NEW, LISTENING,
+modlwip keeps one small state number per socket (docs/usocket.md 2): NEW, LISTENING,
 CONNECTING, CONNECTED, PEER_CLOSED (FIN received), PEER_RST_HANDLED (the RST was reported once),
 or a negative lwIP error waiting to be reported. Every errno and poll bit a script sees follows
 from that number, so ``StreamEndpoint.state()`` derives it from the pystack connection each time

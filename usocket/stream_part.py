@@ -1,6 +1,6 @@
 """The stream part of a MicroPython socket: modlwip's TCP calls, errnos and waits.
 
-Rules are those of shared/USOCKET.md, cited by section. The TCP state machine (modlwip's state
+Rules are those of docs/usocket.md, cited by section. The TCP state machine (modlwip's state
 number, the accept ring, bindings) is ``StreamEndpoint`` in ``stream.py``; this part turns it
 into the method calls, errnos and waits a script sees. Every stack access happens under the
 context's lock; blocking waits use ``context.wait`` with the socket's timeout.

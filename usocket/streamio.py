@@ -2,7 +2,7 @@
 
 On MicroPython a socket, a TLS socket and a file share one implementation of ``read``,
 ``readinto``, ``readline`` and ``write``: each type gives only a read hook and a write hook, and
-py/stream.c loops over them. This module is that shared layer (shared/USOCKET.md 3, "Stream
+py/stream.c loops over them. This module is that shared layer (docs/usocket.md 3, "Stream
 methods"). A type hands in:
 
 - ``read_once(n) -> bytes | None``: at most n bytes, ``b""`` at EOF, None when it would block;

@@ -37,7 +37,7 @@ Only TLS 1.2 is negotiated: MicroPython's mbedTLS configuration (extmod/mbedtls)
 rejection of a client certificate fails the client's own handshake, as on MicroPython) against
 any peer, CPython ones included.
 
-The WiPy form (shared/USOCKET.md 5, historical API): wrapping a socket whose ``_proto`` is
+The WiPy form (docs/usocket.md 5, historical API): wrapping a socket whose ``_proto`` is
 ``IPPROTO_SEC`` (100) and which is not connected yet (it polls POLLHUP without POLLERR, the
 state of a new stream socket) defers the handshake to ``connect()``, which the returned
 SSLSocket then has: it connects the wrapped socket and runs the handshake. The hostname rule
@@ -196,7 +196,7 @@ class _SSLContext:
 
 def _is_unconnected_sec_socket(sock: Any) -> bool:
     """An ``IPPROTO_SEC`` socket that was never connected: a new stream socket polls POLLHUP
-    (and no POLLERR, which a reset one adds) - shared/USOCKET.md 4."""
+    (and no POLLERR, which a reset one adds) - docs/usocket.md 4."""
     if getattr(sock, "_proto", None) != c.IPPROTO_SEC:
         return False
     events = int(sock.ioctl(c.MP_STREAM_POLL, c.POLLIN | c.POLLOUT))

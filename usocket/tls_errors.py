@@ -6,7 +6,7 @@ the tuple ``(-30592, 'MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE')``. A certificate tha
 verification raises ``ValueError`` with mbedTLS's verify text (``mbedtls_x509_crt_verify_info``
 with the prefix ``"\\n"``: every reason on its own line, framed by newlines). There is no
 ``ssl.SSLError``. pystack runs OpenSSL through CPython, so codes and texts are chosen to be the
-*closest* mbedTLS equivalent (shared/USOCKET.md decision 9); the table, CPython -> MicroPython:
+*closest* mbedTLS equivalent (docs/usocket.md decision 9); the table, CPython -> MicroPython:
 
 ==================================================  =============================================
 CPython ``ssl`` (class or ``reason``)               raised to the script

@@ -1,5 +1,5 @@
 """The ``SSLSocket`` of MicroPython's ``tls`` module: CPython's ``SSLObject`` over a MicroPython
-stream (extmod/modtls_mbedtls.c ``ssl_socket_*``, shared/USOCKET.md section 5).
+stream (extmod/modtls_mbedtls.c ``ssl_socket_*``, docs/usocket.md section 5).
 
 The wrapped object is any MicroPython stream: ``read(n)`` (``None`` when a non-blocking stream
 would block, ``b''`` at EOF, OSError(ETIMEDOUT) on a timeout), ``write(buf)`` (the count, or

@@ -1,6 +1,6 @@
 """Where MicroPython's lwIP socket layer differs from CPython: usocket only, on the simulator.
 
-Each test cites the section of shared/USOCKET.md it checks. The peer 10.0.0.1 runs the UDP echo
+Each test cites the section of docs/usocket.md it checks. The peer 10.0.0.1 runs the UDP echo
 service on port 7; ``sim.peer_endpoint`` gives a raw pystack endpoint on the peer.
 """
 

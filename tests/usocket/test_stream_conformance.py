@@ -1,5 +1,5 @@
 """The stream (SOCK_STREAM) socket API, one suite run against CPython on loopback and usocket on
-the simulator (shared/USOCKET.md).
+the simulator (docs/usocket.md).
 
 The first part asserts, once for both implementations, what MicroPython's modlwip and Linux
 share: the errno of each path (an ``OSError`` subclass on CPython has the same ``errno``), the

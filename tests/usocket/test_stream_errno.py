@@ -1,4 +1,4 @@
-"""Every errno path of shared/USOCKET.md for usocket streams, on the simulated network.
+"""Every errno path of docs/usocket.md for usocket streams, on the simulated network.
 
 Grouped as the spec's rules are: timeouts (ETIMEDOUT, then EALREADY), non-blocking (EINPROGRESS,
 EALREADY, EAGAIN, None from the stream methods), resets (ECONNRESET once, then b'' or EBADF),
