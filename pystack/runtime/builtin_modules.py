@@ -46,7 +46,7 @@ import random
 import re
 import struct
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -58,7 +58,7 @@ from pystack.runtime.micropython_module import (
     make_time_module,
 )
 from pystack.runtime.providers import ModuleKind, ModuleProviders
-from pystack.runtime.shaped_modules import SHAPED_FACTORIES
+from pystack.runtime.shaped_modules import SHAPED_FACTORIES, ilistdir
 from pystack.runtime.unix_port import MICROPYTHON_VERSION, Place
 from pystack.runtime.world import ScriptWorld
 
@@ -182,17 +182,9 @@ def make_gc_module(world: ScriptWorld) -> ModuleType:
     return module
 
 
-def _ilistdir(directory: str = ".") -> Iterator[tuple[str, int, int, int]]:
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            kind = 0x4000 if entry.is_dir() else 0x8000
-            size = entry.stat().st_size if kind == 0x8000 else 0
-            yield (entry.name, kind, entry.inode(), size)
-
-
 def make_os_module(world: ScriptWorld) -> ModuleType:
     module = _copy_of(os)(world)
-    vars(module).update({"ilistdir": _ilistdir, "dupterm": lambda *arguments: None})
+    vars(module).update({"ilistdir": ilistdir, "dupterm": lambda *arguments: None})
     return module
 
 

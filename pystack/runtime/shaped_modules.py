@@ -218,7 +218,8 @@ def make_re(world: ScriptWorld) -> ModuleType:
 DEBUG = 0x1000  # extmod/modre.c: FLAG_DEBUG
 
 
-def _ilistdir(directory: str = ".") -> Iterator[tuple[str, int, int, int]]:
+def ilistdir(directory: str = ".") -> Iterator[tuple[str, int, int, int]]:
+    """``os.ilistdir``: (name, type, inode, size) per entry, as the unix port gives them."""
     with os.scandir(directory) as entries:
         for entry in entries:
             kind = 0x4000 if entry.is_dir() else 0x8000
@@ -270,7 +271,7 @@ def make_os(world: ScriptWorld) -> ModuleType:
         return None
 
     names.update(
-        {"ilistdir": _ilistdir, "dupterm": _dupterm, "unsetenv": _unsetenv, "errno": errno}
+        {"ilistdir": ilistdir, "dupterm": _dupterm, "unsetenv": _unsetenv, "errno": errno}
     )
     return _module("os", names)
 
