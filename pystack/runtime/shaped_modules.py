@@ -270,9 +270,7 @@ def make_os(world: ScriptWorld) -> ModuleType:
         last_error[0] = int(value)
         return None
 
-    names.update(
-        {"ilistdir": ilistdir, "dupterm": _dupterm, "unsetenv": _unsetenv, "errno": errno}
-    )
+    names.update({"ilistdir": ilistdir, "dupterm": _dupterm, "unsetenv": _unsetenv, "errno": errno})
     return _module("os", names)
 
 
