@@ -9,7 +9,10 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,dev]'
+	# setuptools prints a caveat about editable installs on every one ("Editable installation.
+	# Please be careful with folders ... same name as your package"): it is about how editable
+	# installs work, not about this project, so that one message is filtered out of the install.
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e '.[test,dev]'
 	touch $(STAMP)
 
 # Debian tools the kernel tests use (only installed when missing; needs root). dnsmasq comes as
