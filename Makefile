@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test robustness soak bench lint tools clean
 
+# setuptools prints a caveat on every editable install ("Editable installation. Please be careful
+# with folders ... same name as your package"): it is about how editable installs work, not about
+# this project, so that one message is filtered out of the install (by its text, nothing else).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# setuptools prints a caveat about editable installs on every one ("Editable installation.
-	# Please be careful with folders ... same name as your package"): it is about how editable
-	# installs work, not about this project, so that one message is filtered out of the install.
 	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e '.[test,dev]'
 	touch $(STAMP)
 
