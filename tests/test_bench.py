@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pystack import bench, cli, netns
+from pystack.bench import netsim
 from pystack.bench.kernel import METRICS, ROWS
 from tests.helpers.kernel import kernel  # noqa: F401  (fixture)
 
@@ -35,7 +36,7 @@ def _check_figure(figure: dict[str, object], unit: str, repeat: int) -> None:
 def test_quick_bench_runs_cleans_up_and_writes_every_figure(kernel: None, tmp_path: Path) -> None:  # noqa: F811
     output = tmp_path / "bench.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "pystack", "bench", "--quick", "--json", str(output)],
+        [sys.executable, "-m", "pystack", "bench", "--quick", "--no-netsim", "--json", str(output)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -90,7 +91,9 @@ def test_without_root_it_says_why_in_one_line_and_exits_2(
     monkeypatch.setattr(netns, "require_root", lambda: "not root")
     assert cli.main(["bench", "--quick"]) == 2
     captured = capsys.readouterr()
-    assert captured.err == "pystack bench: needs root for its network namespaces (not root)\n"
+    assert captured.err == (
+        "pystack bench: needs root for its network namespaces (not root); --netsim-only needs none\n"
+    )
     assert captured.out == ""
 
 
@@ -118,3 +121,69 @@ def test_help_names_every_option_and_row(capsys: pytest.CaptureFixture[str]) -> 
     for _key, label in ROWS:
         assert label.split(",")[0] in text
     assert bench.MIN_REPEAT == 5
+
+
+def test_netsim_only_runs_one_cell_without_root_and_writes_its_fields(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(netns, "require_root", lambda: "not root")
+    output = tmp_path / "netsim.json"
+    options = ["--netsim-only", "--netsim-cells", "1024:0.01", "--netsim-bytes", "65536"]
+    assert cli.main(["bench", *options, "--json", str(output)]) == 0
+    text = capsys.readouterr().out
+    assert "netsim window-vs-loss grid, 65536 bytes per cell" in text
+    assert "/8341" in text  # smoltcp's figure for 1024 bytes at 1% loss, beside pystack's
+    document = json.loads(output.read_text())
+    assert set(document) == {"netsim"}
+    grid = document["netsim"]
+    assert grid["transfer"] == 65536 and grid["comparable"] is False
+    assert grid["seeds"] == {"a_to_b": 0, "b_to_a": 1, "rng": "random.Random"}
+    assert grid["multiflow"] is None
+    (cell,) = grid["cells"]
+    assert cell["buffer"] == 1024 and cell["loss"] == 0.01
+    assert cell["smoltcp"] == 8340.90
+    assert cell["received"] >= 65536
+    assert cell["virtual_seconds"] > 0
+    assert cell["goodput"] == pytest.approx(cell["received"] / cell["virtual_seconds"])
+    assert cell["ratio"] == pytest.approx(cell["goodput"] / cell["smoltcp"])
+    assert cell["frames_a_to_b"] > 0 and cell["frames_b_to_a"] > 0
+
+
+def test_netsim_cell_is_repeatable_and_loss_free_cell_is_window_limited() -> None:
+    first = netsim.run_cell(512, 0.02, transfer=20_000)
+    again = netsim.run_cell(512, 0.02, transfer=20_000)
+    assert (first.received, first.virtual_seconds, first.lost) == (
+        again.received,
+        again.virtual_seconds,
+        again.lost,
+    )
+    assert first.lost > 0
+    clean = netsim.run_cell(1024, 0.0, transfer=20_000)
+    assert clean.lost == 0
+    # a 1024-byte window over a 100 ms round trip carries at most 10240 bytes/s
+    assert clean.goodput <= 1024 / 0.1
+
+
+def test_bottleneck_queues_at_its_rate_and_drops_at_its_tail() -> None:
+    bottleneck = netsim.Bottleneck(bandwidth=25_000_000, capacity=3100)
+    assert bottleneck.admit(1514, 0) == 60  # 1514 bytes at 25 MB/s: 60.56 us, truncated
+    assert (
+        bottleneck.admit(1514, 0) == 120
+    )  # 60 us queued = 1500 bytes, + 1514 <= 3100: behind the first
+    assert bottleneck.admit(1514, 0) is None  # 120 us queued = 3000 bytes, + 1514 > 3100
+    assert (bottleneck.pushes, bottleneck.tail_drops) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--netsim-cells", "1000:0.01"], "--netsim-cells: '1000:0.01' is not a cell of the grid"),
+        (["--netsim-cells", "x"], "--netsim-cells: not BUFFER:LOSS: 'x'"),
+        (["--netsim-bytes", "5"], "--netsim-bytes: at least 1000 bytes, not 5"),
+    ],
+)
+def test_bad_netsim_options_get_one_line_and_exit_2(
+    option: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["bench", "--netsim-only", *option]) == 2
+    assert capsys.readouterr().err == f"pystack bench: {message}\n"
