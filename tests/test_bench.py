@@ -92,7 +92,7 @@ def test_without_root_it_says_why_in_one_line_and_exits_2(
     assert cli.main(["bench", "--quick"]) == 2
     captured = capsys.readouterr()
     assert captured.err == (
-        "pystack bench: needs root for its network namespaces (not root); --netsim-only needs none\n"
+        "pystack bench: not root; run as root, or with --netsim-only (no root needed)\n"
     )
     assert captured.out == ""
 

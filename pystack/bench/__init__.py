@@ -267,16 +267,15 @@ def run(arguments: argparse.Namespace) -> int:
     if not arguments.netsim_only:
         reason = netns.require_root()
         if reason is not None:
-            return _fail(
-                f"needs root for its network namespaces ({reason}); --netsim-only needs none", 2
-            )
+            return _fail(f"{reason}; run as root, or with --netsim-only (no root needed)", 2)
     document: dict[str, Any] = {}
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if not arguments.netsim_only:
             _kernel_part(arguments, sizes, document)
         if not arguments.no_netsim:
-            print(f"measuring: netsim grid ({len(cells)} cells)", flush=True)
+            plural = "" if len(cells) == 1 else "s"
+            print(f"measuring: netsim grid ({len(cells)} cell{plural})", flush=True)
             results, text = run_netsim(cells, transfer)
             print()
             print(text)
