@@ -4,7 +4,8 @@ Everything runs inside network namespaces the benchmark creates and removes (roo
 never leaves them. The kernel side is always the same small Python client, so the peers differ
 only in what serves it (``pystack.bench.kernel``). Each figure is the median of ``--repeat``
 samples, shown with its minimum and maximum, and every ratio divides two figures of the same run.
-Not a test: the numbers vary by machine and load.
+It then runs smoltcp's netsim window-vs-loss grid with two pystack stacks on virtual time
+(``pystack.bench.netsim``; needs no root). Not a test: the numbers vary by machine and load.
 """
 
 from __future__ import annotations
