@@ -250,19 +250,23 @@ def measure_usocket(sizes: Sizes) -> Row:
                 assert process.stdout is not None
                 if process.stdout.readline().strip() != "ready":
                     raise BenchError("the usocket script did not start")
-                return {
+                row = {
                     "ping": _flood_ping(namespace, sizes),  # first: it counts no connection
                     "in": _client(namespace, "send", 9, sizes.bulk, sizes.repeat),
                     "out": _client(namespace, "recv", 19, sizes.bulk, sizes.repeat),
                     "rr": _client(namespace, "rr", 7, sizes.count, sizes.repeat),
                 }
-            finally:
-                _stop(process)
+            except BaseException:
+                _stop(process, 0)  # it would wait for connections that will not come
+                raise
+            _stop(process, TIMEOUT)  # it ends after its last connection
+            return row
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def _stop(process: subprocess.Popen[str], grace: float) -> None:
+    """Wait up to ``grace`` seconds for ``process`` to finish by itself, then kill it."""
     try:
-        process.wait(timeout=TIMEOUT if process.returncode is None else 0)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         pass
     if process.poll() is None:
@@ -340,8 +344,10 @@ def measure_kernel(sizes: Sizes) -> Row:
                 if server.stdout.readline().strip() != "ready":
                     raise BenchError("the kernel server did not start")
                 row[key] = _client(left, mode, 5001, amount, sizes.repeat)
-            finally:
-                _stop(server)
+            except BaseException:
+                _stop(server, 0)
+                raise
+            _stop(server, TIMEOUT)
         row["ping"] = _flood_ping(left, sizes)
     return row
 
