@@ -56,7 +56,7 @@ soak: $(STAMP) tools $(MPLIB)/.installed
 	PYSTACK_SOAK=1 $(PY) -m pytest -q -m robustness tests/robustness
 
 bench: $(STAMP) tools
-	$(PY) tools/bench.py
+	$(PY) -m pystack bench
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
+import pystack.bench
 from pystack import demo
 from pystack.host import HostError, HostOptions, KernelHost, trace_options
 from pystack.link.impairspec import KEYS_HELP, RULES_HELP, ImpairmentConfig
@@ -310,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_arguments(show)
     _add_run_parser(commands)
     _add_show_parser(commands)
+    bench = commands.add_parser(
+        "bench",
+        help="measure pystack beside the Linux kernel and a raw-TUN ceiling (root; namespaces)",
+        description=pystack.bench.__doc__,
+        epilog=pystack.bench.ROW_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pystack.bench.add_arguments(bench)
     return parser
 
 
@@ -724,6 +733,8 @@ def _command(arguments: argparse.Namespace, argv: Sequence[str]) -> int:
         return command_demo(arguments, argv)
     if arguments.command == "run":
         return command_run(arguments, argv)
+    if arguments.command == "bench":
+        return pystack.bench.run(arguments)
     return 2
 
 

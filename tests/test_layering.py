@@ -64,6 +64,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pystack.runtime",),  # ``pystack run``: the script's world, its modules over usocket
     # ``pystack show``: recordings (written by ``run``/``up --record``) and captures drawn
     ("pystack.show",),
+    # ``pystack bench``: pystack beside the kernel and the raw-TUN ceiling, in namespaces it makes
+    ("pystack.bench",),
     ("pystack.demo",),
     ("pystack.cli",),
     ("pystack.__main__",),

@@ -3,7 +3,7 @@
 One connection at a time, no options but MSS, no retransmission, no windows beyond a fixed one:
 it answers the SYN, verifies the checksum of every segment, ACKs every second segment (and the
 last of each read batch), and either discards the data (bulk) or echoes it (request/response).
-It is what pystack's per-segment work is compared with in ``tools/bench.py``; it is not a stack.
+It is what pystack's per-segment work is compared with by ``pystack bench``; it is not a stack.
 """
 
 from __future__ import annotations
