@@ -568,6 +568,12 @@ def blind(params: Params) -> Params:
     injecting.start()
     try:
         for number in range(chunks):
+            if number == chunks - 1:
+                # The last chunk is read only once every injection has gone out: a transfer
+                # faster than the injector must not end before all of them hit it (bounded).
+                deadline = time.monotonic() + TIMEOUT
+                while injector.sent < injections and time.monotonic() < deadline:
+                    time.sleep(0.01)
             received = read_exactly(connection, chunk)
             if received != piece(number):
                 raise AssertionError(f"data changed in chunk {number} of {chunks}")
