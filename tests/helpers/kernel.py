@@ -11,9 +11,14 @@ afterwards even when the test fails, and checked to be gone). Registered as a pl
 from __future__ import annotations
 
 import functools
+import json
 import os
+import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -76,3 +81,48 @@ def netns(kernel: None) -> Iterator[Namespace]:
         namespace.close()
     remaining = list_namespaces()
     assert namespace.name not in remaining, f"namespace {namespace.name} left behind"
+
+
+# -- the kernel side ------------------------------------------------------------------------
+class KernelProgram:
+    """A Python program run by the kernel's side, inside the namespace."""
+
+    def __init__(self, namespace: Namespace, code: str) -> None:
+        self.process = namespace.popen(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_line(self, expected: str, timeout: float = 10.0) -> None:
+        """Wait for the program to print ``expected`` (e.g. that it listens)."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if line.strip() == expected:
+                return
+            if not line and self.process.poll() is not None:
+                break
+        raise AssertionError(f"kernel program did not say {expected!r}: {self._stderr()}")
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        """The JSON line the program printed last; it must have exited with status 0."""
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate(timeout=10)
+            raise AssertionError(f"kernel program still running after {timeout} s: {err}") from None
+        assert self.process.returncode == 0, f"kernel program failed: {err}"
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        assert lines, f"kernel program printed no result: {out!r} {err}"
+        result: dict[str, Any] = json.loads(lines[-1])
+        return result
+
+    def _stderr(self) -> str:
+        if self.process.poll() is None:
+            return "(still running)"
+        assert self.process.stderr is not None
+        return str(self.process.stderr.read())

@@ -13,11 +13,8 @@ bound; the program reports what it saw as one JSON line.
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 
@@ -27,6 +24,7 @@ from pystack import netns
 from pystack.host import HostOptions, KernelHost
 from pystack.stack import StackConfig
 from pystack.tcp.settings import TCPSettings
+from tests.helpers.kernel import KernelProgram
 
 PYSTACK = "10.0.0.2"
 COUNT = 10_000
@@ -145,19 +143,9 @@ def test_ten_thousand_kernel_connections_echo_close_cleanly_and_the_next_is_refu
     host: KernelHost,
 ) -> None:
     assert host.namespace is not None and host.stack is not None and host.thread is not None
-    code = textwrap.dedent(KERNEL_CLIENT.format(pystack=PYSTACK, count=COUNT))
     began = time.monotonic()
-    process = host.namespace.popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        out, err = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    assert process.returncode == 0, err
-    result = json.loads(out.splitlines()[-1])
+    program = KernelProgram(host.namespace, KERNEL_CLIENT.format(pystack=PYSTACK, count=COUNT))
+    result = program.result(300)
     stack, thread = host.stack, host.thread
     emptied = thread.wait_for(lambda: not stack.tcp.connections, timeout=60.0)
     counted = thread.call(lambda: stack.statistics()["counters"])

@@ -37,6 +37,7 @@ from pystack.tcp.connection import TCPConnection
 from pystack.tcp.settings import TCPSettings
 from pystack.tcp.state import TCPState
 from pystack.wire.addresses import ip_from_str
+from tests.helpers.kernel import KernelProgram
 
 PYSTACK = "10.0.0.2"
 KERNEL = "10.0.0.1"
@@ -91,50 +92,6 @@ def _parts(host: KernelHost) -> tuple[Stack, Any, netns.Namespace]:
 
 
 # -- the kernel side ------------------------------------------------------------------------
-class KernelProgram:
-    """A Python program run by the kernel's side, inside the namespace."""
-
-    def __init__(self, namespace: netns.Namespace, code: str) -> None:
-        self.process = namespace.popen(
-            [sys.executable, "-c", textwrap.dedent(code)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def wait_line(self, expected: str, timeout: float = 10.0) -> None:
-        """Wait for the program to print ``expected`` (e.g. that it listens)."""
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if line.strip() == expected:
-                return
-            if not line and self.process.poll() is not None:
-                break
-        raise AssertionError(f"kernel program did not say {expected!r}: {self._stderr()}")
-
-    def result(self, timeout: float = TRANSFER_DEADLINE) -> dict[str, Any]:
-        """The JSON line the program printed last; it must have exited with status 0."""
-        try:
-            out, err = self.process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, err = self.process.communicate(timeout=10)
-            raise AssertionError(f"kernel program still running after {timeout} s: {err}") from None
-        assert self.process.returncode == 0, f"kernel program failed: {err}"
-        lines = [line for line in out.splitlines() if line.startswith("{")]
-        assert lines, f"kernel program printed no result: {out!r} {err}"
-        result: dict[str, Any] = json.loads(lines[-1])
-        return result
-
-    def _stderr(self) -> str:
-        if self.process.poll() is None:
-            return "(still running)"
-        assert self.process.stderr is not None
-        return str(self.process.stderr.read())
-
-
 KERNEL_SENDER = """
     import hashlib, json, random, socket, time
     size, seed = {size}, {seed!r}
@@ -243,7 +200,7 @@ def _kernel_to_pystack(host: KernelHost, size: int, seed: int) -> tuple[float, T
     assert count == size
     assert digest == expected
     thread.call(lambda: connection.close(stack.clock.now()))
-    result = program.result()
+    result = program.result(TRANSFER_DEADLINE)
     assert result["sha256"] == expected and result["after"] == ""
     assert _wait_closed(host, connection)
     return size / seconds / MB, connection
@@ -263,7 +220,7 @@ def _pystack_to_kernel(host: KernelHost, size: int, seed: int) -> tuple[float, T
     digest, count = _read_to_eof(host, connection, started + TRANSFER_DEADLINE)
     seconds = time.monotonic() - started
     assert digest == hashlib.sha256(expected.encode()).hexdigest() and count == 64
-    result = program.result()
+    result = program.result(TRANSFER_DEADLINE)
     assert result["count"] == size and result["sha256"] == expected
     thread.call(lambda: connection.close(stack.clock.now()))
     assert thread.wait_for(lambda: connection.state is TCPState.TIME_WAIT, 10.0) or (

@@ -12,17 +12,15 @@ timeout and every loop a bound.
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 
 import pytest
 
 from pystack import netns
 from pystack.host import HostOptions, KernelHost
+from tests.helpers.kernel import KernelProgram
 
 PYSTACK = "10.0.0.2"
 STORM = 1000
@@ -114,20 +112,11 @@ def host(kernel: None) -> Iterator[KernelHost]:
 def test_bad_ack_storms_get_bounded_replies_and_echo_survives(host: KernelHost) -> None:
     assert host.namespace is not None and host.device is not None and host.stack is not None
     peer = host.options.peer
-    code = textwrap.dedent(
-        KERNEL_INJECTOR.format(device=host.device.name, pystack=PYSTACK, kernel=peer, storm=STORM)
+    program = KernelProgram(
+        host.namespace,
+        KERNEL_INJECTOR.format(device=host.device.name, pystack=PYSTACK, kernel=peer, storm=STORM),
     )
-    process = host.namespace.popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    assert process.returncode == 0, err
-    result = json.loads(out.splitlines()[-1])
+    result = program.result(60)
     print(f"\n[abuse] {result['storms']}", file=sys.stderr)  # pytest -s shows it
     settings = host.stack.config.tcp
     for storm in result["storms"]:
