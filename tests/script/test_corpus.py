@@ -23,6 +23,7 @@ MINIMUM_SCRIPTS = 75
 MINIMUM_PER_TOPIC = 4
 # Line 2 of a header: where the behaviour is required (rfc) or why pystack chose it (policy).
 _SOURCE = re.compile(r"# (rfc|policy): \S")
+_RFC_NUMBER = re.compile(r"\bRFC \d+")
 
 
 def script_id(path: Path) -> str:
@@ -40,8 +41,11 @@ def header_problem(text: str) -> str | None:
         return "line 1 must be '# <one-line purpose>'"
     if _SOURCE.match(purpose):
         return "line 1 is the purpose; the rfc: or policy: line comes second"
-    if not _SOURCE.match(source):
+    match = _SOURCE.match(source)
+    if not match:
         return "line 2 must be '# rfc: <RFC and section>' or '# policy: <what and why>'"
+    if match.group(1) == "rfc" and not _RFC_NUMBER.search(source):
+        return "an rfc: line names the RFC by number, e.g. 'RFC 9293 3.10.7.4'"
     return None
 
 
@@ -82,6 +86,7 @@ def test_header_check_names_each_problem() -> None:
     assert header_problem("# rfc: RFC 793\n# purpose\n") is not None
     assert header_problem("# purpose\n# see RFC 793\n") is not None
     assert header_problem("# purpose\n# rfc:\n") is not None
+    assert header_problem("# purpose\n# rfc: the TCP spec\n") is not None
     assert header_problem("# purpose only") is not None
 
 
