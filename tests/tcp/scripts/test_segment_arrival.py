@@ -1,4 +1,9 @@
-"""RFC 9293 3.10.7.4 step by step: sequence check, RST, SYN, ACK, URG, text, FIN, in that order."""
+"""RFC 9293 3.10.7.4 step by step: sequence check, RST, SYN, ACK, URG, text, FIN, in that order.
+
+The scripts that need only the notation and default settings are in the corpus
+(scripts/tcp/malformed/, data/ and close/, run by tests/script/test_corpus.py); the tests here change a setting or
+assert more than a script can.
+"""
 
 from __future__ import annotations
 
@@ -115,62 +120,6 @@ def test_established_empty_segment_below_rcv_nxt_acked_and_dropped() -> None:
     )
 
 
-def test_established_empty_segment_beyond_window_acked_and_dropped() -> None:
-    run(
-        PASSIVE_OPEN
-        + """
-        +0.01 < . 65536:65536(0) ack 1 win 65535  # RCV.NXT + RCV.WND: just outside
-        +0 > . 1:1(0) ack 1 win 65535
-        +0 expect drop TCP_OUT_OF_WINDOW 1
-        +0.01 < . 65535:65535(0) ack 1 win 65535  # the last sequence number inside: accepted
-        +0 expect drop TCP_OUT_OF_WINDOW 1
-        end strict 1
-        """
-    )
-
-
-def test_established_old_retransmitted_data_acked_and_dropped() -> None:
-    # Case 4 (SEG.LEN > 0, RCV.WND > 0): neither the first nor the last byte in the window.
-    run(
-        PASSIVE_OPEN
-        + """
-        +0 < P. 1:101(100) ack 1 win 65535
-        +0.04 > . 1:1(0) ack 101
-        +0.01 < P. 1:101(100) ack 1 win 65535     # the same bytes again
-        +0 > . 1:1(0) ack 101
-        +0 expect drop TCP_OUT_OF_WINDOW 1
-        +0 expect info receive_buffered 100
-        +0 read 100
-        """
-    )
-
-
-def test_established_data_overlapping_left_edge_trimmed_and_accepted() -> None:
-    run(
-        PASSIVE_OPEN
-        + """
-        +0 < P. 1:101(100) ack 1 win 65535
-        +0.04 > . 1:1(0) ack 101
-        +0.01 < P. 51:201(150) ack 1 win 65535    # the last byte is in the window: acceptable
-        +0.04 > . 1:1(0) ack 201
-        +0 expect drop TCP_OUT_OF_WINDOW 0
-        +0 read 200                               # each byte once, in order
-        """
-    )
-
-
-def test_established_data_beyond_window_acked_and_dropped() -> None:
-    run(
-        PASSIVE_OPEN
-        + """
-        +0.01 < P. 65536:65636(100) ack 1 win 65535   # starts at RCV.NXT + RCV.WND
-        +0 > . 1:1(0) ack 1 win 65535
-        +0 expect drop TCP_OUT_OF_WINDOW 1
-        +0 expect info out_of_order []
-        """
-    )
-
-
 # -- second: check the RST bit -----------------------------------------------------------------
 def test_established_out_of_window_rst_dropped_before_the_rst_check() -> None:
     run(
@@ -240,31 +189,6 @@ def test_syn_received_bad_ack_answered_with_rst_seq_seg_ack() -> None:
     assert [t[2] for t in transitions(connection_of(result))] == ["SYN-RECEIVED", "ESTABLISHED"]
 
 
-def test_established_segment_without_ack_dropped() -> None:
-    run(
-        PASSIVE_OPEN
-        + """
-        +0.01 < P 1:101(100) win 65535            # no ACK bit: dropped, not delivered
-        +0 expect drop TCP_NO_ACK 1
-        +0 expect info receive_buffered 0
-        end strict 1
-        """
-    )
-
-
-# -- sixth: check the URG bit ------------------------------------------------------------------
-def test_established_urgent_data_counted_and_delivered_inline() -> None:
-    run(
-        PASSIVE_OPEN
-        + """
-        +0.01 < P.U 1:11(10) ack 1 win 65535 urg 5    # RFC 6093: urgent data is inline
-        +0 expect counter tcp.urgent_received 1
-        +0 read 10
-        +0.04 > . 1:1(0) ack 11
-        """
-    )
-
-
 # -- seventh: process the segment text; eighth: check the FIN bit ------------------------------
 def test_established_ack_text_fin_in_one_segment_processed_in_order() -> None:
     result = run(
@@ -284,22 +208,6 @@ def test_established_ack_text_fin_in_one_segment_processed_in_order() -> None:
         "ESTABLISHED",
         "CLOSE-WAIT",
         "FIN received",
-    )
-
-
-def test_established_out_of_order_fin_held_until_hole_fills() -> None:
-    run(
-        PASSIVE_OPEN
-        + """
-        +0.01 < F. 101:101(0) ack 1 win 65535     # the FIN arrives before the data before it
-        +0 > . 1:1(0) ack 1                       # duplicate ACK at once (RFC 5681 4.2)
-        +0 expect state ESTABLISHED
-        +0.01 < P. 1:101(100) ack 1 win 65535     # the hole fills: now the FIN counts
-        +0 > . 1:1(0) ack 102
-        +0 expect state CLOSE-WAIT
-        +0 read 100
-        +0 read eof
-        """
     )
 
 

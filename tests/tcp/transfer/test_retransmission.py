@@ -1,5 +1,10 @@
 """Retransmission (RFC 6298 timer, Karn's rule, the retransmission queue, the retry limit) and
-out-of-order reassembly on the receiving side. Handshakes end at 0.1 s (RTT 0.1 s, RTO 1 s)."""
+out-of-order reassembly on the receiving side. Handshakes end at 0.1 s (RTT 0.1 s, RTO 1 s).
+
+The scripts that need only the notation and default settings are in the corpus
+(scripts/tcp/loss/ and data/, run by tests/script/test_corpus.py); the tests here change a setting or
+assert more than a script can.
+"""
 
 from __future__ import annotations
 
@@ -18,33 +23,6 @@ def connection_of(result: object) -> TCPConnection:
 
 
 # -- the retransmission timer ------------------------------------------------------------------
-def test_initial_rto_is_one_second_before_any_rtt_sample() -> None:
-    run("""
-        0 listen 8080
-        +0 < S 0:0(0) win 65535 <mss 1460>
-        +0 > S. 0:0(0) ack 1 win 65535 <mss 1460>
-        +1 > S. 0:0(0) ack 1 win 65535 <mss 1460>   # RFC 6298 (2.1): RTO = 1 s
-        +2 > S. 0:0(0) ack 1 win 65535 <mss 1460>   # (5.5): doubled
-        +4 > S. 0:0(0) ack 1 win 65535 <mss 1460>
-    """)
-
-
-def test_lost_syn_ack_starts_data_with_rto_3s_and_one_segment() -> None:
-    run("""
-        0 listen 8080
-        +0 < S 0:0(0) win 65535 <mss 1460>
-        +0 > S. 0:0(0) ack 1 win 65535 <mss 1460>
-        +1 > S. 0:0(0) ack 1 win 65535 <mss 1460>
-        +0.1 < . 1:1(0) ack 1 win 65535             # Karn: no RTT sample
-        +0 accept
-        +0 expect info rto 3.0                       # RFC 6298 5.7
-        +0 expect info cwnd 1460                     # RFC 5681 3.1: IW is one segment
-        +0 write 3000
-        +0 > . 1:1461(1460) ack 1
-        +3 > . 1:1461(1460) ack 1
-    """)
-
-
 def test_rto_doubles_on_each_timeout_up_to_max_rto() -> None:
     run(
         PLAIN
@@ -109,26 +87,6 @@ def test_rto_backs_off_and_karn_skips_retransmitted_sample() -> None:
     assert info["rto"] == 1.0
 
 
-def test_retransmission_resends_exactly_the_unacknowledged_bytes() -> None:
-    run(
-        PLAIN
-        + """
-        +0 write 4380
-        +0 > . 1:1461(1460) ack 1
-        +0 > . 1461:2921(1460) ack 1
-        +0 > P. 2921:4381(1460) ack 1
-        +0.1 < . 1:1(0) ack 2001 win 65535          # part of the second segment arrived
-        +1 > . 2001:3461(1460) ack 1                # from the first unacknowledged byte
-        +0.1 < . 1:1(0) ack 3461 win 65535
-        +0 > P. 3461:4381(920) ack 1                # the rest, nothing twice
-        +0.1 < . 1:1(0) ack 4381 win 65535
-        +0 expect info unacked 0
-        +0 expect info send_buffered 0
-        end strict 5
-        """
-    )
-
-
 def test_data_retries_exhausted_times_out_with_etimedout_and_rst() -> None:
     run(
         PLAIN
@@ -169,27 +127,6 @@ def test_out_of_order_segments_are_delivered_in_order() -> None:
         +0 read 3000                                 # the peer's bytes 3000..4999, in order
         +0 expect info out_of_order []
         +0 expect counter tcp.out_of_order_segments 3
-        """
-    )
-
-
-def test_overlapping_segments_deliver_each_byte_once() -> None:
-    run(
-        SACK
-        + """
-        +0.1 < . 1001:2001(1000) ack 1 win 65535
-        +0 > . 1:1(0) ack 1 <nop,nop,sack 1001:2001>
-        +0 < . 1501:2501(1000) ack 1 win 65535      # half already held
-        +0 > . 1:1(0) ack 1 <nop,nop,sack 1001:2501>
-        +0 < . 501:1501(1000) ack 1 win 65535       # overlaps the front of the held range
-        +0 > . 1:1(0) ack 1 <nop,nop,sack 501:2501>
-        +0 < . 1:1001(1000) ack 1 win 65535
-        +0 > . 1:1(0) ack 2501
-        +0 read 2500
-        +0 < . 2001:3001(1000) ack 1 win 65535      # old bytes and new ones
-        +0.04 > . 1:1(0) ack 3001
-        +0 read 500
-        +0 read 0
         """
     )
 

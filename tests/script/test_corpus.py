@@ -1,0 +1,99 @@
+"""The script corpus (scripts/): every ``.pkt`` file passes on pystack, has its header, and the
+corpus keeps its size and its topics.
+
+Each script runs in-process on virtual time through ``run_script`` with the stack's default
+settings, so the whole corpus takes about a second. The test id of a script is its path under
+scripts/ (``tcp/handshake/passive_open.pkt``): ``pytest tests/script/test_corpus.py -k
+passive_open`` runs one. scripts/README.md describes the layout and the header.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pystack.script import ScriptFailure, parse_script, run_script
+
+CORPUS = Path(__file__).resolve().parents[2] / "scripts"
+SCRIPTS = sorted(CORPUS.rglob("*.pkt"))
+TCP_TOPICS = ("handshake", "data", "loss", "close", "rfc5961", "options", "icmp", "malformed")
+MINIMUM_SCRIPTS = 75
+MINIMUM_PER_TOPIC = 4
+# Line 2 of a header: where the behaviour is required (rfc) or why pystack chose it (policy).
+_SOURCE = re.compile(r"# (rfc|policy): \S")
+_RFC_NUMBER = re.compile(r"\bRFC \d+")
+
+
+def script_id(path: Path) -> str:
+    return path.relative_to(CORPUS).as_posix()
+
+
+def header_problem(text: str) -> str | None:
+    """What is wrong with a script's header, or None: line 1 is ``# <purpose>``, line 2
+    ``# rfc: <RFC and section>`` or ``# policy: <what and why>``."""
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return "a script starts with two header lines"
+    purpose, source = lines[0], lines[1]
+    if not purpose.startswith("# ") or not purpose[2:].strip():
+        return "line 1 must be '# <one-line purpose>'"
+    if _SOURCE.match(purpose):
+        return "line 1 is the purpose; the rfc: or policy: line comes second"
+    match = _SOURCE.match(source)
+    if not match:
+        return "line 2 must be '# rfc: <RFC and section>' or '# policy: <what and why>'"
+    if match.group(1) == "rfc" and not _RFC_NUMBER.search(source):
+        return "an rfc: line names the RFC by number, e.g. 'RFC 9293 3.10.7.4'"
+    return None
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=script_id)
+def test_corpus_script_passes_on_pystack(path: Path) -> None:
+    # The file as it is: the parser itself skips the header and every other comment.
+    run_script(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=script_id)
+def test_corpus_script_has_the_header(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert header_problem(text) is None, f"{script_id(path)}: {header_problem(text)}"
+    assert parse_script(text), f"{script_id(path)} has no event lines"
+
+
+def test_corpus_has_enough_scripts_in_every_topic() -> None:
+    assert len(SCRIPTS) >= MINIMUM_SCRIPTS
+    by_topic: dict[str, int] = {}
+    for path in SCRIPTS:
+        parts = path.relative_to(CORPUS).parts
+        # scripts/<protocol>/<topic>/<name>.pkt and nothing else
+        assert len(parts) == 3, f"{script_id(path)} is not scripts/PROTOCOL/TOPIC/NAME.pkt"
+        if parts[0] == "tcp":
+            assert parts[1] in TCP_TOPICS, f"{script_id(path)}: unknown topic {parts[1]!r}"
+        by_topic[f"{parts[0]}/{parts[1]}"] = by_topic.get(f"{parts[0]}/{parts[1]}", 0) + 1
+    for topic in TCP_TOPICS:
+        count = by_topic.get(f"tcp/{topic}", 0)
+        assert count >= MINIMUM_PER_TOPIC, f"tcp/{topic} has {count} scripts"
+
+
+def test_header_check_names_each_problem() -> None:
+    good = "# The purpose\n# rfc: RFC 9293 3.5\n0 listen 8080\n"
+    assert header_problem(good) is None
+    assert header_problem("# purpose\n# policy: why\n") is None
+    assert header_problem("0 listen 8080\n+0 accept ?\n") == "line 1 must be '# <one-line purpose>'"
+    assert header_problem("#\n# rfc: RFC 793\n") == "line 1 must be '# <one-line purpose>'"
+    assert header_problem("# rfc: RFC 793\n# purpose\n") is not None
+    assert header_problem("# purpose\n# see RFC 793\n") is not None
+    assert header_problem("# purpose\n# rfc:\n") is not None
+    assert header_problem("# purpose\n# rfc: the TCP spec\n") is not None
+    assert header_problem("# purpose only") is not None
+
+
+def test_a_corpus_script_with_a_wrong_expectation_fails() -> None:
+    # The parametrized test above can fail: one changed number in a passing script is caught.
+    text = (CORPUS / "tcp" / "handshake" / "passive_open.pkt").read_text(encoding="utf-8")
+    wrong = text.replace("+0 > S. 0:0(0) ack 1 <mss 1460>", "+0 > S. 0:0(0) ack 2 <mss 1460>")
+    assert wrong != text
+    with pytest.raises(ScriptFailure, match="ack: expected 2, got 1"):
+        run_script(wrong)
