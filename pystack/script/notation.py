@@ -363,7 +363,7 @@ def _parse_icmp(direction: str, words: list[str]) -> ev.ICMP | ev.Echo:
 
 def _parse_echo(direction: str, reply: bool, words: list[str]) -> ev.Echo:
     if len(words) < 5 or words[0] != "id" or words[2] != "seq":
-        raise ScriptSyntaxError("usage: icmp echo|echo-reply id N seq N (LEN)|\"text\"|hex HEX")
+        raise ScriptSyntaxError('usage: icmp echo|echo-reply id N seq N (LEN)|"text"|hex HEX')
     identifier = _field(words[1], "echo id", direction, 65536)
     sequence = _field(words[3], "echo seq", direction, 65536)
     payload = _parse_payload(words[4:], direction, packet=True)
@@ -403,7 +403,9 @@ def _parse_payload(words: list[str], direction: str, packet: bool) -> ev.Payload
             length = _field(token, "payload length", direction, MAX_DATAGRAM + 1)
             return ev.Payload(length)
     form = "(LEN)" if packet else "LEN"
-    raise ScriptSyntaxError(f'expected a payload: {form}, "text" or hex HEX; got {" ".join(words)!r}')
+    raise ScriptSyntaxError(
+        f'expected a payload: {form}, "text" or hex HEX; got {" ".join(words)!r}'
+    )
 
 
 def _string(token: str) -> str:
@@ -451,7 +453,7 @@ def _parse_udp_call(words: list[str], error: str | None) -> ev.Call:
     raise ScriptSyntaxError(
         f"bad call {' '.join(['udp', *words])!r}: udp bind PORT, udp connect ADDRESS:PORT, "
         'udp sendto ADDRESS:PORT N|"text"|hex HEX, udp send N|"text"|hex HEX, '
-        "udp recvfrom N|\"text\"|hex HEX|* [from ADDRESS:PORT], udp close"
+        'udp recvfrom N|"text"|hex HEX|* [from ADDRESS:PORT], udp close'
     )
 
 
