@@ -397,8 +397,12 @@ def _parse_payload(words: list[str], direction: str, packet: bool) -> ev.Payload
         data = _string(first).encode()
         return ev.Payload(len(data), data, text=True)
     if len(words) == 1:
-        inner = first[1:-1] if packet and first[:1] == "(" and first[-1:] == ")" else None
-        token = inner if packet else first
+        parenthesized = first[:1] == "(" and first[-1:] == ")"
+        if not packet and parenthesized:
+            raise ScriptSyntaxError(f"a call's length is written without parentheses: {first[1:-1]}")
+        if not packet and first == "*" and direction == INBOUND:
+            raise ScriptSyntaxError("'*' (any bytes) is only for 'udp recvfrom'")
+        token = first[1:-1] if packet and parenthesized else None if packet else first
         if token is not None:
             length = _field(token, "payload length", direction, MAX_DATAGRAM + 1)
             return ev.Payload(length)

@@ -472,13 +472,16 @@ def run_script(
     seed: int = 1,
     peer_isn_offset: int = 0,
     tcp_settings: TCPSettings | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> ScriptResult:
-    """Parse and run ``text`` in a fresh world; raises ``ScriptFailure`` or ``ScriptSyntaxError``."""
+    """Parse and run ``text`` in a fresh world; raises ``ScriptFailure`` or ``ScriptSyntaxError``
+    (``SettingError`` for a ``set`` line or ``settings`` entry the pystack target cannot take)."""
     runner = ScriptRunner(
         text,
         config_overrides=config_overrides,
         seed=seed,
         peer_isn_offset=peer_isn_offset,
         tcp_settings=tcp_settings,
+        settings=settings,
     )
     return runner.run()
