@@ -932,7 +932,12 @@ def _command(arguments: argparse.Namespace, argv: Sequence[str]) -> int:
     if arguments.command == "bench":
         return pystack.bench.run(arguments)
     if arguments.command == "script":
-        return command_script(arguments)
+        try:
+            return command_script(arguments)
+        except BrokenPipeError:  # the output went to e.g. ``head``, which has stopped reading
+            # Point stdout at /dev/null so Python's own flush at exit has nowhere to fail.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     return 2
 
 

@@ -33,7 +33,11 @@ PING = """\
 def corpus(tmp_path: Path) -> Path:
     """scripts/ with tcp/ok.pkt, tcp/wrong.pkt, icmp/ping.pkt; no expected file yet."""
     root = tmp_path / "scripts"
-    for name, text in (("tcp/ok.pkt", PASSING), ("tcp/wrong.pkt", FAILING), ("icmp/ping.pkt", PING)):
+    for name, text in (
+        ("tcp/ok.pkt", PASSING),
+        ("tcp/wrong.pkt", FAILING),
+        ("icmp/ping.pkt", PING),
+    ):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     return root
@@ -52,7 +56,9 @@ def script(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, st
     return status, captured.out, captured.err
 
 
-def test_a_passing_script_is_one_pass_line(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_passing_script_is_one_pass_line(
+    corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = str(corpus / "tcp" / "ok.pkt")
     status, out, err = script([path], capsys)
     assert (status, out, err) == (0, f"PASS {path}\n1 runs: 1 PASS\n", "")
@@ -148,7 +154,9 @@ def test_a_bad_file_is_one_line_and_nothing_runs(
     bad.write_text("# broken\n0 listen 80\n+0 < Q 0:0(0)\n")
     status, out, err = script([str(corpus)], capsys)
     assert (status, out) == (2, "")
-    assert err == f"pystack: {bad}:3: unknown flag 'Q' in 'Q' (flags: S F R P U E W and . for ACK)\n"
+    assert (
+        err == f"pystack: {bad}:3: unknown flag 'Q' in 'Q' (flags: S F R P U E W and . for ACK)\n"
+    )
     expect(corpus, "tcp/ok.pkt xfail maybe reason\n")
     bad.unlink()
     status, out, err = script([str(corpus)], capsys)
@@ -182,7 +190,10 @@ class WithoutSack:
 
 
 def test_two_targets_side_by_side_and_the_markdown_report(
-    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    corpus: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     factory: type[Target] = WithoutSack
     monkeypatch.setitem(TARGETS, "nosack", factory)
@@ -193,7 +204,9 @@ def test_two_targets_side_by_side_and_the_markdown_report(
     argv = [str(corpus), "--target", "pystack,nosack", "--report", str(report)]
     status, out, _ = script(argv, capsys)
     assert WithoutSack.closed == closed + 1
-    ok, wrong, ping = (str(corpus / name) for name in ("tcp/ok.pkt", "tcp/wrong.pkt", "icmp/ping.pkt"))
+    ok, wrong, ping = (
+        str(corpus / name) for name in ("tcp/ok.pkt", "tcp/wrong.pkt", "icmp/ping.pkt")
+    )
     lines = out.splitlines()
     assert f"PASS {ping} [pystack]" in lines and f"PASS {ping} [nosack]" in lines
     assert f"XFAIL {ok} [nosack]: linux: no SACK here" in lines

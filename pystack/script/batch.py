@@ -59,8 +59,10 @@ def first_difference(failure: ScriptFailure) -> str:
     """``line N: reason: first detail`` (what a one-line summary of a failure shows)."""
     where = f"line {failure.line.number}: " if failure.line is not None else ""
     detail = f": {failure.details[0]}" if failure.details else ""
-    if not detail and failure.actual is not None:
+    if not detail and failure.actual not in (None, "nothing"):
         detail = f": got {failure.actual}"
+    elif not detail and failure.expected is not None:
+        detail = f": expected {failure.expected}"
     return f"{where}{failure.reason}{detail}"
 
 

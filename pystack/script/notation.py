@@ -399,7 +399,9 @@ def _parse_payload(words: list[str], direction: str, packet: bool) -> ev.Payload
     if len(words) == 1:
         parenthesized = first[:1] == "(" and first[-1:] == ")"
         if not packet and parenthesized:
-            raise ScriptSyntaxError(f"a call's length is written without parentheses: {first[1:-1]}")
+            raise ScriptSyntaxError(
+                f"a call's length is written without parentheses: {first[1:-1]}"
+            )
         if not packet and first == "*" and direction == INBOUND:
             raise ScriptSyntaxError("'*' (any bytes) is only for 'udp recvfrom'")
         token = first[1:-1] if packet and parenthesized else None if packet else first
