@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pystack.script import events as ev
 from pystack.script.events import INBOUND, OUTBOUND, Payload, Wildcard
+from pystack.script.formatting import format_event
+from pystack.script.matching import (
+    DISPLAY_LIMIT,
+    describe_icmp,
+    describe_udp,
+    pattern,
+    payload_bytes,
+)
 from pystack.script.notation import ScriptSyntaxError, format_line, parse_line
+from pystack.wire.icmpv4 import ICMPv4Message
+from pystack.wire.udp import UDPDatagram
 
 
 @pytest.mark.parametrize(
@@ -117,3 +129,32 @@ def test_a_range_time_is_fine_on_outbound_udp_and_icmp() -> None:
     for text in ("0.1~0.2 > udp 1>2 (1)", "* > icmp echo-reply id 1 seq 1 (0)"):
         line = parse_line(text)
         assert line is not None and line.time is not None
+
+
+@given(
+    st.integers(0, 65535),
+    st.integers(0, 65535),
+    st.one_of(st.binary(max_size=80), st.text(max_size=30).map(str.encode)),
+    st.sampled_from("<>"),
+)
+def test_any_datagram_described_formats_and_parses_back(
+    source: int, destination: int, data: bytes, direction: str
+) -> None:
+    """What a failure report shows of a datagram reads back as a line standing for its bytes
+    (up to DISPLAY_LIMIT bytes; longer ones by length, unless they are the pattern)."""
+    described = describe_udp(UDPDatagram(source, destination, data), direction)
+    line = parse_line(format_event(described))
+    assert line is not None and line.event == described
+    if len(data) <= DISPLAY_LIMIT or data == pattern(0, len(data)):
+        assert payload_bytes(described.payload) == data
+
+
+@given(st.integers(0, 65535), st.integers(0, 65535), st.binary(max_size=80), st.booleans())
+def test_any_echo_described_formats_and_parses_back(
+    identifier: int, sequence: int, data: bytes, reply: bool
+) -> None:
+    make = ICMPv4Message.echo_reply if reply else ICMPv4Message.echo_request
+    described = describe_icmp(make(identifier, sequence, data), OUTBOUND)
+    assert isinstance(described, ev.Echo)
+    line = parse_line(format_event(described))
+    assert line is not None and line.event == described
