@@ -82,7 +82,7 @@ def _format_call(call: ev.Call) -> str:
     if isinstance(call, ev.Accept):
         return "accept ?" if call.optional else "accept"
     if isinstance(call, ev.Write):
-        return f"write {json.dumps(call.text) if call.text is not None else call.length}"
+        return f"write {_string(call.text) if call.text is not None else call.length}"
     if isinstance(call, ev.Read):
         return f"read {'eof' if call.length is None else call.length}"
     if isinstance(call, ev.NoDelay):
@@ -125,10 +125,17 @@ def format_payload(payload: ev.Payload, packet: bool) -> str:
         length = _value(payload.length)
         return f"({length})" if packet else length
     if payload.text:
-        return json.dumps(payload.data.decode())
+        return _string(payload.data.decode())
     if not payload.data:
         return "(0)" if packet else "0"
     return f"hex {payload.data.hex()}"
+
+
+def _string(text: str) -> str:
+    """A double-quoted string the parser reads back. Non-ASCII characters stay as they are:
+    escaping one beyond the BMP would give a surrogate pair, which reads back as two lone
+    surrogates (not UTF-8)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def format_flags(flags: int) -> str:

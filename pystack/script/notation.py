@@ -421,6 +421,10 @@ def _string(token: str) -> str:
         raise ScriptSyntaxError(f"bad string {token}") from None
     if not isinstance(value, str):
         raise ScriptSyntaxError(f"bad string {token}")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800" has no UTF-8 bytes
+        raise ScriptSyntaxError(f"bad string {token}: not encodable as UTF-8") from None
     return value
 
 

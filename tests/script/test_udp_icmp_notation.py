@@ -114,6 +114,8 @@ def test_a_setting_has_no_time() -> None:
         ("udp sendto 10.0.0.1:9000 *", "'*' (any bytes) is only for 'udp recvfrom'"),
         ("udp recvfrom (3)", "written without parentheses: 3"),
         ("udp dance", "bad call 'udp dance'"),
+        ('udp send "\\ud800"', "not encodable as UTF-8"),
+        ('write "\\udfff"', "not encodable as UTF-8"),
         ("udp close = EBOGUS", "unknown errno name 'EBOGUS'"),
         ("+1~+2 < udp 1>2 (1)", "only '>' lines may have '*' or a range"),
     ],
