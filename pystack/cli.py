@@ -1,6 +1,6 @@
 """The ``pystack`` command: ``up`` (a host on a TUN/TAP device), ``demo`` (two stacks in memory),
-``run`` (a MicroPython script on pystack) and ``show`` (a recording or a capture as a ladder
-diagram).
+``run`` (a MicroPython script on pystack), ``show`` (a recording or a capture as a ladder
+diagram) and ``script`` (packet scripts run against pystack or another target).
 
 Errors people can fix (no root, a bad address, a file that cannot be written) end in one line
 on stderr and a non-zero exit, never a traceback. Options are checked before anything starts
@@ -35,6 +35,15 @@ from pystack.netns import NamespaceError
 from pystack.runtime import build_runtime
 from pystack.runtime.network import ScriptNetwork, fast_thread_switches
 from pystack.runtime.script import ScriptEnd, exit_status, run_script
+from pystack.script import batch
+from pystack.script.expected import (
+    ExpectedFileError,
+    ExpectedOutcomes,
+    find_expected,
+    load_expected,
+)
+from pystack.script.files import ScriptFile, ScriptFileError, find_scripts, load_script
+from pystack.script.targets import TARGETS, Target, TargetUnavailable, make_target
 from pystack.show import ShowError, load, render_html, text_ladder
 from pystack.show.recording import DEFAULT_LIMIT, Recorder
 from pystack.sim.world import HOST_ADDRESS, PEER_ADDRESS
@@ -311,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_arguments(show)
     _add_run_parser(commands)
     _add_show_parser(commands)
+    _add_script_parser(commands)
     bench = commands.add_parser(
         "bench",
         help="measure pystack beside the Linux kernel and a raw-TUN ceiling (root; namespaces)",
@@ -386,6 +396,64 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
 
 
+SCRIPT_DESCRIPTION = """\
+Runs packet scripts (docs/script-format.md) and prints one line per script and target:
+PASS, FAIL (with the first difference, then the full report), XFAIL (a failure the
+expected-outcome file lists, with its reason) or XPASS (a listed script that passed).
+ERROR means the target could not run the script (e.g. a 'set' it does not know).
+
+Expected-outcome files (one per target) list the scripts a target is expected to fail:
+    PATH xfail CATEGORY REASON     (CATEGORY: rfc, policy or linux)
+with PATH relative to the directory above the file's. Without --expect, each script uses the
+nearest expected/TARGET.txt in its directory or one above it (scripts/expected/pystack.txt).
+
+Exit status: 0 if every outcome is the expected one (PASS or XFAIL), 1 if not (FAIL, XPASS,
+ERROR), 2 for a usage error: a bad option, a script or expected-outcome file that cannot be
+read or parsed (one path:line: message line), an unknown or unavailable target.
+"""
+
+
+def _add_script_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    script = commands.add_parser(
+        "script",
+        help="run packet scripts (.pkt) against pystack (or another target) and judge them",
+        description=SCRIPT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    script.add_argument(
+        "paths",
+        metavar="FILE.pkt|DIR",
+        nargs="+",
+        help="scripts, or directories walked for *.pkt (sorted by path)",
+    )
+    script.add_argument(
+        "--target",
+        default="pystack",
+        metavar="NAME[,NAME]",
+        help="what the scripts run against: pystack (default; in-process, virtual time, no "
+        f"root), kernel (Linux in a namespace, when available), or both, comma-separated "
+        f"(available here: {', '.join(sorted(TARGETS))})",
+    )
+    script.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="[TARGET=]FILE",
+        help="the expected-outcome file (for TARGET only, or for every target); repeatable",
+    )
+    script.add_argument(
+        "--report",
+        metavar="FILE.md",
+        help="write a Markdown report: every script's outcome per target side by side, and the "
+        "first difference of each that did not pass everywhere",
+    )
+    script.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print the trace of scripts that pass and the report of expected failures",
+    )
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -423,6 +491,8 @@ def check_options(arguments: argparse.Namespace) -> str | None:
         arguments.duration = duration
         if not 68 <= arguments.mtu <= 65535:
             return f"--mtu: must be 68..65535, not {arguments.mtu}"
+    if command == "script":
+        return _script_options_problem(arguments)
     if command in ("up", "run", "demo"):
         for option in ("pcap", "hosts", "record"):
             written = option in ("pcap", "record")
@@ -443,6 +513,33 @@ def check_options(arguments: argparse.Namespace) -> str | None:
             except ValueError:
                 return f"--dns: {dns!r} is not an IPv4 address"
     return None
+
+
+def _script_options_problem(arguments: argparse.Namespace) -> str | None:
+    """``script``'s --target (split into ``arguments.targets``), --expect and --report."""
+    names = [name.strip() for name in arguments.target.split(",")]
+    if not all(names):
+        return f"--target: {arguments.target!r}: give target names separated by commas"
+    arguments.targets = list(dict.fromkeys(names))
+    for name in arguments.targets:
+        if name not in TARGETS:
+            available = ", ".join(sorted(TARGETS))
+            return (
+                f"--target: target {name!r} is not available in this build (available: {available})"
+            )
+    explicit: dict[str | None, str] = {}
+    for text in arguments.expect:
+        target, equals, path = text.rpartition("=")
+        key = target if equals else None
+        if equals and target not in arguments.targets:
+            return f"--expect {text}: {target!r} is not one of the targets run"
+        if key in explicit:
+            return f"--expect: given twice for {key or 'every target'}"
+        if not path:
+            return "--expect: the file name is empty"
+        explicit[key] = path
+    arguments.expect_files = explicit
+    return _file_problem("report", arguments.report, written=True)
 
 
 def _duration(text: str | None) -> float | str | None:
@@ -709,6 +806,105 @@ def command_demo(arguments: argparse.Namespace, argv: Sequence[str]) -> int:
         _close_recorder(recorder, ended)
 
 
+def command_script(arguments: argparse.Namespace) -> int:
+    """``pystack script``: every script on every target, a line each; see SCRIPT_DESCRIPTION."""
+    try:
+        scripts = [load_script(path) for path in find_scripts(arguments.paths)]
+        expectations = _expected_outcomes(arguments, scripts)
+    except (ScriptFileError, ExpectedFileError) as error:
+        _say(str(error))
+        return 2
+    for outcomes in {id(o): o for per in expectations.values() for o in per.values()}.values():
+        for entry in outcomes.missing():
+            _say(f"warning: {entry.source}: no script {entry.path} under {outcomes.root}")
+    targets: list[Target] = []
+    try:
+        for name in arguments.targets:
+            try:
+                targets.append(make_target(name))
+            except TargetUnavailable as error:
+                _say(f"--target: {error}")
+                return 2
+            except (OSError, ValueError, RuntimeError) as error:
+                _say(f"--target {name}: cannot start it: {error}")
+                return 1
+        results = _run_scripts(arguments, scripts, targets, expectations)
+    finally:
+        for target in targets:
+            close = getattr(target, "close", None)
+            if callable(close):
+                close()
+    return _finish_scripts(arguments, results)
+
+
+def _expected_outcomes(
+    arguments: argparse.Namespace, scripts: Sequence[ScriptFile]
+) -> dict[str, dict[str, ExpectedOutcomes]]:
+    """For each target, each script's expected-outcome file (explicit, else the nearest)."""
+    loaded: dict[str, ExpectedOutcomes] = {}
+
+    def load(path: str) -> ExpectedOutcomes:
+        key = os.path.abspath(path)
+        if key not in loaded:
+            loaded[key] = load_expected(path)
+        return loaded[key]
+
+    chosen: dict[str, dict[str, ExpectedOutcomes]] = {}
+    files: dict[str | None, str] = arguments.expect_files
+    for target in arguments.targets:
+        per_script: dict[str, ExpectedOutcomes] = {}
+        explicit = files.get(target, files.get(None))
+        for script in scripts:
+            path = explicit if explicit is not None else find_expected(script.path, target)
+            if path is not None:
+                per_script[script.path] = load(path)
+        chosen[target] = per_script
+    return chosen
+
+
+def _run_scripts(
+    arguments: argparse.Namespace,
+    scripts: Sequence[ScriptFile],
+    targets: Sequence[Target],
+    expectations: Mapping[str, Mapping[str, ExpectedOutcomes]],
+) -> list[batch.ScriptOutcome]:
+    results = []
+    several = len(targets) > 1
+    for script in scripts:
+        for target in targets:
+            outcomes = expectations[target.name].get(script.path)
+            expectation = outcomes.lookup(script.path) if outcomes is not None else None
+            result = batch.run_one(target, script, expectation)
+            results.append(result)
+            print(batch.outcome_line(result, several), flush=True)
+            failed_badly = result.outcome is batch.Outcome.FAIL
+            if result.report is not None and (failed_badly or arguments.verbose):
+                print(_indent(result.report), flush=True)
+            if arguments.verbose and result.trace:
+                print(_indent(result.trace), flush=True)
+    return results
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" if line else line for line in text.splitlines())
+
+
+def _finish_scripts(arguments: argparse.Namespace, results: Sequence[batch.ScriptOutcome]) -> int:
+    counts: dict[batch.Outcome, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    summary = ", ".join(f"{count} {outcome.value}" for outcome, count in counts.items())
+    print(f"{len(results)} runs: {summary}", flush=True)
+    if arguments.report:
+        try:
+            with open(arguments.report, "w", encoding="utf-8") as file:
+                file.write(batch.markdown_report(arguments.targets, results))
+        except OSError as error:
+            _say(f"--report: {arguments.report}: {error.strerror or error}")
+            return 1
+    return 0 if all(result.outcome.as_expected for result in results) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``pystack`` command on ``argv`` (None: the process's own command line)."""
     global _restore_signals
@@ -735,6 +931,13 @@ def _command(arguments: argparse.Namespace, argv: Sequence[str]) -> int:
         return command_run(arguments, argv)
     if arguments.command == "bench":
         return pystack.bench.run(arguments)
+    if arguments.command == "script":
+        try:
+            return command_script(arguments)
+        except BrokenPipeError:  # the output went to e.g. ``head``, which has stopped reading
+            # Point stdout at /dev/null so Python's own flush at exit has nowhere to fail.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     return 2
 
 

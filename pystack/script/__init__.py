@@ -2,7 +2,11 @@
 
 ``notation.py`` is the grammar (parser; ``formatting.py`` the formatter), ``events.py`` the values
 of the lines, ``matching.py`` what their numbers mean on the wire, ``application.py`` the
-socket-side calls, ``runner.py`` the execution, ``report.py`` traces and failure reports. Typical use::
+socket-side calls (TCP and UDP), ``runner.py`` the execution, ``report.py`` traces and failure
+reports, ``settings.py`` what ``set`` lines do to pystack. For ``pystack script``: ``files.py``
+loads ``.pkt`` files, ``targets.py`` is what scripts run against, ``expected.py`` reads the
+expected-outcome files and ``batch.py`` judges outcomes and writes the Markdown report. The
+format is documented in docs/script-format.md. Typical use::
 
     from pystack.script import run_script
     run_script('''

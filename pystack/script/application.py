@@ -1,7 +1,7 @@
 """The application side of a script: its calls run against pystack's TCP user interface.
 
 ``Application`` plays the program that uses pystack: it holds the listener, the current
-connection, every byte it wrote (so ``runner.py`` can check the payload pystack sends) and its
+connection, the UDP socket (``udp bind`` opens it, one per script), every byte it wrote (so ``runner.py`` can check the payload pystack sends) and its
 read position in the peer's byte stream (so ``read N`` knows which bytes must come). ``perform``
 runs one call, ``check`` one expectation; both raise ``CheckFailed`` with a readable reason.
 OSError from pystack is left to the caller (a line may expect it: ``= ECONNRESET``).
@@ -15,11 +15,12 @@ import errno
 from typing import Protocol
 
 from pystack.script import events as ev
-from pystack.script.matching import pattern
+from pystack.script.matching import describe_payload, pattern, payload_bytes, payload_problem
 from pystack.stack import Stack
 from pystack.stats import DropReason
 from pystack.tcp.state import TCPState
-from pystack.wire.addresses import ip_from_str
+from pystack.udp.endpoint import UDPEndpoint
+from pystack.wire.addresses import ip_from_str, ip_to_str
 
 DEFAULT_BACKLOG = 5
 EOF_PROBE = 65536  # ``read eof`` asks for this much and must get nothing
@@ -79,6 +80,7 @@ class Application:
         self.connection: ConnectionLike | None = None
         self.written = bytearray()  # every byte the application gave the current connection
         self.read_position: int | None = None  # peer script seq of the next byte to read
+        self.udp: UDPEndpoint | None = None  # the script's UDP socket
 
     @property
     def tcp(self) -> TCPLike:
@@ -112,6 +114,12 @@ class Application:
             return self._write(call, now)
         if isinstance(call, ev.Read):
             return self._read(call)
+        if isinstance(call, ev.UDPBind | ev.UDPConnect | ev.UDPSendTo | ev.UDPRecvFrom):
+            return self._udp(call, now)
+        if isinstance(call, ev.UDPClose):
+            self.require_udp().close(now)
+            self.udp = None
+            return ""
         connection = self.require_connection()
         if isinstance(call, ev.NoDelay):
             connection.set_nodelay(call.on)
@@ -167,6 +175,58 @@ class Application:
             f"expected {wanted[index]}"
         )
 
+    # UDP --------------------------------------------------------------------------------------
+    def require_udp(self) -> UDPEndpoint:
+        if self.udp is None:
+            raise CheckFailed("no UDP socket yet: open one with 'udp bind PORT' first")
+        return self.udp
+
+    def _udp(
+        self, call: ev.UDPBind | ev.UDPConnect | ev.UDPSendTo | ev.UDPRecvFrom, now: float
+    ) -> str:
+        if isinstance(call, ev.UDPBind):
+            if self.udp is not None:
+                raise CheckFailed("the script's UDP socket is open already ('udp close' first)")
+            self.udp = self.stack.udp.open(0, call.port)
+            return f"port {self.udp.port}" if call.port == 0 else ""
+        endpoint = self.require_udp()
+        if isinstance(call, ev.UDPConnect):
+            endpoint.connect((ip_from_str(call.address), call.port))
+            return ""
+        # A connected socket reports a pending ICMP error on its next send or receive, once
+        # (as Linux: the error is the socket's until a call takes it).
+        pending = endpoint.take_error()
+        if pending:
+            raise OSError(pending, errno.errorcode.get(pending, str(pending)))
+        if isinstance(call, ev.UDPSendTo):
+            data = payload_bytes(call.payload)
+            if call.address is None or call.port is None:
+                endpoint.send(data, now)
+            else:
+                endpoint.send_to(data, (ip_from_str(call.address), call.port), now)
+            return ""
+        return self._receive_datagram(endpoint, call)
+
+    def _receive_datagram(self, endpoint: UDPEndpoint, call: ev.UDPRecvFrom) -> str:
+        datagram = endpoint.receive()
+        if datagram is None:
+            raise OSError(errno.EAGAIN, "no datagram queued")  # the socket never blocks here
+        data, (address, port) = datagram
+        source = f"{ip_to_str(address)}:{port}"
+        problem = payload_problem(call.payload, data)
+        if problem is not None:
+            raise CheckFailed(f"the datagram from {source} differs: {problem}")
+        if call.source is not None and (ip_from_str(call.source[0]), call.source[1]) != (
+            address,
+            port,
+        ):
+            wanted = f"{call.source[0]}:{call.source[1]}"
+            raise CheckFailed(f"the datagram came from {source}, expected {wanted}")
+        shown = describe_payload(data)
+        return f"{len(data)} bytes from {source}" + (
+            "" if shown.data is None else f" ({_short(data)})"
+        )
+
     # expectations -----------------------------------------------------------------------------
     def check(self, expectation: ev.Expectation) -> None:
         counters = self.stack.counters
@@ -203,3 +263,11 @@ class Application:
 def _compare(what: str, actual: int, expected: int) -> None:
     if actual != expected:
         raise CheckFailed(f"{what} is {actual}, expected {expected}")
+
+
+def _short(data: bytes) -> str:
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return f"hex {data.hex()}"
+    return repr(text) if text.isprintable() else f"hex {data.hex()}"

@@ -69,12 +69,50 @@ class Packet:
 
 
 @dataclass(frozen=True)
+class Payload:
+    """The bytes of a UDP datagram, an ICMP echo or a UDP call, as written.
+
+    ``data`` None: ``length`` bytes of the pattern (byte i is ``i & 0xff``), written ``(N)`` on
+    packet lines and ``N`` in calls; ``length`` ``*`` (``>`` lines, ``recvfrom``): any bytes.
+    Otherwise exactly ``data``, written as a string (``text``) or ``hex HEX``.
+    """
+
+    length: Field
+    data: bytes | None = None
+    text: bool = False
+
+
+@dataclass(frozen=True)
 class ICMP:
-    """An ICMP error from the peer quoting pystack's last TCP segment (inbound only)."""
+    """An ICMP error. ``<``: from the peer, quoting pystack's last TCP or UDP packet (or the last
+    one of ``quote``'s protocol); ``>``: pystack must send it (type and code are checked)."""
 
     kind: str  # "unreachable" or "time-exceeded"
     code: str  # "port", "need-frag", ... / "ttl", "reassembly"
     mtu: int | None = None  # need-frag only
+    direction: str = INBOUND
+    quote: str | None = None  # "tcp" or "udp": quote the last packet of that protocol
+
+
+@dataclass(frozen=True)
+class Echo:
+    """An ICMP echo request (``echo``) or reply (``echo-reply``) with its identifier and sequence."""
+
+    direction: str
+    reply: bool
+    identifier: Field
+    sequence: Field
+    payload: Payload
+
+
+@dataclass(frozen=True)
+class UDP:
+    """A UDP datagram line: ports as on the wire (source>destination), and its payload."""
+
+    direction: str
+    source_port: Field
+    destination_port: Field
+    payload: Payload
 
 
 # application calls ----------------------------------------------------------------------------
@@ -122,6 +160,36 @@ class Simple(Call):
 @dataclass(frozen=True)
 class NoDelay(Call):
     on: bool
+
+
+# UDP calls: one UDP socket per script, opened by ``udp bind``
+@dataclass(frozen=True)
+class UDPBind(Call):
+    port: int  # 0: an ephemeral port
+
+
+@dataclass(frozen=True)
+class UDPConnect(Call):
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class UDPSendTo(Call):
+    address: str | None  # None: ``udp send`` to the connected peer
+    port: int | None
+    payload: Payload
+
+
+@dataclass(frozen=True)
+class UDPRecvFrom(Call):
+    payload: Payload  # length ``*``: any datagram
+    source: tuple[str, int] | None = None  # ``from ADDRESS:PORT``: who must have sent it
+
+
+@dataclass(frozen=True)
+class UDPClose(Call):
+    pass
 
 
 # expectations ---------------------------------------------------------------------------------
@@ -175,9 +243,18 @@ class EndStrict:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Setting:
+    """``set NAME VALUE``: a per-script setting; each target maps the names it knows."""
+
+    name: str
+    value: str
+
+
 Expectation = ExpectState | ExpectError | ExpectCounter | ExpectDrop | ExpectInfo | ExpectNothing
-Directive = Tolerance | Ports | EndStrict
-Event = Packet | ICMP | Call | Expectation | Directive
+Directive = Tolerance | Ports | EndStrict | Setting
+Wire = Packet | ICMP | Echo | UDP  # the lines that are packets, with a direction
+Event = Wire | Call | Expectation | Directive
 
 
 @dataclass(frozen=True)

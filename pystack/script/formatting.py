@@ -48,7 +48,15 @@ def format_event(event: ev.Event) -> str:
         return format_packet(event)
     if isinstance(event, ev.ICMP):
         mtu = f" mtu {event.mtu}" if event.mtu is not None else ""
-        return f"< icmp {event.kind} {event.code}{mtu}"
+        quote = f" of {event.quote}" if event.quote is not None else ""
+        return f"{event.direction} icmp {event.kind} {event.code}{mtu}{quote}"
+    if isinstance(event, ev.Echo):
+        kind = "echo-reply" if event.reply else "echo"
+        numbers = f"id {_value(event.identifier)} seq {_value(event.sequence)}"
+        return f"{event.direction} icmp {kind} {numbers} {format_payload(event.payload, True)}"
+    if isinstance(event, ev.UDP):
+        ports = f"{_value(event.source_port)}>{_value(event.destination_port)}"
+        return f"{event.direction} udp {ports} {format_payload(event.payload, True)}"
     if isinstance(event, ev.Call):
         suffix = f" = {event.error}" if event.error else ""
         return _format_call(event) + suffix
@@ -58,6 +66,8 @@ def format_event(event: ev.Event) -> str:
         return f"ports {event.peer} {event.local}"
     if isinstance(event, ev.EndStrict):
         return f"end strict {format_seconds(event.seconds)}"
+    if isinstance(event, ev.Setting):
+        return f"set {event.name} {event.value}"
     return "expect " + _format_expectation(event)
 
 
@@ -72,11 +82,25 @@ def _format_call(call: ev.Call) -> str:
     if isinstance(call, ev.Accept):
         return "accept ?" if call.optional else "accept"
     if isinstance(call, ev.Write):
-        return f"write {json.dumps(call.text) if call.text is not None else call.length}"
+        return f"write {_string(call.text) if call.text is not None else call.length}"
     if isinstance(call, ev.Read):
         return f"read {'eof' if call.length is None else call.length}"
     if isinstance(call, ev.NoDelay):
         return f"nodelay {'on' if call.on else 'off'}"
+    if isinstance(call, ev.UDPBind):
+        return f"udp bind {call.port}"
+    if isinstance(call, ev.UDPConnect):
+        return f"udp connect {call.address}:{call.port}"
+    if isinstance(call, ev.UDPSendTo):
+        data = format_payload(call.payload, False)
+        if call.address is None:
+            return f"udp send {data}"
+        return f"udp sendto {call.address}:{call.port} {data}"
+    if isinstance(call, ev.UDPRecvFrom):
+        source = f" from {call.source[0]}:{call.source[1]}" if call.source else ""
+        return f"udp recvfrom {format_payload(call.payload, False)}{source}"
+    if isinstance(call, ev.UDPClose):
+        return "udp close"
     assert isinstance(call, ev.Simple)
     return call.name
 
@@ -93,6 +117,25 @@ def _format_expectation(event: ev.Expectation) -> str:
     if isinstance(event, ev.ExpectInfo):
         return f"info {event.key} {event.value}"
     return "nothing"
+
+
+def format_payload(payload: ev.Payload, packet: bool) -> str:
+    """``(N)`` on packet lines / ``N`` in calls (pattern bytes or ``*``), a string, or hex."""
+    if payload.data is None:
+        length = _value(payload.length)
+        return f"({length})" if packet else length
+    if payload.text:
+        return _string(payload.data.decode())
+    if not payload.data:
+        return "(0)" if packet else "0"
+    return f"hex {payload.data.hex()}"
+
+
+def _string(text: str) -> str:
+    """A double-quoted string the parser reads back. Non-ASCII characters stay as they are:
+    escaping one beyond the BMP would give a surrogate pair, which reads back as two lone
+    surrogates (not UTF-8)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def format_flags(flags: int) -> str:

@@ -11,20 +11,34 @@ The numbers are relative, as in packetdrill:
 
 The payload of a ``<`` segment with ``seq S`` and length N is ``pattern(S, N)``: byte i is
 ``(S + i) & 0xff`` in script numbers, so what pystack delivers to the application can be checked.
-A ``< icmp`` line quotes pystack's last TCP packet (up to 548 bytes, as RFC 1812 allows).
+UDP datagrams and ICMP echoes have no sequence numbers: their ``(N)`` is ``pattern(0, N)``, and
+their ports, identifiers and sequence numbers are absolute.
+A ``< icmp`` error quotes pystack's last TCP or UDP packet (up to 548 bytes, as RFC 1812 allows).
 Entry points: ``Numbering``, ``inbound_segment``, ``icmp_error``, ``describe``, ``mismatches``,
-``pattern``.
+``pattern``; for UDP and ICMP: ``payload_bytes``, ``inbound_udp``, ``inbound_echo``,
+``describe_udp``, ``describe_icmp``, ``udp_mismatches``, ``icmp_mismatches``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from pystack.script.events import ICMP, OUTBOUND, Field, OptionSpec, Packet, Wildcard
-from pystack.script.formatting import format_flags, format_option
+from pystack.script.events import (
+    ICMP,
+    OUTBOUND,
+    UDP,
+    Echo,
+    Field,
+    OptionSpec,
+    Packet,
+    Payload,
+    Wildcard,
+)
+from pystack.script.formatting import format_flags, format_option, format_payload
 from pystack.wire import icmpv4, tcp
 from pystack.wire.icmpv4 import ICMPv4Message
 from pystack.wire.tcp import TCPOption, TCPSegment
+from pystack.wire.udp import UDPDatagram
 
 MASK = (1 << 32) - 1
 DEFAULT_WINDOW = 65535
@@ -115,6 +129,15 @@ def _wire_option(option: OptionSpec, numbering: Numbering, latest_tsval: int | N
     if kind in (tcp.OPT_NOP, tcp.OPT_SACK_PERMITTED):
         return TCPOption(kind)
     return TCPOption(kind, option.raw)
+
+
+_ICMP_NAMES = {  # (type, code) -> (kind, code name), for showing what pystack sent
+    **{(icmpv4.DESTINATION_UNREACHABLE, _ICMP_CODES[name]): ("unreachable", name) for name in (
+        "net", "host", "protocol", "port", "need-frag", "admin-prohibited")},
+    **{(icmpv4.TIME_EXCEEDED, _ICMP_CODES[name]): ("time-exceeded", name) for name in (
+        "ttl", "reassembly")},
+}  # fmt: skip
+DISPLAY_LIMIT = 64  # payload bytes shown as a string or hex; longer ones only by length
 
 
 def icmp_error(message: ICMP, packet: bytes) -> ICMPv4Message:
@@ -218,3 +241,110 @@ def _options_match(
             if target != got_value:
                 return False
     return True
+
+
+# UDP and ICMP ---------------------------------------------------------------------------------
+def payload_bytes(payload: Payload) -> bytes:
+    """The bytes a payload stands for: ``pattern(0, N)`` for ``(N)``, else its data."""
+    if payload.data is not None:
+        return payload.data
+    return pattern(0, _int(payload.length, 0))
+
+
+def inbound_udp(line: UDP) -> UDPDatagram:
+    """The datagram a ``< udp`` line puts on the wire."""
+    source, destination = _int(line.source_port, 0), _int(line.destination_port, 0)
+    return UDPDatagram(source, destination, payload_bytes(line.payload))
+
+
+def inbound_echo(line: Echo) -> ICMPv4Message:
+    """The echo request or reply of a ``< icmp echo`` line."""
+    identifier, sequence = _int(line.identifier, 0), _int(line.sequence, 0)
+    make = ICMPv4Message.echo_reply if line.reply else ICMPv4Message.echo_request
+    return make(identifier, sequence, payload_bytes(line.payload))
+
+
+def describe_payload(data: bytes) -> Payload:
+    """``data`` as a line would write it: ``(N)`` if it is the pattern, else text or hex."""
+    if data == pattern(0, len(data)):
+        return Payload(len(data))
+    if len(data) <= DISPLAY_LIMIT:
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and text.isprintable():
+            return Payload(len(data), data, text=True)
+        return Payload(len(data), data)
+    return Payload(len(data))  # too long to show: its length (payload_problem says more)
+
+
+def describe_udp(datagram: UDPDatagram, direction: str) -> UDP:
+    payload = describe_payload(datagram.payload)
+    return UDP(direction, datagram.src_port, datagram.dst_port, payload)
+
+
+def describe_icmp(message: ICMPv4Message, direction: str) -> ICMP | Echo | None:
+    """An ICMP message as a line, None for a type or code the notation has no name for."""
+    if message.type in (icmpv4.ECHO_REQUEST, icmpv4.ECHO_REPLY):
+        reply = message.type == icmpv4.ECHO_REPLY
+        payload = describe_payload(message.payload)
+        return Echo(direction, reply, message.identifier, message.sequence, payload)
+    names = _ICMP_NAMES.get((message.type, message.code))
+    if names is None:
+        return None
+    kind, code = names
+    mtu = message.next_hop_mtu if code == "need-frag" else None
+    return ICMP(kind, code, mtu, direction)
+
+
+def payload_problem(expected: Payload, actual: bytes) -> str | None:
+    """How ``actual`` differs from the payload a line expects, or None."""
+    if expected.length is Wildcard.ANY:
+        return None
+    wanted = payload_bytes(expected)
+    if actual == wanted:
+        return None
+    if len(actual) != len(wanted):
+        return f"payload: {len(actual)} bytes, expected {len(wanted)}"
+    index = next(i for i, (a, b) in enumerate(zip(actual, wanted, strict=True)) if a != b)
+    shown = format_payload(expected, True)
+    return f"payload: byte {index} is {actual[index]}, expected {wanted[index]} (of {shown})"
+
+
+def udp_mismatches(expected: UDP, actual: UDPDatagram) -> list[str]:
+    """How a datagram pystack sent differs from a ``> udp`` line; [] if it fits."""
+    problems = []
+    for name, wanted, got in (
+        ("source port", expected.source_port, actual.src_port),
+        ("destination port", expected.destination_port, actual.dst_port),
+    ):
+        if isinstance(wanted, int) and wanted != got:
+            problems.append(f"{name}: expected {wanted}, got {got}")
+    problem = payload_problem(expected.payload, actual.payload)
+    return [*problems, problem] if problem else problems
+
+
+def icmp_mismatches(expected: ICMP | Echo, actual: ICMPv4Message) -> list[str]:
+    """How an ICMP message pystack sent differs from a ``> icmp`` line; [] if it fits."""
+    shown = describe_icmp(actual, OUTBOUND)
+    if isinstance(expected, Echo):
+        if not isinstance(shown, Echo) or shown.reply != expected.reply:
+            kind = "echo-reply" if expected.reply else "echo"
+            return [f"type: expected an {kind}, got ICMP type {actual.type} code {actual.code}"]
+        problems = [
+            f"{name}: expected {wanted}, got {got}"
+            for name, wanted, got in (
+                ("id", expected.identifier, actual.identifier),
+                ("seq", expected.sequence, actual.sequence),
+            )
+            if isinstance(wanted, int) and wanted != got
+        ]
+        problem = payload_problem(expected.payload, actual.payload)
+        return [*problems, problem] if problem else problems
+    if not isinstance(shown, ICMP) or (shown.kind, shown.code) != (expected.kind, expected.code):
+        got = f"{shown.kind} {shown.code}" if isinstance(shown, ICMP) else f"type {actual.type}"
+        return [f"type: expected {expected.kind} {expected.code}, got {got}"]
+    if expected.mtu is not None and expected.mtu != shown.mtu:
+        return [f"mtu: expected {expected.mtu}, got {shown.mtu}"]
+    return []

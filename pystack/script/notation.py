@@ -4,19 +4,28 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
 
     line      := directive | [time] event          # no time means "+0"
     directive := "tolerance" SECONDS | "ports" PEER_PORT PYSTACK_PORT | "end strict" [SECONDS]
+               | "set" NAME VALUE                 # settings: before the first event only
     time      := point ["~" point] | "*"          # a~b: a range (both ends absolute or relative)
     point     := SECONDS | "+" SECONDS             # since 0 / since the previous line's time
-    event     := "<" packet | ">" packet | "<" icmp | call ["=" ERRNO] | expectation
+    event     := ("<"|">") (packet | udp | icmp) | call ["=" ERRNO] | expectation
     packet    := FLAGS SEQ ":" END "(" LEN ")" {"ack" N | "win" N | "urg" N} ["<" options ">"]
     FLAGS     := letters of S F R P U E W and "." (ACK), as tcpdump prints them; "-" for none
     options   := "..." | option {"," option} | nothing ("<>": no options)
     option    := "mss" N | "wscale" N | "sackOK" | "sack" L:R {L:R} | "TS val" N "ecr" N
                | "nop" | "eol" | "opt" KIND [HEX]
-    icmp      := "icmp unreachable" (net|host|protocol|port|need-frag|admin-prohibited) ["mtu" N]
-               | "icmp time-exceeded" (ttl|reassembly)
+    udp       := "udp" SPORT ">" DPORT payload      # e.g. "< udp 9000>53 (12)"
+    payload   := "(" LEN ")" | STRING | "hex" HEX   # LEN pattern bytes, or exactly these bytes
+    icmp      := "icmp unreachable" (net|host|protocol|port|need-frag|admin-prohibited)
+                     ["mtu" N] ["of" (tcp|udp)]
+               | "icmp time-exceeded" (ttl|reassembly) ["of" (tcp|udp)]
+               | "icmp" ("echo"|"echo-reply") "id" N "seq" N payload
     call      := "listen" PORT ["backlog" N] | "connect" ADDRESS:PORT ["from" PORT]
-               | "accept" ["?"] | "write" (N | "text") | "read" (N | "eof")
+               | "accept" ["?"] | "write" (N | STRING) | "read" (N | "eof")
                | "shutdown" | "close" | "abort" | "nodelay" (on|off)
+               | "udp bind" PORT | "udp connect" ADDRESS:PORT
+               | "udp sendto" ADDRESS:PORT data | "udp send" data
+               | "udp recvfrom" (data | "*") ["from" ADDRESS:PORT] | "udp close"
+    data      := N | STRING | "hex" HEX             # a call's bytes: as payload, without ()
     expectation := "expect" ("state" STATE | "error" (ERRNO|none) | "counter" NAME N
                | "drop" REASON N | "info" KEY VALUE | "nothing")
 
@@ -24,7 +33,10 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
 may be ``*`` (any value), and a field left out (``ack``, ``win``, ``urg``, the options) is not
 checked; ``ecr $`` means "the peer's latest TS val". On ``<`` lines ``win`` defaults to 65535,
 options to none, ``ack`` is required with ``.``, and ``ecr *``/``ecr $`` echo pystack's latest TS
-val. A ``+`` time counts from the previous line's actual time (for a ``>`` line: when the packet
+val. UDP and ICMP echo payloads of ``(N)`` are N bytes of the pattern ``i & 0xff`` (from 0 in
+each datagram); ``udp sendto ... N`` sends exactly that, so ``> udp 8080>9000 (N)`` matches it.
+On ``>`` lines the ports, ``id``, ``seq`` and ``(LEN)`` may be ``*``. A ``< icmp`` error quotes
+pystack's last TCP or UDP packet (``of udp``: its last UDP one). A ``+`` time counts from the previous line's actual time (for a ``>`` line: when the packet
 came). Only ``>`` lines may have a range or ``*`` ("whenever it comes") as their time; their
 exact times allow the script's ``tolerance`` (default 0). ``= ERRNO`` after a call means the call
 must raise ``OSError`` with that errno. ``write N`` sends N pattern bytes (byte at pystack's
@@ -56,6 +68,8 @@ _ICMP_CODES = {
     "time-exceeded": ("ttl", "reassembly"),
 }
 _SIMPLE_CALLS = ("shutdown", "close", "abort")
+_SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_PORTS = re.compile(r"(\S+)>(\S+)")
 U32 = 1 << 32
 __all__ = ["ScriptSyntaxError", "format_event", "format_line", "format_packet", "parse_line"]
 __all__ += ["parse_script", "parse_time"]
@@ -105,7 +119,7 @@ def _strip_comment(text: str) -> str:
 
 def _parse_body(body: str) -> tuple[TimeSpec | None, ev.Event]:
     first, rest = [*body.split(maxsplit=1), ""][:2]
-    if first in ("tolerance", "ports", "end"):
+    if first in ("tolerance", "ports", "end", "set"):
         return None, _parse_directive(first, rest.split())
     time = ev.NOW
     if first[0] in "+*.0123456789":
@@ -114,7 +128,7 @@ def _parse_body(body: str) -> tuple[TimeSpec | None, ev.Event]:
         if not body:
             raise ScriptSyntaxError("a time needs an event after it")
     event = _parse_event(body)
-    outbound = isinstance(event, Packet) and event.direction == OUTBOUND
+    outbound = isinstance(event, ev.Wire) and event.direction == OUTBOUND
     if not outbound and (time.start is None or time.end is not None):
         raise ScriptSyntaxError("only '>' lines may have '*' or a range as their time")
     return time, event
@@ -170,7 +184,15 @@ def _parse_directive(name: str, words: list[str]) -> ev.Directive:
         return ev.Ports(_number(words[0], "peer port", 65536), _number(words[1], "port", 65536))
     if name == "end" and words[:1] == ["strict"] and len(words) <= 2:
         return ev.EndStrict(_seconds(words[1]) if len(words) == 2 else 5.0)
-    usage = {"tolerance": "tolerance SECONDS", "ports": "ports PEER_PORT PYSTACK_PORT"}
+    if name == "set" and len(words) == 2:
+        if _SETTING_NAME.fullmatch(words[0]) is None:
+            raise ScriptSyntaxError(f"bad setting name {words[0]!r}: lower-case letters, digits, _")
+        return ev.Setting(words[0], words[1])
+    usage = {
+        "tolerance": "tolerance SECONDS",
+        "ports": "ports PEER_PORT PYSTACK_PORT",
+        "set": "set NAME VALUE (e.g. set sack off)",
+    }
     raise ScriptSyntaxError(f"usage: {usage.get(name, 'end strict [SECONDS]')}")
 
 
@@ -185,14 +207,21 @@ def _parse_event(body: str) -> ev.Event:
     direction = body[0]
     if direction in (INBOUND, OUTBOUND):
         rest = body[1:].strip()
-        if rest.split(maxsplit=1)[:1] == ["icmp"]:
-            if direction == OUTBOUND:
-                raise ScriptSyntaxError("only the peer sends ICMP ('< icmp ...')")
-            return _parse_icmp(rest.split()[1:])
+        protocol = rest.split(maxsplit=1)[:1]
+        if protocol == ["icmp"]:
+            return _parse_icmp(direction, _WORD.findall(rest)[1:])
+        if protocol == ["udp"]:
+            return _parse_udp(direction, _WORD.findall(rest)[1:])
         return _parse_packet(direction, rest)
     words = _WORD.findall(body)
     if words[0] == "expect":
         return _parse_expectation(words[1:])
+    if words[0] == "udp":
+        error = None
+        if len(words) >= 3 and words[-2] == "=":
+            error = _errno_name(words[-1])
+            words = words[:-2]
+        return _parse_udp_call(words[1:], error)
     error = None
     if len(words) >= 3 and words[-2] == "=":
         error = _errno_name(words[-1])
@@ -307,20 +336,135 @@ def _parse_option(words: list[str], direction: str) -> OptionSpec:
     )
 
 
-def _parse_icmp(words: list[str]) -> ev.ICMP:
+def _parse_icmp(direction: str, words: list[str]) -> ev.ICMP | ev.Echo:
     kind, code = [*words, "", ""][:2]
+    if kind in ("echo", "echo-reply"):
+        return _parse_echo(direction, kind == "echo-reply", words[1:])
     codes = _ICMP_CODES.get(kind)
     if codes is None or code not in codes:
         raise ScriptSyntaxError(
             "usage: icmp unreachable (net|host|protocol|port|need-frag|admin-prohibited) "
-            "[mtu N] | icmp time-exceeded (ttl|reassembly)"
+            "[mtu N] [of tcp|udp] | icmp time-exceeded (ttl|reassembly) [of tcp|udp] "
+            "| icmp echo|echo-reply id N seq N (LEN)"
         )
-    rest = words[2:]
+    rest, quote, mtu = words[2:], None, None
+    if rest[-2:] in (["of", "tcp"], ["of", "udp"]):
+        if direction == OUTBOUND:
+            raise ScriptSyntaxError("'of tcp|udp' picks the packet a '<' error quotes")
+        quote, rest = rest[-1], rest[:-2]
     if code == "need-frag" and len(rest) == 2 and rest[0] == "mtu":
-        return ev.ICMP(kind, code, _number(rest[1], "mtu", 65536))
+        mtu, rest = _number(rest[1], "mtu", 65536), []
     if rest:
-        raise ScriptSyntaxError(f"unexpected {' '.join(rest)!r} (only need-frag takes 'mtu N')")
-    return ev.ICMP(kind, code)
+        raise ScriptSyntaxError(
+            f"unexpected {' '.join(rest)!r} (need-frag takes 'mtu N'; a '<' error 'of tcp|udp')"
+        )
+    return ev.ICMP(kind, code, mtu, direction, quote)
+
+
+def _parse_echo(direction: str, reply: bool, words: list[str]) -> ev.Echo:
+    if len(words) < 5 or words[0] != "id" or words[2] != "seq":
+        raise ScriptSyntaxError('usage: icmp echo|echo-reply id N seq N (LEN)|"text"|hex HEX')
+    identifier = _field(words[1], "echo id", direction, 65536)
+    sequence = _field(words[3], "echo seq", direction, 65536)
+    payload = _parse_payload(words[4:], direction, packet=True)
+    return ev.Echo(direction, reply, identifier, sequence, payload)
+
+
+def _parse_udp(direction: str, words: list[str]) -> ev.UDP:
+    match = _PORTS.fullmatch(words[0]) if words else None
+    if match is None or len(words) < 2:
+        raise ScriptSyntaxError(
+            "a UDP line is udp SPORT>DPORT (LEN)|\"text\"|hex HEX, e.g. '< udp 9000>8080 (10)'"
+        )
+    source = _field(match.group(1), "source port", direction, 65536)
+    destination = _field(match.group(2), "destination port", direction, 65536)
+    return ev.UDP(direction, source, destination, _parse_payload(words[1:], direction, True))
+
+
+MAX_DATAGRAM = 65507  # the most one IPv4 datagram carries over UDP (65535 - 20 - 8)
+
+
+def _parse_payload(words: list[str], direction: str, packet: bool) -> ev.Payload:
+    """``(N)`` (packet lines) or ``N`` (calls), a string, or ``hex HEX``."""
+    first = words[0] if words else ""
+    if len(words) == 2 and first == "hex":
+        try:
+            data = bytes.fromhex(words[1])
+        except ValueError:
+            raise ScriptSyntaxError(f"bad hex {words[1]!r}") from None
+        return ev.Payload(len(data), data)
+    if len(words) == 1 and first.startswith('"'):
+        data = _string(first).encode()
+        return ev.Payload(len(data), data, text=True)
+    if len(words) == 1:
+        parenthesized = first[:1] == "(" and first[-1:] == ")"
+        if not packet and parenthesized:
+            raise ScriptSyntaxError(
+                f"a call's length is written without parentheses: {first[1:-1]}"
+            )
+        if not packet and first == "*" and direction == INBOUND:
+            raise ScriptSyntaxError("'*' (any bytes) is only for 'udp recvfrom'")
+        token = first[1:-1] if packet and parenthesized else None if packet else first
+        if token is not None:
+            length = _field(token, "payload length", direction, MAX_DATAGRAM + 1)
+            return ev.Payload(length)
+    form = "(LEN)" if packet else "LEN"
+    raise ScriptSyntaxError(
+        f'expected a payload: {form}, "text" or hex HEX; got {" ".join(words)!r}'
+    )
+
+
+def _string(token: str) -> str:
+    try:
+        value = ast.literal_eval(token)
+    except (SyntaxError, ValueError):
+        raise ScriptSyntaxError(f"bad string {token}") from None
+    if not isinstance(value, str):
+        raise ScriptSyntaxError(f"bad string {token}")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800" has no UTF-8 bytes
+        raise ScriptSyntaxError(f"bad string {token}: not encodable as UTF-8") from None
+    return value
+
+
+def _address(token: str, usage: str) -> tuple[str, int]:
+    address, _, port = token.rpartition(":")
+    try:
+        ip_from_str(address)
+    except ValueError:
+        raise ScriptSyntaxError(f"{usage} ADDRESS:PORT, got {token!r}") from None
+    return address, _number(port, "port", 65536)
+
+
+def _parse_udp_call(words: list[str], error: str | None) -> ev.Call:
+    name, arguments = (words[0] if words else ""), words[1:]
+    count = len(arguments)
+    if name == "bind" and count == 1:
+        return ev.UDPBind(_number(arguments[0], "port", 65536), error=error)
+    if name == "connect" and count == 1:
+        address, port = _address(arguments[0], "udp connect")
+        return ev.UDPConnect(address, port, error=error)
+    if name == "sendto" and count >= 2:
+        address, port = _address(arguments[0], "udp sendto")
+        payload = _parse_payload(arguments[1:], INBOUND, packet=False)
+        return ev.UDPSendTo(address, port, payload, error=error)
+    if name == "send" and count >= 1:
+        return ev.UDPSendTo(None, None, _parse_payload(arguments, INBOUND, False), error=error)
+    if name == "recvfrom" and count >= 1:
+        source = None
+        if count >= 3 and arguments[-2] == "from":
+            source = _address(arguments[-1], "from")
+            arguments = arguments[:-2]
+        payload = _parse_payload(arguments, OUTBOUND, packet=False)
+        return ev.UDPRecvFrom(payload, source, error=error)
+    if name == "close" and count == 0:
+        return ev.UDPClose(error=error)
+    raise ScriptSyntaxError(
+        f"bad call {' '.join(['udp', *words])!r}: udp bind PORT, udp connect ADDRESS:PORT, "
+        'udp sendto ADDRESS:PORT N|"text"|hex HEX, udp send N|"text"|hex HEX, '
+        'udp recvfrom N|"text"|hex HEX|* [from ADDRESS:PORT], udp close'
+    )
 
 
 # calls and expectations -----------------------------------------------------------------------
@@ -341,10 +485,7 @@ def _parse_call(name: str, words: list[str], error: str | None) -> ev.Call:
         return ev.Accept(bool(words), error=error)
     if name == "write" and count == 1:
         if words[0].startswith('"'):
-            try:
-                text = str(ast.literal_eval(words[0]))
-            except (SyntaxError, ValueError):
-                raise ScriptSyntaxError(f"bad string {words[0]}") from None
+            text = _string(words[0])
             return ev.Write(len(text.encode()), text, error=error)
         return ev.Write(_number(words[0], "write length"), error=error)
     if name == "read" and count == 1:
@@ -359,7 +500,7 @@ def _parse_call(name: str, words: list[str], error: str | None) -> ev.Call:
 
 _CALL_USAGE = (
     'listen PORT [backlog N], connect ADDRESS:PORT [from PORT], accept [?], write N|"text", '
-    "read N|eof, shutdown, close, abort, nodelay on|off, expect ..."
+    "read N|eof, shutdown, close, abort, nodelay on|off, udp ..., expect ..."
 )
 
 

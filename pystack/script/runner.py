@@ -6,6 +6,8 @@ wire, calls are made and expectations checked, and the stack is polled at t agai
 pystack emits must be the next ``>`` line, in order, at that line's time (within ``tolerance``,
 0 by default: virtual time is exact); a packet before a line that is not ``>`` is unexpected.
 After the last line nothing may be waiting; ``end strict N`` also demands N quiet seconds.
+``set NAME VALUE`` lines (and the ``settings`` argument) configure the stack before it starts
+(``settings.py``). UDP datagrams and ICMP messages take part the same way as TCP segments.
 A failure raises ``ScriptFailure`` naming the line, what was expected and what pystack did (in
 the script's own notation and numbers) and the last events. See ``notation.py`` for the lines
 and ``matching.py`` for what their numbers mean.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pystack.clock import ManualClock
@@ -30,19 +32,28 @@ from pystack.script.matching import (
     MASK,
     Numbering,
     describe,
+    describe_icmp,
+    describe_udp,
     icmp_error,
+    icmp_mismatches,
+    inbound_echo,
     inbound_segment,
+    inbound_udp,
     mismatches,
+    udp_mismatches,
 )
 from pystack.script.notation import parse_script
 from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
+from pystack.script.settings import configure
 from pystack.stack import Stack, StackConfig
 from pystack.tcp.settings import TCPSettings
 from pystack.wire.addresses import ip_from_str, ip_to_str
 from pystack.wire.errors import MalformedPacket
+from pystack.wire.icmpv4 import ICMPv4Message
 from pystack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
 from pystack.wire.summary import summarize_ipv4
 from pystack.wire.tcp import SYN, TCPSegment
+from pystack.wire.udp import PROTO_UDP, UDPDatagram
 
 PEER_ADDRESS = "10.0.0.1"
 STACK_ADDRESS = "10.0.0.2/24"
@@ -66,15 +77,28 @@ class ScriptRunner:
         tcp_settings: TCPSettings | None = None,
         stack: Stack | None = None,
         wire: Link | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.lines = parse_script(script) if isinstance(script, str) else tuple(script)
+        # ``set`` lines and the ``settings`` argument (a ScriptFile's); a line wins
+        chosen = dict(settings or {})
+        chosen.update(
+            (line.event.name, line.event.value)
+            for line in self.lines
+            if isinstance(line.event, ev.Setting)
+        )
         if stack is None:
             overrides = dict(config_overrides or {})
             if tcp_settings is not None:
                 overrides["tcp"] = tcp_settings
-            link, wire = MemoryLink.pair(kind=LinkKind.IP)
+            if chosen:
+                overrides.update(configure(chosen, overrides.get("tcp")))
+            mtu = max(1500, overrides.get("mtu") or 0)  # the link carries what the MTU allows
+            link, wire = MemoryLink.pair(kind=LinkKind.IP, mtu=mtu)
             config = StackConfig(address=STACK_ADDRESS, gateway=PEER_ADDRESS, **overrides)
             stack = Stack(config, link, ManualClock(), random.Random(seed))
+        elif chosen:
+            raise ValueError("'set' lines configure a stack the runner makes, not a given one")
         if wire is None or not isinstance(stack.clock, ManualClock):
             raise ValueError(
                 "a given stack needs its wire (the link's other end) and a ManualClock"
@@ -91,7 +115,9 @@ class ScriptRunner:
         self.events: list[TraceEntry] = []
         self.latest_local_tsval: int | None = None
         self.latest_peer_tsval: int | None = None
-        self.last_outbound: bytes | None = None  # pystack's last TCP packet (for ICMP quotes)
+        # pystack's last TCP or UDP packet (what a '< icmp' error quotes), and per protocol
+        self.last_outbound: bytes | None = None
+        self.last_by_protocol: dict[str, bytes] = {}
         self.index = 0
         self.finished = False
         self._line: ScriptLine | None = None
@@ -181,7 +207,9 @@ class ScriptRunner:
             self.peer_port, self.local_port = event.peer, event.local
         elif isinstance(event, ev.EndStrict):
             self.end_strict = event.seconds
-        elif isinstance(event, Packet) and event.direction == OUTBOUND:
+        elif isinstance(event, ev.Setting):
+            pass  # applied when the stack was made
+        elif isinstance(event, ev.Wire) and event.direction == OUTBOUND:
             self._expect_packet(line, event)
         else:
             when = self._line_time(line.time)
@@ -197,6 +225,14 @@ class ScriptRunner:
             self._inject(line, event, when)
         elif isinstance(event, ev.ICMP):
             self._inject_icmp(line, event, when)
+        elif isinstance(event, ev.UDP):
+            datagram = inbound_udp(event)
+            payload = datagram.build(self.peer_address, self.stack.address)
+            self._send_payload(PROTO_UDP, payload, when)
+            self._record(when, format_event(event), line)
+        elif isinstance(event, ev.Echo):
+            self._send_payload(PROTO_ICMP, inbound_echo(event).build(), when)
+            self._record(when, format_event(event), line)
         elif isinstance(event, ev.Call):
             self._call(line, event, when)
         else:
@@ -239,15 +275,24 @@ class ScriptRunner:
         self._record(when, format_packet(shown), line)
 
     def _inject_icmp(self, line: ScriptLine, message: ev.ICMP, when: float) -> None:
-        if self.last_outbound is None:
-            raise self.fail("an ICMP error quotes pystack's last TCP packet, but none was sent")
-        icmp = icmp_error(message, self.last_outbound)
-        quoted = self._show(self.last_outbound)
-        if len(icmp.payload) < len(self.last_outbound):
+        if message.quote is None:
+            original, what = self.last_outbound, "TCP or UDP packet"
+        else:
+            original = self.last_by_protocol.get(message.quote)
+            what = f"{message.quote.upper()} packet"
+        if original is None:
+            raise self.fail(f"an ICMP error quotes pystack's last {what}, but none was sent")
+        icmp = icmp_error(message, original)
+        quoted = self._show(original)
+        if len(icmp.payload) < len(original):
             quoted += f" (its first {len(icmp.payload)} bytes)"
-        source, destination = self.peer_address, self.stack.address
-        self._send_ip(IPv4Packet(source, destination, PROTO_ICMP, icmp.build()), when)
+        self._send_payload(PROTO_ICMP, icmp.build(), when)
         self._record(when, format_event(message), line, f"quoting {quoted}")
+
+    def _send_payload(self, protocol: int, payload: bytes, when: float) -> None:
+        """An IP packet from the peer to pystack."""
+        source, destination = self.peer_address, self.stack.address
+        self._send_ip(IPv4Packet(source, destination, protocol, payload), when)
 
     def _send_ip(self, packet: IPv4Packet, when: float) -> None:
         self.wire.send(packet.build(), when)
@@ -285,14 +330,21 @@ class ScriptRunner:
         return packet, TCPSegment.parse(packet.payload, packet.src, packet.dst)
 
     def _show(self, frame: bytes) -> str:
-        """pystack's packet in notation (or tcpdump style when it is not TCP)."""
+        """pystack's packet in notation (tcpdump style when the notation has no line for it)."""
         try:
-            _, segment = self._decode(frame)
+            packet, segment = self._decode(frame)
+            if segment is not None:
+                return format_packet(describe(segment, self.numbering, OUTBOUND, brief=True))
+            if packet.protocol == PROTO_UDP:
+                datagram = UDPDatagram.parse(packet.payload, packet.src, packet.dst)
+                return format_event(describe_udp(datagram, OUTBOUND))
+            if packet.protocol == PROTO_ICMP:
+                shown = describe_icmp(ICMPv4Message.parse(packet.payload), OUTBOUND)
+                if shown is not None:
+                    return format_event(shown)
         except MalformedPacket as error:
             return f"> malformed packet ({error})"
-        if segment is None:
-            return f"> {summarize_ipv4(frame)}"
-        return format_packet(describe(segment, self.numbering, OUTBOUND, brief=True))
+        return f"> {summarize_ipv4(frame)}"
 
     def _learn_isn(self, segment: TCPSegment, script_seq: ev.Field) -> None:
         """Each SYN pystack sends starts a connection: its seq is the line's (0 if not given)."""
@@ -316,9 +368,9 @@ class ScriptRunner:
             actual=f"{format_seconds(when)} {shown}",
         )
 
-    def _expect_packet(self, line: ScriptLine, expected: Packet) -> None:
+    def _expect_packet(self, line: ScriptLine, expected: ev.Wire) -> None:
         low, high = self._window(line.time)
-        wanted = f"{_format_window(line.time, low, high, self.tolerance)} {format_packet(expected)}"
+        wanted = f"{_format_window(line.time, low, high, self.tolerance)} {format_event(expected)}"
         if not self.pending and high >= self.clock.now() - EPSILON:
             self._advance(high)
         if not self.pending:
@@ -326,15 +378,19 @@ class ScriptRunner:
         when, frame = self.pending.popleft()
         try:
             packet, segment = self._decode(frame)
+            if isinstance(expected, Packet) and segment is not None:
+                self._learn_isn(segment, expected.seq if expected.flags & SYN else 0)
+            problems = self._wire_problems(expected, packet, segment)
         except MalformedPacket as error:
             raise self.fail(f"pystack sent a malformed packet: {error}", expected=wanted) from None
-        if segment is None:
-            actual = f"{format_seconds(when)} {self._show(frame)}"
-            raise self.fail("pystack sent something other than TCP", expected=wanted, actual=actual)
-        self._learn_isn(segment, expected.seq if expected.flags & SYN else 0)
         shown = self._show(frame)
         actual = f"{format_seconds(when)} {shown}"
-        problems = self._problems(expected, packet, segment)
+        if problems is None:
+            self._record(when, shown, line, "mismatch")
+            what = {Packet: "TCP", ev.UDP: "UDP"}.get(type(expected), "ICMP")
+            raise self.fail(
+                f"pystack sent something other than {what}", expected=wanted, actual=actual
+            )
         if when < low - EPSILON or when > high + EPSILON:
             problems.insert(
                 0,
@@ -350,9 +406,26 @@ class ScriptRunner:
             )
             raise self.fail(reason, expected=wanted, actual=actual, details=problems)
         self.time = when
-        self.last_outbound = frame
-        if segment.timestamp is not None:
+        if packet.protocol in (PROTO_TCP, PROTO_UDP):
+            self.last_outbound = frame
+            self.last_by_protocol["tcp" if packet.protocol == PROTO_TCP else "udp"] = frame
+        if segment is not None and segment.timestamp is not None:
             self.latest_local_tsval = segment.timestamp[0]
+
+    def _wire_problems(
+        self, expected: ev.Wire, packet: IPv4Packet, segment: TCPSegment | None
+    ) -> list[str] | None:
+        """How pystack's packet differs from the line; None if it is another protocol."""
+        if isinstance(expected, Packet):
+            return None if segment is None else self._problems(expected, packet, segment)
+        if isinstance(expected, ev.UDP):
+            if packet.protocol != PROTO_UDP:
+                return None
+            datagram = UDPDatagram.parse(packet.payload, packet.src, packet.dst)
+            return udp_mismatches(expected, datagram)
+        if packet.protocol != PROTO_ICMP:
+            return None
+        return icmp_mismatches(expected, ICMPv4Message.parse(packet.payload))
 
     def _problems(self, expected: Packet, packet: IPv4Packet, segment: TCPSegment) -> list[str]:
         actual = describe(segment, self.numbering, OUTBOUND)
@@ -399,13 +472,16 @@ def run_script(
     seed: int = 1,
     peer_isn_offset: int = 0,
     tcp_settings: TCPSettings | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> ScriptResult:
-    """Parse and run ``text`` in a fresh world; raises ``ScriptFailure`` or ``ScriptSyntaxError``."""
+    """Parse and run ``text`` in a fresh world; raises ``ScriptFailure`` or ``ScriptSyntaxError``
+    (``SettingError`` for a ``set`` line or ``settings`` entry the pystack target cannot take)."""
     runner = ScriptRunner(
         text,
         config_overrides=config_overrides,
         seed=seed,
         peer_isn_offset=peer_isn_offset,
         tcp_settings=tcp_settings,
+        settings=settings,
     )
     return runner.run()

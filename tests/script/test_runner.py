@@ -289,4 +289,6 @@ def test_payload_must_be_what_the_application_wrote() -> None:
 
 def test_icmp_before_any_packet_from_pystack() -> None:
     error = failure("0 < icmp unreachable port\n")
-    assert error.reason == "an ICMP error quotes pystack's last TCP packet, but none was sent"
+    assert (
+        error.reason == "an ICMP error quotes pystack's last TCP or UDP packet, but none was sent"
+    )
