@@ -13,6 +13,7 @@ class CongestionControlName(enum.Enum):
     """The congestion control algorithms ``TCPSettings.congestion_control`` chooses from."""
 
     NEWRENO = "newreno"  # RFC 5681 with RFC 6582 (``congestion.NewReno``)
+    CUBIC = "cubic"  # RFC 9438 (``congestion.Cubic``)
 
 
 class AcceptOverflow(enum.Enum):
