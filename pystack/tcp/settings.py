@@ -16,6 +16,19 @@ class CongestionControlName(enum.Enum):
     CUBIC = "cubic"  # RFC 9438 (``congestion.Cubic``)
 
 
+def congestion_control_name(value: CongestionControlName | str) -> CongestionControlName:
+    """``value`` as a ``CongestionControlName``: a member, or its name in any case ("cubic",
+    "CUBIC"). ValueError naming the known algorithms for anything else."""
+    if isinstance(value, CongestionControlName):
+        return value
+    if isinstance(value, str):
+        for member in CongestionControlName:
+            if member.value == value.lower():
+                return member
+    known = ", ".join(member.value for member in CongestionControlName)
+    raise ValueError(f"unknown congestion control {value!r} (known: {known})")
+
+
 class AcceptOverflow(enum.Enum):
     """What a handshake-completing ACK gets when the listener's accept queue is full."""
 
