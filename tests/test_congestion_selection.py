@@ -6,6 +6,7 @@ tests/usocket/test_congestion_option.py), and what ``tcp_info``, ``--stats`` and
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -123,29 +124,43 @@ def test_a_service_can_choose_its_connections_algorithm() -> None:
 
 
 # -- the command line ------------------------------------------------------------------------------
-ECHO = """
+BULK = """
 import socket
 s = socket.socket()
-s.connect(socket.getaddrinfo("10.0.0.1", 7)[0][-1])
-s.send(b"x" * 3000)
-got = b""
-while len(got) < 3000:
-    got += s.recv(3000)
-print(len(got))
+s.connect(socket.getaddrinfo("10.0.0.1", 9)[0][-1])
+s.write(b"x" * 200000)
 s.close()
+print("sent")
 """
 
 
 def test_run_congestion_cubic_shows_in_stats_and_trace(tmp_path: Path) -> None:
     done = pystack(
-        tmp_path, "run", "--congestion", "cubic", "--stats", "--trace=events", source=ECHO
+        tmp_path,
+        "run",
+        "--congestion",
+        "cubic",
+        "--impair",
+        "delay=10ms,drop=out:tcp:data:30",
+        "--stats",
+        "--trace=events",
+        source=BULK,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "3000\n"
+    assert done.stdout == "sent\n"
     err = done.stderr
-    assert "congestion control" in err  # the --stats column
-    assert "cubic (" in err  # --stats and the trace's first event line name it
-    assert "newreno" not in err.split("statistics")[-1]  # the host's connection runs CUBIC
+    # The trace: the algorithm on the first event line, CUBIC's state with the new ssthresh.
+    assert re.search(r"\* TCP .*: cwnd \d+, ssthresh \d+, rto [\d.]+ s, cubic \(slow start\)", err)
+    entered = re.search(
+        r"cwnd (\d+) -> (\d+), ssthresh \d+ -> \d+, recovery entered, cubic \(recovery, W_max (\d+), K",
+        err,
+    )
+    assert entered is not None
+    before, after, w_max = (int(x) for x in entered.groups())
+    assert w_max == before and after <= 0.7 * before + 1448
+    # --stats: the column and the host's connection (in TIME-WAIT) running CUBIC.
+    assert re.search(r"recv buf +congestion control", err)
+    assert re.search(r"TIME-WAIT .* cubic \(", err)
 
 
 @pytest.mark.parametrize("command", [["run"], ["up", "--netns", "pystack-never-created"]])
