@@ -17,58 +17,66 @@ from pystack.tcp.congestion import Cubic
 from pystack.tcp.settings import CongestionControlName, TCPSettings
 from pystack.wire.addresses import ip_from_str
 from tests.helpers.scripts import run
-from tests.tcp.transfer.handshakes import SACK
+from tests.tcp.transfer.handshakes import PLAIN
 from tests.tcp.transfer.test_congestion_control import INITIAL_WINDOW
 
 CUBIC = TCPSettings(congestion_control=CongestionControlName.CUBIC)
 
 
-def test_fast_retransmit_keeps_seventy_percent_and_the_next_stage_starts_reno_friendly() -> None:
-    # The same loss as test_sack_recovery_retransmits_only_the_holes' first hole: NewReno goes
-    # to 7300 (half of the 14600 in flight), CUBIC to 10220 (0.7 of it), so it sends two more
-    # segments during recovery.
+def segments(first: int, count: int) -> str:
+    """``count`` full segments from sequence number ``first`` (MSS 1460), one script line each."""
+    return "".join(
+        f"        +0 > . {start}:{start + 1460}(1460) ack 1\n"
+        for start in range(first, first + count * 1460, 1460)
+    )
+
+
+def test_fast_retransmit_keeps_seventy_percent_then_slow_start_then_reno_friendly() -> None:
+    # The initial window's first segment is lost (no SACK: duplicate ACKs find it). NewReno
+    # would set ssthresh to 7300, half of the 14600 in flight; CUBIC sets 10220, 0.7 of it
+    # (RFC 9438 4.6). After recovery slow start climbs back to ssthresh, and the first ACK in
+    # congestion avoidance starts CUBIC's epoch.
     result = run(
-        SACK
+        PLAIN
         + INITIAL_WINDOW
         + """
-        +0.1 < . 1:1(0) ack 1 win 65535 <sack 1461:2921>
+        +0 write 60000
+        +0.1 < . 1:1(0) ack 1 win 65535
         +0 > . 14601:16061(1460) ack 1              # limited transmit
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:4381>
+        +0 < . 1:1(0) ack 1 win 65535
         +0 > . 16061:17521(1460) ack 1
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:5841>
-        +0 > . 1:1461(1460) ack 1                   # three SACKed: the first segment is lost
+        +0 < . 1:1(0) ack 1 win 65535
+        +0 > . 1:1461(1460) ack 1                   # third duplicate ACK: fast retransmit
         +0 expect info in_recovery True
-        +0 expect info ssthresh 10220               # RFC 9438 4.6: 14600 * 0.7
-        +0 expect info cwnd 10220                   # RFC 6675: cwnd = ssthresh
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:7301>
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:8761>
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:10221>
-        +0 > . 17521:18981(1460) ack 1              # pipe fell below 7 segments: new data
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:11681>
-        +0 > . 18981:20441(1460) ack 1
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:13141>
-        +0 > . 20441:21901(1460) ack 1
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:14601>
-        +0 > . 21901:23361(1460) ack 1
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:16061>
-        +0 > . 23361:24821(1460) ack 1
-        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:17521>
-        +0 > . 24821:26281(1460) ack 1
-        +0.05 < . 1:1(0) ack 17521 win 65535        # the retransmission arrived: recovery ends
-        +0 > . 26281:27741(1460) ack 1
+        +0 expect info ssthresh 10220               # 14600 * 0.7, not 14600 / 2
+        +0.05 < . 1:1(0) ack 17521 win 65535        # all of it: recovery ends
+        """
+        + segments(17521, 2)
+        + """
         +0 expect info in_recovery False
-        +0 expect info cwnd 10220                   # min(ssthresh, FlightSize + SMSS)
-        +0.1 < . 1:1(0) ack 27741 win 65535         # all acknowledged: congestion avoidance
-        +0 > . 27741:29201(1460) ack 1
-        +0 > . 29201:30661(1460) ack 1
-        +0 > . 30661:32121(1460) ack 1
-        +0 > . 32121:33581(1460) ack 1
-        +0 > . 33581:35041(1460) ack 1
-        +0 > . 35041:36501(1460) ack 1
-        +0 > . 36501:37961(1460) ack 1
-        # RFC 9438 4.3: W_cubic(0) = cwnd_epoch = 7 segments is below W_est = 7 + alpha_cubic
-        # * 7 / 7, so this first ACK sets cwnd to W_est: int(7.529 * 1460).
-        +0 expect info cwnd 10992
+        +0 expect info cwnd 2920                    # min(ssthresh, FlightSize 0 + 2 SMSS)
+        +0.1 < . 1:1(0) ack 20441 win 65535         # slow start below ssthresh: +2 SMSS a time
+        """
+        + segments(20441, 4)
+        + """
+        +0 expect info cwnd 5840
+        +0.1 < . 1:1(0) ack 26281 win 65535
+        """
+        + segments(26281, 6)
+        + """
+        +0 expect info cwnd 8760
+        +0.1 < . 1:1(0) ack 35041 win 65535
+        """
+        + segments(35041, 8)
+        + """
+        +0 expect info cwnd 11680                   # past ssthresh: congestion avoidance next
+        +0.1 < . 1:1(0) ack 46721 win 65535         # the epoch starts: cwnd_epoch 8 segments
+        """
+        + segments(46721, 8)
+        + """
+        # RFC 9438 4.3: W_cubic(0) = cwnd_epoch is below W_est = 8 + alpha_cubic * 8 / 8, so
+        # this first ACK sets cwnd to W_est: int(8.529 * 1460) (a 772-byte tail waits: Nagle).
+        +0 expect info cwnd 12452
         """,
         tcp_settings=CUBIC,
     )
@@ -77,8 +85,8 @@ def test_fast_retransmit_keeps_seventy_percent_and_the_next_stage_starts_reno_fr
     assert isinstance(state, dict)
     assert state["region"] == "reno-friendly"
     assert state["w_max"] == 14600  # the window when the loss was found (10 segments)
-    assert state["cwnd_epoch"] == 10220
-    assert state["k"] == pytest.approx((3 / 0.4) ** (1 / 3))  # cbrt((10 - 7) / C) = 1.957 s
+    assert state["cwnd_epoch"] == 11680
+    assert state["k"] == pytest.approx((2 / 0.4) ** (1 / 3))  # cbrt((10 - 8) / C) = 1.710 s
 
 
 class DropFrames(Random):
@@ -158,32 +166,34 @@ def test_cubic_after_a_loss_concave_plateau_convex_in_segments_per_rtt() -> None
     connection = next(iter(stack.tcp.connections.values()))
     congestion = connection.congestion
     assert isinstance(congestion, Cubic)
-    w_max = round(congestion.w_max)
-    assert w_max == 66  # the window when the loss was found
-    # RFC 9438 4.6: ssthresh = 0.7 * FlightSize (66 segments in flight), not half of it.
-    assert congestion.ssthresh == pytest.approx(0.7 * 66 * connection.mss, abs=connection.mss)
+    w_max = congestion.w_max  # the window when the loss was found: 66 segments
+    assert 60 <= w_max <= 70
+    mss = connection.mss
+    # RFC 9438 4.6: ssthresh = 0.7 * FlightSize (the whole window was in flight), not half.
+    assert congestion.ssthresh == pytest.approx(0.7 * w_max * mss, abs=mss)
     after = flights.index(max(flights[:8])) + 1  # the RTT after the one of the loss
     curve = flights[after:]
-    assert curve[0] == 46  # 0.7 * 66
+    assert curve[0] == pytest.approx(0.7 * w_max, abs=1)  # 46 of 66
     gains = [b - a for a, b in itertools.pairwise(curve)]
     # Concave: the gain per RTT shrinks as the window approaches W_max ...
     assert sum(gains[0:4]) > sum(gains[4:8]) > sum(gains[8:12]) > 0
     # ... the plateau: K = cbrt((66 - 46) / 0.4) = 3.7 s after the stage began, the window
     # stays within two segments of W_max for more than a second ...
-    k = (20 / 0.4) ** (1 / 3)
+    assert congestion.k == pytest.approx(((w_max - congestion.cwnd_epoch) / 0.4) ** (1 / 3))
+    assert 3.0 < congestion.k < 4.5
     plateau = [f for f in curve if abs(f - w_max) <= 2]
     assert len(plateau) * RTT > 1.0
-    assert congestion.k == pytest.approx(k, abs=0.15)  # (cwnd_epoch is 46.x segments)
     # ... then convex: past W_max the gain per RTT grows, and cwnd leaves W_max far behind.
     top = curve.index(max(plateau))
     convex = gains[top:]
     assert sum(convex[-4:]) > sum(convex[-8:-4]) > sum(convex[-12:-8]) > 0
     assert curve[-1] > 1.5 * w_max
     assert congestion.region == "convex"
-    # NewReno on the same path and loss: ssthresh at half, then one segment per two RTTs
-    # (one ACK per two segments), so it carries less in the same ten seconds.
+    # NewReno on the same path and loss: ssthresh at half, then at most one segment per RTT
+    # (AIMD), so it carries less in the same ten seconds.
     reno_flights, reno_stack, reno_acked = transfer(CongestionControlName.NEWRENO, 10.0)
     reno = next(iter(reno_stack.tcp.connections.values())).congestion
-    assert reno.ssthresh == 33 * 1448  # half of 66 segments
-    assert max(reno_flights[after + 5 :]) < 60
-    assert cubic_acked > 1.3 * reno_acked
+    assert congestion.ssthresh / reno.ssthresh == pytest.approx(0.7 / 0.5, abs=0.05)
+    assert reno_flights[after] == pytest.approx(0.5 * w_max, abs=1)  # 33 of 66
+    assert all(b - a <= 1 for a, b in itertools.pairwise(reno_flights[after:]))
+    assert cubic_acked > reno_acked
