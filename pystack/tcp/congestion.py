@@ -228,6 +228,7 @@ class Cubic(NewReno):
     __slots__ = (
         "_after_timeout",
         "_carry",
+        "_in_recovery",
         "alpha",
         "cwnd_epoch",
         "cwnd_prior",
@@ -256,6 +257,7 @@ class Cubic(NewReno):
         self.alpha = ALPHA_CUBIC
         self._carry = 0.0  # the fraction of a byte the last increase could not add to cwnd
         self._after_timeout = False
+        self._in_recovery = False  # between enter_recovery and exit_recovery
 
     # -- growth ----------------------------------------------------------------------------------
     def on_ack(self, acked: int, now: float, srtt: float | None) -> None:
@@ -335,17 +337,29 @@ class Cubic(NewReno):
         ssthresh with SACK (RFC 6675), ssthresh + 3 SMSS to inflate without it (RFC 6582)."""
         self._window_changed = True
         self._sack_recovery = sack
+        self._in_recovery = True
         self._reduce(flight_size)
         self.region = "recovery"
         self.cwnd = self.ssthresh if sack else self.ssthresh + 3 * self.mss
 
+    def exit_recovery(self, flight_size: int) -> None:
+        self._in_recovery = False
+        super().exit_recovery(flight_size)
+
     def on_timeout(self, flight_size: int, repeated: bool = False) -> None:
         """RFC 9438 4.8: cwnd goes to one segment as in RFC 5681, ssthresh by beta_cubic (only on
-        the first timeout of a segment, as NewReno); the next stage starts with K = 0."""
+        the first timeout of a segment, as NewReno); the next stage starts with K = 0.
+
+        A timeout during fast recovery keeps the ssthresh and W_max that recovery set: it is
+        the same congestion event, reduced once already (RFC 5681 3.1 asks for an ssthresh of
+        "no more than" FlightSize * beta; Linux's tcp_enter_loss does not lower it again in
+        recovery). FlightSize then still counts SACKed data above the hole, often several
+        windows, and would raise ssthresh far above the window that just lost packets."""
         self._window_changed = True
         self._sack_recovery = False
-        if not repeated:
+        if not repeated and not self._in_recovery:
             self._reduce(flight_size)
+        self._in_recovery = False
         self.epoch_start = None
         self._after_timeout = True
         self.region = "slow start"

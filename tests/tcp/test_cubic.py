@@ -219,6 +219,23 @@ def test_timeout_sets_one_segment_and_ssthresh_by_beta_then_k_zero() -> None:
     assert cubic.w_max == pytest.approx(70.0)
 
 
+def test_a_timeout_during_recovery_keeps_the_reduction_recovery_made() -> None:
+    # One congestion event, one reduction: the RTO in recovery sets cwnd to one segment but
+    # keeps ssthresh and W_max, although FlightSize (SACKed data above the hole included) is
+    # now ten times the window.
+    cubic = loaded(100)
+    cubic.enter_recovery(100 * MSS, sack=True)
+    assert cubic.ssthresh == 70 * MSS
+    cubic.on_timeout(1000 * MSS)
+    assert cubic.cwnd == MSS
+    assert cubic.ssthresh == 70 * MSS
+    assert cubic.w_max == pytest.approx(100.0)
+    # A later timeout outside recovery is a new event: ssthresh from its FlightSize.
+    cubic.on_ack(MSS, 1.0, 0.1)
+    cubic.on_timeout(20 * MSS)
+    assert cubic.ssthresh == 14 * MSS
+
+
 def test_slow_start_is_rfc_5681s() -> None:
     cubic = Cubic(MSS)
     cubic.on_ack(MSS, 0.0, None)
