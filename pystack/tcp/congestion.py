@@ -343,6 +343,7 @@ class Cubic(NewReno):
         self.cwnd = self.ssthresh if sack else self.ssthresh + 3 * self.mss
 
     def exit_recovery(self, flight_size: int) -> None:
+        """NewReno's (RFC 6582 3.2 step 4); the next congestion-avoidance ACK starts the epoch."""
         self._in_recovery = False
         super().exit_recovery(flight_size)
 
