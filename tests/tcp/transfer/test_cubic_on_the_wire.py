@@ -18,9 +18,24 @@ from pystack.tcp.settings import CongestionControlName, TCPSettings
 from pystack.wire.addresses import ip_from_str
 from tests.helpers.scripts import run
 from tests.tcp.transfer.handshakes import PLAIN
-from tests.tcp.transfer.test_congestion_control import INITIAL_WINDOW
 
 CUBIC = TCPSettings(congestion_control=CongestionControlName.CUBIC)
+
+# Ten segments out at 0.1 s: the initial window (MSS 1460, IW10 = 14600 bytes).
+INITIAL_WINDOW = """
+    +0 write 40000
+    +0 > . 1:1461(1460) ack 1
+    +0 > . 1461:2921(1460) ack 1
+    +0 > . 2921:4381(1460) ack 1
+    +0 > . 4381:5841(1460) ack 1
+    +0 > . 5841:7301(1460) ack 1
+    +0 > . 7301:8761(1460) ack 1
+    +0 > . 8761:10221(1460) ack 1
+    +0 > . 10221:11681(1460) ack 1
+    +0 > . 11681:13141(1460) ack 1
+    +0 > . 13141:14601(1460) ack 1
+    +0 expect info cwnd 14600
+"""
 
 
 def segments(first: int, count: int) -> str:
