@@ -28,7 +28,7 @@ from typing import Any
 
 import pystack.bench
 from pystack import demo
-from pystack.host import HostError, HostOptions, KernelHost, trace_options
+from pystack.host import HostError, HostOptions, KernelHost, stack_config_for, trace_options
 from pystack.link.impairspec import KEYS_HELP, RULES_HELP, ImpairmentConfig
 from pystack.link.tuntap import LinkUnavailable
 from pystack.netns import NamespaceError
@@ -49,6 +49,7 @@ from pystack.show.recording import DEFAULT_LIMIT, Recorder
 from pystack.sim.world import HOST_ADDRESS, PEER_ADDRESS
 from pystack.stack import DHCP, Stack
 from pystack.statsview import statistics_report
+from pystack.tcp.settings import CongestionControlName
 from pystack.tracing import TraceLevel, TraceOptions, colour_wanted
 from pystack.wire.addresses import ip_from_str, ip_to_str, parse_cidr, prefix_mask
 
@@ -143,6 +144,7 @@ def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, help="seed for the stack's randomness (and impairments)"
     )
     parser.add_argument("--pcap", metavar="FILE", help="write every frame on the device to FILE")
+    _add_congestion_argument(parser, "the stack's TCP connections")
     _add_trace_arguments(parser)
     parser.add_argument(
         "--stats",
@@ -150,6 +152,17 @@ def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
         help="print connections, counters and drops at exit (and on SIGUSR1)",
     )
     _add_record_arguments(parser)
+
+
+def _add_congestion_argument(parser: argparse.ArgumentParser, whose: str) -> None:
+    names = [member.value for member in CongestionControlName]
+    parser.add_argument(
+        "--congestion",
+        choices=names,
+        metavar="ALGORITHM",
+        help=f"congestion control of {whose}: {' or '.join(names)} (default newreno); a socket "
+        "can choose its own (docs/congestion-control.md)",
+    )
 
 
 def _add_trace_arguments(parser: argparse.ArgumentParser) -> None:
@@ -351,6 +364,7 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "random): same seed, same trace",
     )
     run.add_argument("--pcap", metavar="FILE", help="write every frame to FILE")
+    _add_congestion_argument(run, "the script's stack (the simulated peer keeps newreno)")
     _add_trace_arguments(run)
     _add_record_arguments(run)
     run.add_argument(
@@ -716,6 +730,7 @@ def command_up(arguments: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         serve=arguments.serve,
         hosts=arguments.hosts,
         trace=trace_options(arguments, recorder.record if recorder is not None else None),
+        stack_config=stack_config_for(arguments.congestion),
     )
     stop = threading.Event()
     report = threading.Event()

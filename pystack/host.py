@@ -33,6 +33,7 @@ from pystack.link.tuntap import TapLink, TunLink
 from pystack.runner import StackThread
 from pystack.services.stream import Service, parse_services, start_services
 from pystack.stack import DHCP, Stack, StackConfig
+from pystack.tcp.settings import TCPSettings, congestion_control_name
 from pystack.tracing import Record, TraceLevel, TraceOptions, colour_wanted
 from pystack.wire.addresses import ip_from_str, parse_cidr
 
@@ -143,6 +144,20 @@ class HostOptions:
             except ValueError as error:
                 raise HostError(f"--impair: {error}") from None
         return None
+
+
+def tcp_settings_for(congestion: str | None) -> TCPSettings | None:
+    """The TCP settings of ``--congestion NAME`` (None: the defaults). ValueError naming the
+    known algorithms for an unknown NAME."""
+    if congestion is None:
+        return None
+    return TCPSettings(congestion_control=congestion_control_name(congestion))
+
+
+def stack_config_for(congestion: str | None) -> StackConfig | None:
+    """``HostOptions.stack_config`` for ``--congestion NAME`` (None: the defaults)."""
+    tcp = tcp_settings_for(congestion)
+    return StackConfig(tcp=tcp) if tcp is not None else None
 
 
 class KernelHost:

@@ -34,7 +34,7 @@ from pystack.stats import Statistics
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.layer import TCPLayer
 from pystack.tcp.listener import TCPListener
-from pystack.tcp.settings import TCPSettings
+from pystack.tcp.settings import CongestionControlName, TCPSettings, congestion_control_name
 from pystack.tracing import TraceLevel, TraceOptions, Tracer
 from pystack.udp.endpoint import UDPEndpoint
 from pystack.udp.layer import UDPLayer
@@ -353,9 +353,15 @@ class Stack:
         """A UDP endpoint bound to ``address:port`` (0: any address, an ephemeral port)."""
         return self.udp.open(address, port, reuse=reuse)
 
-    def tcp_listen(self, port: int, address: int = 0) -> TCPListener:
-        """A TCP listener on ``address:port`` with the configured maximum backlog."""
-        return self.tcp.listen(port, self.tcp.settings.max_backlog, address)
+    def tcp_listen(
+        self, port: int, address: int = 0, congestion: CongestionControlName | str | None = None
+    ) -> TCPListener:
+        """A TCP listener on ``address:port`` with the configured maximum backlog; the
+        connections it accepts run ``congestion`` (None: the stack's setting)."""
+        name = congestion_control_name(congestion) if congestion is not None else None
+        listener = self.tcp.listen(port, self.tcp.settings.max_backlog, address)
+        listener.congestion_control = name
+        return listener
 
     def tcp_connect(
         self,
@@ -365,12 +371,30 @@ class Stack:
         local_port: int | None = None,
         local_address: int | None = None,
         nodelay: bool = False,
+        congestion: CongestionControlName | str | None = None,
     ) -> TCPConnection:
         """Active open to ``address:port``; the SYN leaves at the next flush. ``nodelay`` turns
-        Nagle's algorithm off from the start."""
+        Nagle's algorithm off from the start; ``congestion`` chooses the congestion control
+        algorithm (None: the stack's setting). ValueError for an unknown algorithm, before
+        anything is sent."""
+        name = congestion_control_name(congestion) if congestion is not None else None
         connection = self.tcp.connect(address, port, now, local_port, local_address)
         connection.set_nodelay(nodelay)
+        if name is not None:
+            connection.set_congestion_control(name)
         return connection
+
+    def tcp_set_congestion_control(
+        self, target: TCPConnection | TCPListener, name: CongestionControlName | str
+    ) -> None:
+        """TCP_CONGESTION: ``target`` (a connection, from now on with its cwnd and ssthresh
+        kept; or a listener, for the connections it accepts later) runs algorithm ``name``.
+        ValueError naming the known algorithms for an unknown one."""
+        algorithm = congestion_control_name(name)
+        if isinstance(target, TCPListener):
+            target.congestion_control = algorithm
+        else:
+            target.set_congestion_control(algorithm)
 
     def tcp_set_nodelay(self, connection: TCPConnection, nodelay: bool) -> None:
         """TCP_NODELAY on ``connection``; the next flush sends what Nagle's algorithm held."""

@@ -28,6 +28,7 @@ _CONNECTION_COLUMNS = (
     "retrans",
     "send buf",
     "recv buf",
+    "congestion control",
 )
 
 
@@ -70,6 +71,7 @@ def connection_rows(stack: Stack) -> list[list[str]]:
                 str(info["retransmits"]),
                 str(info["send_buffered"]),
                 str(info["receive_buffered"]),
+                connection.congestion.summary(),  # the algorithm; CUBIC's region, W_max, K
             ]
         )
     return rows

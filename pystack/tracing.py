@@ -14,7 +14,8 @@ A ``Tracer`` serves one stack (``Stack.set_trace`` installs it). Each line start
 - ``=`` a TCP state change and its cause;
 - ``*`` (``events`` and ``all``) a connection's cwnd, ssthresh, RTO, SRTT, recovery entry and
   exit, and its timers armed, fired and stopped (``all`` adds the delayed-ACK timer and timers
-  re-armed to a new deadline).
+  re-armed to a new deadline); its first line names the congestion control, and under CUBIC
+  each new ssthresh comes with CUBIC's region, W_max and K.
 
 ``TraceOptions.record`` (``--record``) receives the same events as structured records (plain
 dicts, ``docs/record-format.md``) with the packets' bytes and the time of the stack's clock; a
@@ -244,11 +245,16 @@ class Tracer:
             if len(self._watched) >= WATCHED_KEPT:
                 del self._watched[next(iter(self._watched))]
             changes.append(
-                f"cwnd {congestion.cwnd}, ssthresh {congestion.ssthresh}, rto {rtt.rto:.3f} s"
+                f"cwnd {congestion.cwnd}, ssthresh {congestion.ssthresh}, rto {rtt.rto:.3f} s, "
+                f"{congestion.summary()}"
             )
             old_deadlines: tuple[float | None, ...] = (None,) * len(_TIMERS)
         else:
             changes += self._variable_changes(before[:5], now_values)
+            if before[1] != congestion.ssthresh and congestion.state():
+                # A congestion event: an algorithm with its own variables (CUBIC's W_max and
+                # K) shows them, as they shape the growth that follows.
+                changes.append(congestion.summary())
             old_deadlines = before[5:]  # type: ignore[assignment]
         if timer_due:
             fired: list[float | None] = []

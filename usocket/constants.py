@@ -24,6 +24,9 @@ TCP_NODELAY = 0x40
 MSG_PEEK = 0x01
 MSG_DONTWAIT = 0x02
 SO_CALLBACK = 20  # MicroPython's extension: a callable run when the socket has news
+# pystack's extension (docs/usocket.md "Congestion control"): Linux's TCP_CONGESTION number with
+# a bytes value names the algorithm. Not exported: ``import socket`` looks as on a board.
+TCP_CONGESTION = 13
 
 # select / uselect (extmod/modselect.c): the same values as Linux.
 POLLIN = 0x0001

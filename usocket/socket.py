@@ -128,7 +128,8 @@ class _Socket:
         self._part.timeout = None if flag else 0
 
     def setsockopt(self, level: int, optname: int, value: Any) -> None:
-        del level  # USOCKET.md 3: the level is ignored, options are told apart by name only
+        # USOCKET.md 3: the level is ignored, options are told apart by name only (except for
+        # pystack's TCP_CONGESTION below, which needs IPPROTO_TCP and a bytes value).
         optname = _get_int(optname)
         if optname in (c.SO_REUSEADDR, c.SO_BROADCAST, c.TCP_NODELAY):
             value = _get_int(value)  # modlwip reads these values with mp_obj_get_int
@@ -141,6 +142,15 @@ class _Socket:
             part.membership(optname == c.IP_ADD_MEMBERSHIP, value)
         elif optname == c.TCP_NODELAY:
             part.set_nodelay(bool(value))
+        elif (
+            optname == c.TCP_CONGESTION
+            and level == c.IPPROTO_TCP
+            and isinstance(value, bytes | bytearray)
+            and isinstance(part, StreamPart)
+        ):
+            # pystack's extension (docs/usocket.md): Linux's TCP_CONGESTION, e.g. b"cubic".
+            # Any other level, value type or socket kind still gets modlwip's warning below.
+            part.set_congestion_control(bytes(value))
         elif optname == c.SO_CALLBACK:
             if value is not None and not callable(value):
                 raise TypeError("callback must be callable or None")

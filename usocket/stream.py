@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.listener import TCPListener
+from pystack.tcp.settings import CongestionControlName
 from pystack.tcp.state import TCPState
 from usocket import constants as c
 from usocket.errors import (
@@ -75,6 +76,8 @@ class StreamEndpoint:
         self.bound: tuple[int, int] | None = None  # (address, port) from bind() or listen()
         self.reuse = False
         self.nodelay = False
+        # pystack's TCP_CONGESTION (None: the stack's setting), applied at connect and listen.
+        self.congestion: CongestionControlName | None = None
         self.listener: TCPListener | None = None
         self.ring: deque[TCPConnection] = deque()
         self.slots = 1

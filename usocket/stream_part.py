@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pystack.tcp.connection import TCPConnection
+from pystack.tcp.settings import congestion_control_name
 from usocket import constants as c
 from usocket.addresses import parse_address
 from usocket.context import NetworkContext
@@ -25,6 +26,7 @@ from usocket.errors import (
     EINPROGRESS,
     EINVAL,
     EISCONN,
+    ENOENT,
     ENOMEM,
     ENOTCONN,
     ETIMEDOUT,
@@ -72,6 +74,27 @@ class StreamPart(SocketPart):
 
         self.context.call(apply)
 
+    def set_congestion_control(self, value: bytes) -> None:
+        """pystack's TCP_CONGESTION (docs/usocket.md): the algorithm named by ``value`` (a
+        trailing NUL allowed, as C callers pass it) for this socket's connection, now if it has
+        one, else from connect(); on a listening socket, for the connections it accepts.
+        ENOENT for an unknown name, as Linux."""
+        try:
+            name = congestion_control_name(value.rstrip(b"\0").decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            fail(ENOENT)
+        tcp = self.tcp
+        stack = self.context.stack
+
+        def apply() -> None:
+            tcp.congestion = name
+            if tcp.listener is not None:
+                stack.tcp_set_congestion_control(tcp.listener, name)
+            elif tcp.connection is not None:
+                stack.tcp_set_congestion_control(tcp.connection, name)
+
+        self.context.call(apply)
+
     def close(self) -> None:
         super().close()
         tcp = self.tcp
@@ -116,7 +139,7 @@ class StreamPart(SocketPart):
         if registry.listener_clash(address, port):
             fail(EADDRINUSE)  # lwIP tcp_listen: ERR_USE (both sockets had SO_REUSEADDR)
         try:
-            tcp.listener = self.context.stack.tcp_listen(port, address)
+            tcp.listener = self.context.stack.tcp_listen(port, address, tcp.congestion)
         except OSError as error:
             fail(error.errno or EADDRINUSE)
         tcp.slots = slots
@@ -186,7 +209,13 @@ class StreamPart(SocketPart):
         local_address, local_port = tcp.bound if tcp.bound is not None else (0, None)
         try:
             connection = stack.tcp_connect(
-                remote[0], remote[1], self.context.now(), local_port, local_address, tcp.nodelay
+                remote[0],
+                remote[1],
+                self.context.now(),
+                local_port,
+                local_address,
+                tcp.nodelay,
+                tcp.congestion,
             )
         except ValueError:
             fail(EINVAL)  # port 0

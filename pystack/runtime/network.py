@@ -28,7 +28,14 @@ from pystack.clock import VirtualClock
 from pystack.dns.client import StackResolver
 from pystack.dns.hosts import load_hosts_file
 from pystack.dns.resolver import ResolverSettings
-from pystack.host import HostError, HostOptions, KernelHost, trace_options
+from pystack.host import (
+    HostError,
+    HostOptions,
+    KernelHost,
+    stack_config_for,
+    tcp_settings_for,
+    trace_options,
+)
 from pystack.runner import StackThread
 from pystack.runtime.machine_module import make_machine_module
 from pystack.runtime.masyncio import asyncio_module
@@ -129,6 +136,7 @@ class ScriptNetwork:
                 trace=trace,
                 hosts=hosts,
                 clock=self.clock,
+                host_tcp=tcp_settings_for(getattr(arguments, "congestion", None)),
             )
             if self.clock is not None:
                 self.clock.attach()  # the calling thread runs the script: time waits for it
@@ -147,6 +155,7 @@ class ScriptNetwork:
                 seed=arguments.seed,
                 pcap=arguments.pcap,
                 trace=trace,
+                stack_config=stack_config_for(getattr(arguments, "congestion", None)),
             )
             self.host = KernelHost(options)
             try:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from pystack.services.datagram import DATAGRAM_SERVICES, DatagramService
 from pystack.services.naming import DNSService
 from pystack.tcp.connection import TCPConnection
+from pystack.tcp.settings import CongestionControlName
 from pystack.tcp.state import TCPState
 
 if TYPE_CHECKING:
@@ -43,10 +44,20 @@ class StreamService:
     name = "service"
     default_port = 0
 
-    def __init__(self, stack: Stack, port: int | None = None, backlog: int = 128) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        port: int | None = None,
+        backlog: int = 128,
+        congestion: CongestionControlName | str | None = None,
+    ) -> None:
+        """``congestion``: the congestion control of the connections served (None: the stack's
+        ``congestion_control`` setting)."""
         self.stack = stack
         self.port = port if port is not None else self.default_port
         self.listener = stack.tcp.listen(self.port, backlog)
+        if congestion is not None:
+            stack.tcp_set_congestion_control(self.listener, congestion)
         self.connections: list[TCPConnection] = []
         self.served = 0
         self.bytes_in = 0

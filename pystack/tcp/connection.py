@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import errno
 
+from pystack.tcp.congestion import switch
 from pystack.tcp.input import ConnectionInput
 from pystack.tcp.seq import seq_add, seq_diff
+from pystack.tcp.settings import CongestionControlName
 from pystack.tcp.state import TCPState
 from pystack.tcp.tcb import CAUSE_KEEPALIVE_PROBE, CAUSE_SYN_RETRANSMIT, IP_TCP_HEADERS
 from pystack.wire.tcp import ACK, TCPSegment
@@ -185,6 +187,11 @@ class TCPConnection(ConnectionInput):
     def set_nodelay(self, enabled: bool) -> None:
         """TCP_NODELAY: turn Nagle's algorithm (RFC 896) off or back on."""
         self.nodelay = enabled
+
+    def set_congestion_control(self, name: CongestionControlName | str) -> None:
+        """TCP_CONGESTION: run algorithm ``name`` from now on; cwnd and ssthresh carry over
+        (``congestion.switch``). ValueError for an unknown name, and the old one stays."""
+        self.congestion = switch(self.congestion, name, self.settings.initial_window_segments)
 
     def set_keepalive(self, enabled: bool, now: float) -> None:
         self.keepalive = enabled
@@ -391,6 +398,7 @@ class TCPConnection(ConnectionInput):
             "cwnd": congestion.cwnd,
             "ssthresh": congestion.ssthresh,
             "congestion_control": congestion.name,
+            "congestion_state": congestion.state(),  # the algorithm's own, e.g. CUBIC's W_max, K
             "in_recovery": self.in_recovery,
             "duplicate_acks": self.duplicate_acks,
             "srtt": self.rtt.srtt,

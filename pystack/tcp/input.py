@@ -404,7 +404,7 @@ class ConnectionInput(ConnectionOutput):
             self._recovery_ack(ack, acked, now)
         else:
             self.duplicate_acks = 0
-            self.congestion.on_ack(acked)
+            self.congestion.on_ack(acked, now, self.rtt.srtt)
         # RFC 6298 (5.2, 5.3): stop the timer when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max:
             self.retransmit_deadline = None

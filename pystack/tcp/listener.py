@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from pystack.stats import DropReason
 from pystack.tcp.seq import seq_add
-from pystack.tcp.settings import AcceptOverflow
+from pystack.tcp.settings import AcceptOverflow, CongestionControlName
 from pystack.tcp.state import TCPState
 from pystack.wire.tcp import ACK, RST, SYN, TCPSegment, mss_option
 
@@ -46,6 +46,9 @@ class TCPListener:
         self.accept_queue: deque[TCPConnection] = deque()
         self.closed = False
         self.cookies_sent = 0
+        # The algorithm of the connections this listener creates (TCP_CONGESTION on a listening
+        # socket, inherited as on Linux); None: the stack's ``congestion_control`` setting.
+        self.congestion_control: CongestionControlName | None = None
 
     def __repr__(self) -> str:
         return f"<TCPListener port {self.port} backlog {self.backlog} pending {len(self.accept_queue)}>"
@@ -120,6 +123,8 @@ class TCPListener:
             layer.refuse(segment, local, remote, now)  # (the reason was counted)
             return
         connection.open_passive(segment, self, now)
+        if self.congestion_control is not None:
+            connection.set_congestion_control(self.congestion_control)
         self.syn_queue.add(connection)
         layer.statistics.count("tcp.passive_opens")
         layer.connection_changed(connection)
@@ -165,6 +170,8 @@ class TCPListener:
             layer.refuse(segment, local, remote, now)  # no phantom: the client hears of it
             return True
         connection.open_from_cookie(segment, mss, self, now)
+        if self.congestion_control is not None:
+            connection.set_congestion_control(self.congestion_control)
         self.accept_queue.append(connection)
         layer.statistics.count("tcp.syn_cookies_accepted")
         if segment.payload or segment.flags & ~ACK:

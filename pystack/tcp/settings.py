@@ -13,6 +13,20 @@ class CongestionControlName(enum.Enum):
     """The congestion control algorithms ``TCPSettings.congestion_control`` chooses from."""
 
     NEWRENO = "newreno"  # RFC 5681 with RFC 6582 (``congestion.NewReno``)
+    CUBIC = "cubic"  # RFC 9438 (``congestion.Cubic``)
+
+
+def congestion_control_name(value: CongestionControlName | str) -> CongestionControlName:
+    """``value`` as a ``CongestionControlName``: a member, or its name in any case ("cubic",
+    "CUBIC"). ValueError naming the known algorithms for anything else."""
+    if isinstance(value, CongestionControlName):
+        return value
+    if isinstance(value, str):
+        for member in CongestionControlName:
+            if member.value == value.lower():
+                return member
+    known = ", ".join(member.value for member in CongestionControlName)
+    raise ValueError(f"unknown congestion control {value!r} (known: {known})")
 
 
 class AcceptOverflow(enum.Enum):

@@ -16,7 +16,8 @@ Everything else (``layer.py``, ``listener.py``, usocket, services) reads them an
 operations of ``TCPConnection``: ``open_active``, ``open_passive`` and ``open_from_cookie``
 (listener), ``detach_listener``, ``process_segment``/``process_syn_sent`` (arrival),
 ``segments_to_send`` and ``on_timer`` (layer), ``send``, ``receive``, ``peek``, ``shutdown``,
-``close``, ``abort``, ``set_nodelay``, ``set_keepalive`` (user), ``icmp_error``,
+``close``, ``abort``, ``set_nodelay``, ``set_keepalive``, ``set_congestion_control`` (user;
+the listener too, for a listener's own choice), ``icmp_error``,
 ``lower_path_mss``, ``end_time_wait_for_new_syn`` and ``recycle_time_wait`` (layer); the layer
 also calls ``abort`` on a closed connection still finishing when its table is full. The one
 field another module writes is ``scheduled``: the layer's own timer-heap bookkeeping, kept here

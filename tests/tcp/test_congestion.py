@@ -49,23 +49,23 @@ def test_set_mss_before_any_ack_recomputes_the_initial_window() -> None:
 
 def test_set_mss_after_growth_keeps_cwnd() -> None:
     reno = NewReno(MSS)
-    reno.on_ack(MSS)
+    reno.on_ack(MSS, 0.0, None)
     reno.set_mss(1000)
     assert reno.cwnd == 14600 + MSS
 
 
 def test_slow_start_grows_by_bytes_acked() -> None:
     reno = NewReno(MSS)
-    reno.on_ack(MSS)
+    reno.on_ack(MSS, 0.0, None)
     assert reno.cwnd == 14600 + MSS
-    reno.on_ack(100)
+    reno.on_ack(100, 0.0, None)
     assert reno.cwnd == 14600 + MSS + 100
 
 
 def test_slow_start_growth_per_ack_is_limited_to_two_smss() -> None:
     # RFC 3465 2.2: L = 2*SMSS.
     reno = NewReno(MSS)
-    reno.on_ack(10 * MSS)
+    reno.on_ack(10 * MSS, 0.0, None)
     assert reno.cwnd == 14600 + 2 * MSS
 
 
@@ -73,13 +73,13 @@ def test_slow_start_doubles_cwnd_per_round_trip_with_delayed_acks() -> None:
     reno = NewReno(MSS)
     window = reno.cwnd
     for _ in range(window // (2 * MSS)):
-        reno.on_ack(2 * MSS)  # one delayed ACK per two segments
+        reno.on_ack(2 * MSS, 0.0, None)  # one delayed ACK per two segments
     assert reno.cwnd == 2 * window
 
 
 def test_ack_of_nothing_changes_nothing() -> None:
     reno = NewReno(MSS)
-    reno.on_ack(0)
+    reno.on_ack(0, 0.0, None)
     assert reno.cwnd == 14600
 
 
@@ -87,7 +87,7 @@ def test_congestion_avoidance_adds_smss_squared_over_cwnd() -> None:
     # RFC 5681 (3): cwnd += SMSS*SMSS/cwnd once cwnd >= ssthresh.
     reno = NewReno(MSS)
     reno.ssthresh = reno.cwnd = 10 * MSS
-    reno.on_ack(MSS)
+    reno.on_ack(MSS, 0.0, None)
     assert reno.cwnd == 10 * MSS + MSS * MSS // (10 * MSS)
 
 
@@ -95,7 +95,7 @@ def test_congestion_avoidance_grows_about_one_smss_per_round_trip() -> None:
     reno = NewReno(MSS)
     reno.ssthresh = reno.cwnd = 10 * MSS
     for _ in range(10):
-        reno.on_ack(MSS)
+        reno.on_ack(MSS, 0.0, None)
     # Each ACK adds a little less as cwnd grows: just under one SMSS per window of ACKs.
     assert 10 * MSS + 0.9 * MSS <= reno.cwnd <= 11 * MSS
 
@@ -103,7 +103,7 @@ def test_congestion_avoidance_grows_about_one_smss_per_round_trip() -> None:
 def test_congestion_avoidance_adds_at_least_one_byte() -> None:
     reno = NewReno(MSS)
     reno.ssthresh = reno.cwnd = 10 * MSS * MSS
-    reno.on_ack(MSS)
+    reno.on_ack(MSS, 0.0, None)
     assert reno.cwnd == 10 * MSS * MSS + 1
 
 
@@ -195,7 +195,7 @@ def test_after_recovery_the_window_grows_in_congestion_avoidance() -> None:
     reno = NewReno(MSS)
     reno.enter_recovery(20 * MSS, sack=True)
     reno.exit_recovery(flight_size=20 * MSS)
-    reno.on_ack(MSS)
+    reno.on_ack(MSS, 0.0, None)
     assert reno.cwnd == 10 * MSS + MSS * MSS // (10 * MSS)
 
 
@@ -223,12 +223,12 @@ def test_repeated_timeout_holds_ssthresh() -> None:
 def test_slow_start_after_timeout_climbs_back_to_ssthresh() -> None:
     reno = NewReno(MSS)
     reno.on_timeout(16 * MSS)
-    reno.on_ack(MSS)
+    reno.on_ack(MSS, 0.0, None)
     assert reno.cwnd == 2 * MSS
     while reno.cwnd < reno.ssthresh:
-        reno.on_ack(MSS)
+        reno.on_ack(MSS, 0.0, None)
     assert reno.cwnd == 8 * MSS
-    reno.on_ack(MSS)
+    reno.on_ack(MSS, 0.0, None)
     assert reno.cwnd == 8 * MSS + MSS // 8
 
 
@@ -309,14 +309,16 @@ events = st.lists(
 )
 
 
-@given(st.integers(100, 9000), events, st.booleans())
+@given(st.integers(100, 9000), events, st.booleans(), st.sampled_from(["newreno", "cubic"]))
 def test_cwnd_never_drops_below_one_segment_nor_ssthresh_below_two(
-    mss: int, script: list[tuple[str, int]], sack: bool
+    mss: int, script: list[tuple[str, int]], sack: bool, algorithm: str
 ) -> None:
-    reno = NewReno(mss)
+    reno = create(algorithm, mss)
+    now = 0.0
     for event, value in script:
+        now += 0.05  # CUBIC's window depends on time: one event every 50 ms
         if event == "ack":
-            reno.on_ack(value)
+            reno.on_ack(value, now, 0.1)
         elif event == "enter":
             reno.enter_recovery(value, sack)
         elif event == "dup":

@@ -14,7 +14,7 @@ FIELDS = {
     "state", "local", "remote", "iss", "irs",
     "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wscale",
     "rcv_nxt", "rcv_wnd", "rcv_wscale", "mss", "peer_mss",
-    "cwnd", "ssthresh", "congestion_control", "in_recovery", "duplicate_acks",
+    "cwnd", "ssthresh", "congestion_control", "congestion_state", "in_recovery", "duplicate_acks",
     "srtt", "rttvar", "rto", "retransmits", "consecutive_timeouts",
     "timestamps", "sack", "sack_scoreboard", "out_of_order",
     "send_buffered", "receive_buffered", "unacked", "timers",
