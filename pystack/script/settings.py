@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pystack.tcp.settings import TCPSettings
+from pystack.tcp.settings import TCPSettings, congestion_control_name
 
 IP_TCP_HEADERS = 40  # IPv4 + TCP headers without options: MSS = MTU - 40
 
@@ -56,6 +56,11 @@ PYSTACK_SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "synack_retries": ("synack_retries", _count, "N: SYN-ACK retransmissions"),
     "receive_buffer": ("receive_buffer", _count, "BYTES: receive buffer (largest window)"),
     "send_buffer": ("send_buffer", _count, "BYTES: send buffer"),
+    "congestion_control": (
+        "congestion_control",
+        congestion_control_name,
+        "newreno|cubic: the congestion control algorithm",
+    ),
 }
 
 

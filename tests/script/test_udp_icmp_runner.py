@@ -198,17 +198,22 @@ def test_settings_argument_and_lines_combine_and_a_line_wins() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"ecn": "on"}, "set ecn: the pystack target has no such setting (delayed_ack,"),
+        ({"ecn": "on"}, "set ecn: the pystack target has no such setting (congestion_control,"),
         ({"sack": "maybe"}, "set sack maybe: bad value (on|off"),
         ({"mss": "10"}, "set mss 10: must be 28..65495"),
         ({"initial_rto": "-1"}, "set initial_rto -1: bad value"),
         ({"initial_rto": "100"}, "initial_rto <= max_rto"),
+        ({"congestion_control": "bbr"}, "set congestion_control bbr: bad value (newreno|cubic"),
     ],
 )
 def test_bad_settings_are_one_clear_error(settings: dict[str, str], message: str) -> None:
     with pytest.raises(SettingError) as error:
         configure(settings)
     assert message in str(error.value)
+
+
+def test_the_congestion_control_setting_picks_the_algorithm() -> None:
+    assert configure({"congestion_control": "cubic"})["tcp"].congestion_control.value == "cubic"
 
 
 def test_a_bad_set_line_stops_the_run_before_it_starts() -> None:
