@@ -50,7 +50,7 @@ class TCPSettings:
     initial_rto: float = 1.0
     min_rto: float = 1.0  # RFC 6298 (2.4); Linux uses 0.2
     max_rto: float = 60.0
-    syn_retries: int = 6  # Linux tcp_syn_retries
+    syn_retries: int = 7  # RFC 1122 4.2.3.5: a SYN is retried for >= 3 min (183 s); Linux: 6, 127 s
     synack_retries: int = 5  # Linux tcp_synack_retries
     data_retries: int = 15  # Linux tcp_retries2 (RFC 1122 R2: at least 100 s)
     # connection life
