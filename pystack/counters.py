@@ -300,7 +300,7 @@ MALFORMED_REASONS: dict[str, str] = {
     "igmp.bad_query_length": "IGMP query longer than 8 bytes, shorter than an IGMPv3 query",
     "tcp.truncated": "TCP segment shorter than its header",
     "tcp.bad_data_offset": "TCP data offset outside the segment",
-    "tcp.bad_flags": "TCP SYN together with FIN or RST",
+    "tcp.bad_flags": "TCP SYN together with FIN or RST to a listener, SYN-SENT or no connection",
     "tcp.bad_option": "TCP option of a wrong or missing length",
     "tcp.bad_checksum": "TCP checksum mismatch",
     "udp.truncated": "UDP datagram shorter than its header",

@@ -52,7 +52,7 @@ from pystack.wire.errors import MalformedPacket
 from pystack.wire.icmpv4 import ICMPv4Message
 from pystack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
 from pystack.wire.summary import summarize_ipv4
-from pystack.wire.tcp import SYN, TCPSegment
+from pystack.wire.tcp import FIN, RST, SYN, TCPSegment
 from pystack.wire.udp import PROTO_UDP, UDPDatagram
 
 PEER_ADDRESS = "10.0.0.1"
@@ -259,7 +259,9 @@ class ScriptRunner:
 
     # packets in -------------------------------------------------------------------------------
     def _inject(self, line: ScriptLine, packet: Packet, when: float) -> None:
-        if packet.flags & SYN and isinstance(packet.seq, int):
+        # A handshake SYN (not one with FIN or RST, which a connection only challenges) starts
+        # the peer's byte stream that 'read' lines check.
+        if packet.flags & (SYN | FIN | RST) == SYN and isinstance(packet.seq, int):
             self.application.read_position = (packet.seq + 1) & MASK
         ports = (self.peer_port, self.local_port)
         try:

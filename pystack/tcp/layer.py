@@ -363,11 +363,17 @@ class TCPLayer:
         self.statistics.count("tcp.segments_received")
         key = (packet.dst, segment.dst_port, packet.src, segment.src_port)
         connection = self.connections.get(key)
+        if segment.flags & SYN and segment.flags & (FIN | RST):
+            # SYN with FIN or RST: a synchronized connection answers it as RFC 5961 4.2 and
+            # RFC 9293 3.10.7.4 order the checks (RST bit, then SYN: a challenge ACK); a
+            # listener, SYN-SENT or no connection drops it (policy, as Linux does in LISTEN).
+            if connection is None or connection.state is TCPState.SYN_SENT:
+                self.statistics.drop_malformed("tcp.bad_flags")
+                return
         if (
             connection is not None
             and connection.state is TCPState.TIME_WAIT
-            and segment.flags & SYN
-            and not segment.flags & ACK
+            and segment.flags & (SYN | ACK | FIN | RST) == SYN
             and self._may_reuse(connection, segment)
         ):
             connection.end_time_wait_for_new_syn(now)

@@ -2,8 +2,8 @@
 timestamps (RFC 7323, RFC 2018), NOP and EOL; unknown options are preserved verbatim.
 
 ``TCPSegment.parse`` validates the data offset, the option list (lengths per kind), the
-checksum over the IPv4 pseudo-header, and rejects impossible flag combinations (SYN with FIN or
-RST). ``flags`` holds all 12 flag bits (the 4 reserved ones included, so ``build`` is the exact
+checksum over the IPv4 pseudo-header; flag combinations (SYN with FIN or RST) are the TCP layer's
+to judge, by state. ``flags`` holds all 12 flag bits (the 4 reserved ones included, so ``build`` is the exact
 inverse). ``options`` is a tuple of option values in wire order; ``build`` pads the option list
 with zero bytes to a multiple of 4, and ``parse`` treats a final EOL followed only by fewer than 4
 zero bytes as that padding.
@@ -203,8 +203,6 @@ class TCPSegment(NamedTuple):
         if verify_checksum and not verify(data, pseudo_header_sum(src, dst, PROTO_TCP, size)):
             raise MalformedPacket("tcp.bad_checksum")
         flags = offset_flags & 0xFFF
-        if flags & SYN and flags & (FIN | RST):
-            raise MalformedPacket("tcp.bad_flags", "SYN with FIN or RST")
         options = parse_options(bytes(data[HEADER_LENGTH:hlen])) if hlen > HEADER_LENGTH else ()
         return cls(sport, dport, seq, ack, flags, window, bytes(data[hlen:]), options, urgent)
 

@@ -501,9 +501,6 @@ MALFORMED_CASES: list[tuple[str, str, Callable[[], object]]] = [
     ("tcp_data_offset_beyond_data", "tcp.bad_data_offset", _tcp(data_offset=6)),
     ("tcp_data_offset_15_short", "tcp.bad_data_offset", _tcp(h("01010101"), data_offset=15)),
     ("tcp_bad_checksum", "tcp.bad_checksum", _tcp(checksum=0)),
-    ("tcp_syn_fin", "tcp.bad_flags", _tcp(flags=SYN | FIN)),
-    ("tcp_syn_rst", "tcp.bad_flags", _tcp(flags=SYN | RST)),
-    ("tcp_syn_fin_rst_ack", "tcp.bad_flags", _tcp(flags=SYN | FIN | RST | ACK)),
     ("tcp_mss_length_3", "tcp.bad_option", _tcp(h("020305 00"))),
     ("tcp_mss_length_5", "tcp.bad_option", _tcp(h("020505b400 000000"))),
     ("tcp_wscale_length_2", "tcp.bad_option", _tcp(h("0302 0000"))),
@@ -1123,3 +1120,11 @@ def test_summaries_of_malformed_input_name_the_reason():
     assert summarize_ethernet(ipv6) == (
         "02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff, ethertype IPv6 (0x86dd), length 54"
     )
+
+
+@pytest.mark.parametrize("flags", [SYN | FIN, SYN | RST, SYN | FIN | RST | ACK])
+def test_syn_with_fin_or_rst_parses_and_keeps_its_flags(flags: int) -> None:
+    # The parser judges bytes, not flag combinations: what a SYN+FIN or SYN+RST means depends on
+    # the connection's state, so the TCP layer decides (a challenge ACK or a counted drop).
+    segment = _tcp(flags=flags)()
+    assert isinstance(segment, TCPSegment) and segment.flags == flags
