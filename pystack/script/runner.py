@@ -232,7 +232,7 @@ class ScriptRunner:
             raise self.fail(str(error)) from None
         if segment.timestamp is not None:
             self.latest_peer_tsval = segment.timestamp[0]
-        source, destination = self.peer_address, self.stack.address
+        source, destination = self.peer_address, self._local_address()
         payload = segment.build(source, destination)
         self._send_ip(IPv4Packet(source, destination, PROTO_TCP, payload, dont_fragment=True), when)
         shown = describe(segment, self.numbering, INBOUND, brief=True)
@@ -245,12 +245,16 @@ class ScriptRunner:
         quoted = self._show(self.last_outbound)
         if len(icmp.payload) < len(self.last_outbound):
             quoted += f" (its first {len(icmp.payload)} bytes)"
-        source, destination = self.peer_address, self.stack.address
+        source, destination = self.peer_address, self._local_address()
         self._send_ip(IPv4Packet(source, destination, PROTO_ICMP, icmp.build()), when)
         self._record(when, format_event(message), line, f"quoting {quoted}")
 
     def _send_ip(self, packet: IPv4Packet, when: float) -> None:
         self.wire.send(packet.build(), when)
+
+    def _local_address(self) -> int:
+        """The address of the side under test (here pystack's stack; the kernel target's own)."""
+        return self.stack.address
 
     # calls ------------------------------------------------------------------------------------
     def _call(self, line: ScriptLine, call: ev.Call, when: float) -> None:
