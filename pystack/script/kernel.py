@@ -80,7 +80,7 @@ from pystack.script.events import OUTBOUND, Packet, ScriptLine
 from pystack.script.formatting import format_event, format_seconds
 from pystack.script.matching import MASK, Numbering
 from pystack.script.notation import parse_script
-from pystack.script.report import ScriptFailure, ScriptResult
+from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
 from pystack.script.runner import DEFAULT_LOCAL_PORT, PEER_ADDRESS, STACK_ADDRESS, ScriptRunner
 from pystack.tcp.state import TCPState
 from pystack.wire import tcp
@@ -771,6 +771,11 @@ class KernelScriptRunner(ScriptRunner):
             super()._call(waiting.line, waiting.call, self.clock.now())
         finally:
             self._line = current
+        last = self.events[-1]
+        note = "; ".join(
+            part for part in (last.note, f"called at {format_seconds(waiting.since)}") if part
+        )
+        self.events[-1] = TraceEntry(last.time, last.text, last.line, note)
 
     def _collect(self, line: ScriptLine | None) -> None:
         """A call still waiting must return by the next call or expectation (or the end)."""
