@@ -412,6 +412,7 @@ class KernelConnection:
         self.remote_port = remote_port
         self.closed = False
         self.remembered_error: int | None = None  # Linux reports an error once; pystack keeps it
+        self.soft_error: int | None = None
         self.eof = False
 
     def fileno(self) -> int:
@@ -427,11 +428,23 @@ class KernelConnection:
 
     @property
     def error(self) -> int | None:
-        if not self.closed:
-            number = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if number:
-                self.remembered_error = number
+        """The error that ended the connection (pystack's ``error``), kept once seen."""
+        self._read_error()
         return self.remembered_error
+
+    def _read_error(self) -> None:
+        # SO_ERROR reports an error once, hard or soft (an ICMP error on a live connection).
+        # pystack keeps both apart: a hard error ends the connection (the kernel's socket is
+        # then CLOSED), a soft one is tcp_info's ``soft_error`` while the connection goes on.
+        if self.closed:
+            return
+        number = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if not number:
+            return
+        if self.state is TCPState.CLOSED:
+            self.remembered_error = number
+        else:
+            self.soft_error = number
 
     @property
     def at_eof(self) -> bool:
@@ -493,8 +506,10 @@ class KernelConnection:
         self.close(now)
 
     def tcp_info(self) -> dict[str, object]:
+        self._read_error()
         entry = self.entry()
-        return {} if entry is None else dict(entry.info)
+        info = {} if entry is None else dict(entry.info)
+        return {**info, "soft_error": self.soft_error}
 
 
 class KernelListener:
@@ -616,7 +631,7 @@ class KernelApplication(Application):
 
 
 def _tcp_info_keys() -> frozenset[str]:
-    return frozenset(_tcp_info(bytes(_TCP_INFO_HEAD.size)))
+    return frozenset([*_tcp_info(bytes(_TCP_INFO_HEAD.size)), "soft_error"])
 
 
 # the runner -------------------------------------------------------------------------------------
@@ -685,6 +700,17 @@ class KernelScriptRunner(ScriptRunner):
         self.waiting: _Waiting | None = None
         self.unobservable: list[str] = []
         self.ignored = 0  # frames from the kernel that are not IPv4 (none expected)
+
+    def fail(
+        self,
+        reason: str,
+        expected: str | None = None,
+        actual: str | None = None,
+        details: Sequence[str] = (),
+    ) -> ScriptFailure:
+        # The runner's reasons name the side under test "pystack"; here it is the kernel.
+        reason = reason.replace("pystack's", "the kernel's").replace("pystack ", "the kernel ")
+        return super().fail(reason, expected, actual, details)
 
     # time and the wire --------------------------------------------------------------------------
     def _drain(self) -> None:

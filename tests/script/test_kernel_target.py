@@ -8,6 +8,7 @@ The tests at the top need no kernel: they check what is refused before anything 
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import textwrap
@@ -156,7 +157,7 @@ def test_wrong_expectation_fails_with_a_readable_difference(kernel: None) -> Non
     failure = caught.value
     assert failure.line is not None and failure.line.number == 4
     report = str(failure)
-    assert "pystack's packet differs from the line" in report
+    assert "the kernel's packet differs from the line" in report
     assert "win: expected 1000, got" in report
     assert failure.actual is not None and "> S. 0:0(0) ack 1 win" in failure.actual
     assert my_namespaces() == []
@@ -265,3 +266,22 @@ def test_namespace_and_device_removed_after_a_failure_or_interrupt(
         kernel_run(PASSIVE_OPEN)
     assert my_namespaces() == []
     assert {name for _, name in socket.if_nameindex()} == devices_before
+
+
+ICMP_SOFT_ERROR = (
+    PASSIVE_OPEN
+    + f"""
+    +0 write 100
+    +0 > P. 1:101(100) ack 1
+    +0.05 < icmp unreachable host         # RFC 5461 4.1: soft in a synchronized state
+    +0 expect state ESTABLISHED
+    +0 expect error none
+    +0 expect info soft_error {errno.EHOSTUNREACH}
+    """
+)
+
+
+def test_icmp_error_on_a_live_connection_is_soft_on_both_targets(kernel: None) -> None:
+    # Linux's SO_ERROR reports the soft error too; the target tells it apart by the state.
+    run_script(textwrap.dedent(ICMP_SOFT_ERROR))
+    kernel_run(ICMP_SOFT_ERROR)
