@@ -73,7 +73,13 @@ from typing import Protocol, TypeVar, cast
 
 from pystack.clock import ManualClock
 from pystack.link.tuntap import LinkUnavailable, TunLink
-from pystack.netns import Namespace, NamespaceError, configure_peer, move_device
+from pystack.netns import (
+    NAMESPACE_DIRECTORY,
+    Namespace,
+    NamespaceError,
+    configure_peer,
+    move_device,
+)
 from pystack.script import events as ev
 from pystack.script.application import DEFAULT_BACKLOG, Application, CheckFailed, ConnectionLike
 from pystack.script.events import OUTBOUND, Packet, ScriptLine
@@ -93,6 +99,7 @@ T = TypeVar("T")
 KERNEL_TOLERANCE = 0.025  # seconds: the least tolerance on the kernel (scheduling jitter)
 ANY_TIME_LIMIT = 10.0  # seconds a '*' line waits for its packet on the kernel
 DEVICE_PATTERN = "pks%d"
+RCVLOWAT_LIMIT = 1 << 16  # SO_RCVLOWAT above this is not asked for (Linux caps it by rcvbuf)
 NAMESPACE_CALL_TIMEOUT = 10.0  # seconds for one job in the namespace (socket creation, a read)
 KERNEL_ADDRESS = STACK_ADDRESS.split("/")[0]  # the kernel plays the script's "pystack" side
 CLONE_NEWNET = 0x40000000
@@ -140,8 +147,9 @@ _LINUX_STATES = {
     11: TCPState.CLOSING,
     12: TCPState.SYN_RECEIVED,  # TCP_NEW_SYN_RECV: a request socket, before accept
 }
-_PEER_FIN_STATES = frozenset(
-    {TCPState.CLOSE_WAIT, TCPState.LAST_ACK, TCPState.CLOSING, TCPState.TIME_WAIT}
+# States in which no more data can arrive (the peer's FIN came, or the connection is gone).
+_NO_MORE_DATA = frozenset(
+    {TCPState.CLOSE_WAIT, TCPState.LAST_ACK, TCPState.CLOSING, TCPState.TIME_WAIT, TCPState.CLOSED}
 )
 
 
@@ -164,7 +172,7 @@ def in_namespace(namespace: str, job: Callable[[], T]) -> T:
 
     def body() -> None:
         try:
-            descriptor = os.open(f"/run/netns/{namespace}", os.O_RDONLY | os.O_CLOEXEC)
+            descriptor = os.open(NAMESPACE_DIRECTORY / namespace, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 if _libc.setns(descriptor, CLONE_NEWNET) != 0:
                     number = ctypes.get_errno()
@@ -270,6 +278,7 @@ class KernelSandbox:
                 self.name,
                 lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG),
             )
+            self._diag.settimeout(NAMESPACE_CALL_TIMEOUT)  # the kernel answers at once
         entries = [
             entry
             for entry in sock_diag_dump(self._diag)
@@ -586,22 +595,26 @@ class KernelApplication(Application):
         connection = self.connection
         if not isinstance(call, ev.Read) or connection is None or connection.closed:
             return False
+        # SO_RCVLOWAT makes the socket readable only once N bytes are there (or the end of
+        # the stream or an error): select() then wakes the runner exactly when the read can
+        # complete, instead of at every partial arrival.
+        wanted = min(call.length or 1, RCVLOWAT_LIMIT)
+        connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, wanted)
         readable, _, _ = select.select([connection.sock], [], [], 0)
-        if call.length is None:
-            return not readable  # end of stream, data or an error: something to look at
-        if connection.available() >= call.length or not readable:
-            return connection.available() < call.length
-        # Readable with fewer bytes than asked: complete once the peer can send no more.
-        return connection.state not in _PEER_FIN_STATES
+        if not readable:
+            return True
+        if call.length is None or connection.available() >= call.length:
+            return False
+        # Fewer bytes than asked: complete once the peer can send no more (FIN or reset).
+        return connection.state not in _NO_MORE_DATA
 
-    def waits_on(self) -> list[int]:
-        """Descriptors whose readiness may complete a waiting call."""
-        descriptors = []
-        if self.listener is not None:
-            descriptors.append(self.listener.sock.fileno())
+    def waits_on(self, call: ev.Call) -> list[int]:
+        """The descriptor whose readiness may complete the waiting ``call``."""
+        if isinstance(call, ev.Accept) and self.listener is not None:
+            return [self.listener.sock.fileno()]
         if self.connection is not None and not self.connection.closed:
-            descriptors.append(self.connection.sock.fileno())
-        return descriptors
+            return [self.connection.sock.fileno()]
+        return []
 
     def check(self, expectation: ev.Expectation) -> None:
         if isinstance(expectation, ev.ExpectCounter | ev.ExpectDrop):
@@ -699,6 +712,8 @@ class KernelScriptRunner(ScriptRunner):
         self.ts_offset: int | None = None  # kernel TS val - script TS val, from its SYN
         self.waiting: _Waiting | None = None
         self.unobservable: list[str] = []
+        self.scheduled = 0.0  # the current line's time as written (real seconds)
+        self.late_note = ""
         self.ignored = 0  # frames from the kernel that are not IPv4 (none expected)
 
     def fail(
@@ -734,19 +749,29 @@ class KernelScriptRunner(ScriptRunner):
             remaining = until - self.clock.now()
             if self.pending or remaining <= 0:
                 return
-            watched = [descriptor, *(self.application.waits_on() if self.waiting else ())]
+            waiting = self.waiting
+            watched = [descriptor, *(self.application.waits_on(waiting.call) if waiting else ())]
             select.select(watched, [], [], remaining)
 
     def _line_time(self, spec: ev.TimeSpec | None) -> float:
-        # Real time cannot be set back: a line whose time has passed happens now (noted when
-        # that is later than the tolerance), and '+' times count from when it happened.
+        # Real time cannot be set back: a line whose time has passed happens now.
         assert spec is not None and spec.start is not None
-        when = (self.time if spec.relative else 0.0) + spec.start
-        self._advance(when)
-        late = self.clock.now() - when
-        if late > self.tolerance and self._line is not None:
-            self._record(self.clock.now(), "", self._line, f"late by {late * 1000:.1f} ms")
-        return max(when, self.clock.now())
+        self.scheduled = (self.time if spec.relative else 0.0) + spec.start
+        return max(self.scheduled, self.clock.now())
+
+    def _note_lateness(self) -> None:
+        """A line acted on later than the tolerance allows is noted in the trace (at its own
+        entry), and '+' times after it count from when it really happened."""
+        late = self.clock.now() - self.scheduled
+        if late > self.tolerance:
+            self.late_note = f"late by {late * 1000:.1f} ms"
+            self.time = self.clock.now()
+
+    def _record(self, when: float, text: str, line: ScriptLine | None, note: str = "") -> None:
+        if self.late_note and line is not None and line is self._line:
+            note = "; ".join(part for part in (note, self.late_note) if part)
+            self.late_note = ""
+        super()._record(when, text, line, note)
 
     def _window(self, spec: ev.TimeSpec | None) -> tuple[float, float]:
         if spec is not None and spec.start is None:
@@ -764,6 +789,7 @@ class KernelScriptRunner(ScriptRunner):
         super()._execute(line)
 
     def _act(self, line: ScriptLine, event: ev.Event, when: float) -> None:
+        self._note_lateness()
         if isinstance(event, ev.Call):
             self._collect(line)
             self._call(line, event, when)
@@ -792,6 +818,9 @@ class KernelScriptRunner(ScriptRunner):
         if waiting is None or self.application.would_block(waiting.call):
             return
         self.waiting = None
+        connection = self.application.connection
+        if connection is not None and not connection.closed:
+            connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
         current, self._line = self._line, waiting.line  # a failure names the call's own line
         try:
             super()._call(waiting.line, waiting.call, self.clock.now())
@@ -821,7 +850,7 @@ class KernelScriptRunner(ScriptRunner):
 
     def _advance_for_call(self, until: float) -> None:
         while self.waiting is not None and self.clock.now() < until:
-            watched = self.application.waits_on()
+            watched = self.application.waits_on(self.waiting.call)
             select.select(watched, [], [], max(0.0, until - self.clock.now()))
             self._progress()
 

@@ -285,3 +285,37 @@ def test_icmp_error_on_a_live_connection_is_soft_on_both_targets(kernel: None) -
     # Linux's SO_ERROR reports the soft error too; the target tells it apart by the state.
     run_script(textwrap.dedent(ICMP_SOFT_ERROR))
     kernel_run(ICMP_SOFT_ERROR)
+
+
+def test_a_waiting_read_completes_short_when_the_peer_finishes(kernel: None) -> None:
+    # 5 of 10 bytes, then the peer's FIN: no more can come, so the read returns what is there
+    # and fails exactly as on pystack.
+    with pytest.raises(ScriptFailure, match="read 5 bytes, expected 10") as caught:
+        kernel_run(
+            PASSIVE_OPEN
+            + """
+            +0 read 10
+            +0.01 < P. 1:6(5) ack 1 win 65535
+            +0 > . 1:1(0) ack 6
+            +0.01 < F. 6:6(0) ack 1 win 65535
+            +0.1 expect state CLOSE-WAIT
+            """
+        )
+    assert caught.value.line is not None and caught.value.line.text == "+0 read 10"
+
+
+def test_a_late_line_is_noted_at_its_own_entry(
+    kernel: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = KernelScriptRunner._line_time
+
+    def delayed(self: KernelScriptRunner, spec: object) -> float:
+        when = original(self, spec)  # type: ignore[arg-type]
+        if self._line is not None and self._line.number == 2:
+            self.scheduled -= 1.0  # as if the line came a second (> TOLERANCE) after its time
+        return when
+
+    monkeypatch.setattr(KernelScriptRunner, "_line_time", delayed)
+    result = kernel_run(PASSIVE_OPEN)
+    [listen] = [entry for entry in result.events if entry.line == 2]
+    assert listen.note.startswith("late by 100")
