@@ -87,7 +87,13 @@ from pystack.script.formatting import format_event, format_seconds
 from pystack.script.matching import MASK, Numbering
 from pystack.script.notation import parse_script
 from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
-from pystack.script.runner import DEFAULT_LOCAL_PORT, PEER_ADDRESS, STACK_ADDRESS, ScriptRunner
+from pystack.script.runner import (
+    DEFAULT_LOCAL_PORT,
+    DEFAULT_PEER_PORT,
+    PEER_ADDRESS,
+    STACK_ADDRESS,
+    ScriptRunner,
+)
 from pystack.tcp.state import TCPState
 from pystack.wire import tcp
 from pystack.wire.addresses import ip_from_str, ip_to_str
@@ -695,7 +701,7 @@ class KernelScriptRunner(ScriptRunner):
         self.application = KernelApplication(sandbox)
         self.numbering = Numbering()
         self.peer_address = ip_from_str(PEER_ADDRESS)
-        self.peer_port, self.local_port = 9000, DEFAULT_LOCAL_PORT
+        self.peer_port, self.local_port = DEFAULT_PEER_PORT, DEFAULT_LOCAL_PORT
         self.minimum_tolerance = tolerance
         self.tolerance = tolerance
         self.any_time_limit = any_time_limit
