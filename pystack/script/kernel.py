@@ -26,9 +26,10 @@ Design choices, and why:
   outcome shows in ``expect state``/``expect error``); ``accept ?`` never waits.
 - **Numbers are mapped.** The kernel's ISN is learned from its SYN (``matching.Numbering``, as
   for pystack), its ephemeral port from ``getsockname`` (``connect ... from PORT`` binds PORT),
-  and its TS val clock, which Linux starts at a random per-connection offset, is made relative to
-  the TS val of its SYN (the ``>`` line's value there, 0 for ``*``); TS vals may differ by the
-  tolerance in ms (+1) from a line's number. Explicit ``ecr N`` on ``<`` lines is mapped back.
+  and its TS val clock, which Linux starts at a random per-connection offset, counts from its
+  SYN: that SYN's TS val is 0 in the script, and a TS val may differ from a line's number by the
+  tolerance in ms (+1). The mapping is done where frames meet the runner, so traces, reports and
+  ``ecr``s on ``<`` lines are all in script numbers.
 - **Time is real.** Lines happen at real (monotonic) seconds since the start; a ``>`` packet may
   come ``tolerance`` early or late. The kernel's tolerance is at least ``KERNEL_TOLERANCE``
   (25 ms: a loaded machine's scheduling jitter; the script's own ``tolerance`` applies when
@@ -97,7 +98,7 @@ from pystack.script.runner import (
 from pystack.tcp.state import TCPState
 from pystack.wire import tcp
 from pystack.wire.addresses import ip_from_str, ip_to_str
-from pystack.wire.ipv4 import IPv4Packet
+from pystack.wire.ipv4 import PROTO_TCP, IPv4Packet
 from pystack.wire.tcp import SYN, TCPSegment
 
 T = TypeVar("T")
@@ -878,57 +879,48 @@ class KernelScriptRunner(ScriptRunner):
         )
 
     # TS val: the kernel's clock starts at a random offset per connection -----------------------
-    def _learn_isn(self, segment: TCPSegment, script_seq: ev.Field) -> None:
-        super()._learn_isn(segment, script_seq)
-        if segment.flags & SYN and segment.timestamp is not None:
-            wanted = _tsval_of(self._line.event if self._line is not None else None)
-            self.ts_offset = (segment.timestamp[0] - (wanted or 0)) & MASK
+    # Mapped where frames meet the runner, so the trace, the reports, and ``ecr *``/``ecr $``
+    # all see script numbers: the kernel's SYN has TS val 0, later values count in its ms.
+    def _decode(self, frame: bytes) -> tuple[IPv4Packet, TCPSegment | None]:
+        packet, segment = super()._decode(frame)
+        if segment is None or segment.timestamp is None:
+            return packet, segment
+        value, echo = segment.timestamp
+        if segment.flags & SYN:
+            self.ts_offset = value  # decoding the same SYN again learns the same offset
+        if self.ts_offset is None:
+            return packet, segment
+        return packet, _with_timestamp(segment, (value - self.ts_offset) & MASK, echo)
 
     def _problems(self, expected: Packet, packet: IPv4Packet, segment: TCPSegment) -> list[str]:
-        return super()._problems(expected, packet, self._script_tsval(expected, segment))
-
-    def _script_tsval(self, expected: Packet, segment: TCPSegment) -> TCPSegment:
-        """``segment`` with its TS val in script numbers (a tick per ms of tolerance is fine)."""
-        if segment.timestamp is None or self.ts_offset is None:
-            return segment
-        value, echo = segment.timestamp
-        mapped = (value - self.ts_offset) & MASK
+        # Real time: a TS val may be off from the line's number by the tolerance in ms (+1).
         wanted = _tsval_of(expected)
-        slack = math.ceil(self.tolerance * 1000) + 1
-        if wanted is not None and abs(((mapped - wanted + (1 << 31)) & MASK) - (1 << 31)) <= slack:
-            mapped = wanted
-        options = tuple(
-            tcp.timestamp_option(mapped, echo) if option.kind == tcp.OPT_TIMESTAMP else option
-            for option in segment.options
-        )
-        return segment._replace(options=options)
+        if segment.timestamp is not None and wanted is not None:
+            value, echo = segment.timestamp
+            slack = math.ceil(self.tolerance * 1000) + 1
+            if abs(((value - wanted + (1 << 31)) & MASK) - (1 << 31)) <= slack:
+                segment = _with_timestamp(segment, wanted, echo)
+        return super()._problems(expected, packet, segment)
 
-    def _inject(self, line: ScriptLine, packet: Packet, when: float) -> None:
-        super()._inject(line, self._wire_ecr(packet), when)
+    def _send_ip(self, packet: IPv4Packet, when: float) -> None:
+        """A ``<`` segment's ecr is in script numbers: on the wire it gets the kernel's offset
+        back (not on a bare SYN, whose ecr means nothing, RFC 7323 3.2)."""
+        if self.ts_offset is not None and packet.protocol == PROTO_TCP:
+            segment = TCPSegment.parse(packet.payload, packet.src, packet.dst)
+            bare_syn = segment.flags & SYN and not segment.flags & tcp.ACK
+            if segment.timestamp is not None and not bare_syn:
+                value, echo = segment.timestamp
+                segment = _with_timestamp(segment, value, (echo + self.ts_offset) & MASK)
+                packet = packet._replace(payload=segment.build(packet.src, packet.dst))
+        super()._send_ip(packet, when)
 
-    def _wire_ecr(self, packet: Packet) -> Packet:
-        """A ``<`` line's explicit ``ecr N`` is in script numbers: add the kernel's offset."""
-        if self.ts_offset is None or not isinstance(packet.options, tuple):
-            return packet
-        if packet.flags & SYN and not packet.flags & tcp.ACK:
-            return packet  # a SYN's ecr means nothing (RFC 7323 3.2): leave it as written
-        options = []
-        for option in packet.options:
-            values = option.values
-            if option.kind == tcp.OPT_TIMESTAMP and isinstance(values[1], int):
-                values = (values[0], (values[1] + self.ts_offset) & MASK)
-            options.append(ev.OptionSpec(option.kind, values, option.raw))
-        return Packet(
-            packet.direction,
-            packet.flags,
-            packet.seq,
-            packet.end,
-            packet.length,
-            packet.ack,
-            packet.window,
-            packet.urgent,
-            tuple(options),
-        )
+
+def _with_timestamp(segment: TCPSegment, value: int, echo: int) -> TCPSegment:
+    options = tuple(
+        tcp.timestamp_option(value, echo) if option.kind == tcp.OPT_TIMESTAMP else option
+        for option in segment.options
+    )
+    return segment._replace(options=options)
 
 
 def _tsval_of(event: ev.Event | None) -> int | None:

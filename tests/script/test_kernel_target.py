@@ -129,6 +129,9 @@ def test_active_open_maps_isn_port_and_tsval(kernel: None) -> None:
         """
     )
     assert result.connection is not None and result.connection.local_port == 40000
+    # The trace is in script numbers too: the kernel's SYN has TS val 0, its ISN is 0.
+    [syn] = [entry for entry in result.events if entry.line == 3]
+    assert syn.text.startswith("> S 0:0(0)") and "TS val 0 ecr 0" in syn.text
 
 
 def test_active_open_from_an_ephemeral_port(kernel: None) -> None:
