@@ -33,8 +33,9 @@ Design choices, and why:
 - **Time is real.** Lines happen at real (monotonic) seconds since the start; a ``>`` packet may
   come ``tolerance`` early or late. The kernel's tolerance is at least ``KERNEL_TOLERANCE``
   (25 ms: a loaded machine's scheduling jitter; the script's own ``tolerance`` applies when
-  larger). A line that could only be acted on late is noted in the trace; ``+`` times count from
-  when it happened. ``*`` lines wait at most ``ANY_TIME_LIMIT`` seconds.
+  larger), and a ``>`` packet may also be late by 1/8 of the time since the previous line (Linux's
+  timer wheel fires long timers that late). A line that could only be acted on late is noted in
+  the trace; ``+`` times count from when it happened. ``*`` lines wait at most ``ANY_TIME_LIMIT`` seconds.
 - **What cannot be observed is said so.** ``expect state`` reads the socket's state from the
   kernel's socket table (``NETLINK_SOCK_DIAG``, which also sees closed-but-finishing and
   TIME-WAIT sockets), ``expect info`` maps a few ``tcp_info`` keys, ``expect error`` is
@@ -104,6 +105,7 @@ from pystack.wire.tcp import SYN, TCPSegment
 T = TypeVar("T")
 
 KERNEL_TOLERANCE = 0.025  # seconds: the least tolerance on the kernel (scheduling jitter)
+TIMER_WHEEL_SLACK = 1 / 8  # how late Linux may fire a timer, as a share of its length
 ANY_TIME_LIMIT = 10.0  # seconds a '*' line waits for its packet on the kernel
 DEVICE_PATTERN = "pks%d"
 RCVLOWAT_LIMIT = 1 << 16  # SO_RCVLOWAT above this is not asked for (Linux caps it by rcvbuf)
@@ -783,7 +785,11 @@ class KernelScriptRunner(ScriptRunner):
     def _window(self, spec: ev.TimeSpec | None) -> tuple[float, float]:
         if spec is not None and spec.start is None:
             return self.time, self.time + self.any_time_limit
-        return super()._window(spec)
+        low, high = super()._window(spec)
+        # Linux's timer wheel fires a timer late by up to 1/8 of its length (each wheel level
+        # is 8 times coarser, kernel/time/timer.c): a 1 s retransmission may come ~60 ms late.
+        # So a packet may be that much later than the line says, counted from the last line.
+        return low, high + max(0.0, high - self.tolerance - self.time) * TIMER_WHEEL_SLACK
 
     def _local_address(self) -> int:
         return ip_from_str(KERNEL_ADDRESS)

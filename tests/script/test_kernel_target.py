@@ -14,12 +14,13 @@ import socket
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 
 from pystack.netns import NAME_PREFIX, list_namespaces
 from pystack.script import ScriptFailure, ScriptResult, parse_script, run_script
-from pystack.script.events import ScriptLine
+from pystack.script.events import ScriptLine, TimeSpec
 from pystack.script.kernel import (
     KERNEL_SYSCTLS,
     KernelScriptRunner,
@@ -83,6 +84,16 @@ def test_settings_map_to_namespace_sysctls() -> None:
 def test_unknown_or_bad_setting_is_a_clear_error(settings: dict[str, str], message: str) -> None:
     with pytest.raises(KernelTargetError, match=message):
         run_kernel_script("0 listen 8080", settings)
+
+
+def test_a_late_timer_is_allowed_an_eighth_of_its_length() -> None:
+    # Linux's timer wheel: a 1 s timer may fire up to 1/8 s late; the early side stays tight.
+    sandbox = SimpleNamespace(link=object())  # the window needs no kernel
+    runner = KernelScriptRunner("", sandbox, tolerance=0.025)  # type: ignore[arg-type]
+    low, high = runner._window(TimeSpec(relative=True, start=1.0))
+    assert (low, high) == pytest.approx((0.975, 1.025 + 1.0 / 8))
+    low, high = runner._window(TimeSpec(relative=True, start=0.0))
+    assert (low, high) == pytest.approx((-0.025, 0.025))
 
 
 # -- on the kernel -----------------------------------------------------------------------------
