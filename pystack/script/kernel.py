@@ -226,7 +226,7 @@ class KernelSandbox:
         except (NamespaceError, LinkUnavailable, OSError) as error:
             self.close()
             raise KernelTargetError(f"cannot set up the kernel target: {error}") from None
-        except BaseException:
+        except BaseException:  # KernelTargetError from a sysctl, KeyboardInterrupt, ...
             self.close()
             raise
 
@@ -242,16 +242,10 @@ class KernelSandbox:
             with open(path, "w") as handle:
                 handle.write(value)
 
-        in_namespace(self.name, write)
-
-    def read_sysctl(self, name: str) -> str:
-        path = "/proc/sys/" + name.replace(".", "/")
-
-        def read() -> str:
-            with open(path) as handle:
-                return handle.read().strip()
-
-        return in_namespace(self.name, read)
+        try:
+            in_namespace(self.name, write)
+        except OSError as error:
+            raise KernelTargetError(f"sysctl {name}={value}: {error.strerror}") from None
 
     def socket(self) -> socket.socket:
         """A non-blocking TCP socket in the namespace, closed with the sandbox."""

@@ -210,6 +210,14 @@ def test_settings_reach_the_kernel(kernel: None) -> None:
     kernel_run(syn_with_sack.replace(",nop,nop,sackOK>", ">"), {"sack": "off"})
 
 
+def test_a_value_the_kernel_refuses_is_a_clear_error(kernel: None) -> None:
+    with pytest.raises(
+        KernelTargetError, match=r"sysctl net\.ipv4\.tcp_sack=300: Invalid argument"
+    ):
+        kernel_run("0 listen 8080", {"sack": "300"})
+    assert my_namespaces() == []
+
+
 def test_blocking_calls_wait_while_the_script_goes_on(kernel: None) -> None:
     result = kernel_run(
         """
