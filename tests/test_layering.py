@@ -56,8 +56,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pystack.dhcp", "pystack.statsview"),  # statsview: --stats tables of a stack
     ("pystack.dns",),  # the resolver follows the DHCP lease's servers
     ("pystack.services",),  # the DNS service answers with ``pystack.dns.server``
-    # the stack thread; network namespaces; the scripted TCP tests (a stack and a script)
-    ("pystack.runner", "pystack.netns", "pystack.script"),
+    ("pystack.runner", "pystack.netns"),  # the stack thread; network namespaces
+    # the scripted TCP tests (a stack and a script); above netns: the kernel target
+    # (pystack.script.kernel) runs the same scripts against Linux in a namespace
+    ("pystack.script",),
     ("pystack.host",),  # building a host: ``build_stack``, ``KernelHost`` (up --link tun|tap)
     ("pystack.sim",),  # the simulated network: hosts built like the real ones
     ("usocket",),  # MicroPython's socket surface over a StackThread; no pystack.runtime

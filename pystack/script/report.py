@@ -66,11 +66,17 @@ class ScriptFailure(AssertionError):
 
 @dataclass
 class ScriptResult:
-    stack: Stack
+    """A script that ran as written. ``stack`` is None on the kernel target (no pystack stack
+    is under test there); ``unobservable`` lists the expectations that target could not check
+    (e.g. a pystack counter with no kernel equivalent): reported beside the pass, never hidden."""
+
+    stack: Stack | None
     wire: Link
     clock: ManualClock
     events: list[TraceEntry] = field(default_factory=list)
     connection: ConnectionLike | None = None
+    target: str = "pystack"
+    unobservable: list[str] = field(default_factory=list)
 
     @property
     def trace(self) -> str:

@@ -227,7 +227,7 @@ class ScriptRunner:
             self._inject_icmp(line, event, when)
         elif isinstance(event, ev.UDP):
             datagram = inbound_udp(event)
-            payload = datagram.build(self.peer_address, self.stack.address)
+            payload = datagram.build(self.peer_address, self._local_address())
             self._send_payload(PROTO_UDP, payload, when)
             self._record(when, format_event(event), line)
         elif isinstance(event, ev.Echo):
@@ -270,7 +270,7 @@ class ScriptRunner:
             raise self.fail(str(error)) from None
         if segment.timestamp is not None:
             self.latest_peer_tsval = segment.timestamp[0]
-        source, destination = self.peer_address, self.stack.address
+        source, destination = self.peer_address, self._local_address()
         payload = segment.build(source, destination)
         self._send_ip(IPv4Packet(source, destination, PROTO_TCP, payload, dont_fragment=True), when)
         shown = describe(segment, self.numbering, INBOUND, brief=True)
@@ -293,11 +293,15 @@ class ScriptRunner:
 
     def _send_payload(self, protocol: int, payload: bytes, when: float) -> None:
         """An IP packet from the peer to pystack."""
-        source, destination = self.peer_address, self.stack.address
+        source, destination = self.peer_address, self._local_address()
         self._send_ip(IPv4Packet(source, destination, protocol, payload), when)
 
     def _send_ip(self, packet: IPv4Packet, when: float) -> None:
         self.wire.send(packet.build(), when)
+
+    def _local_address(self) -> int:
+        """The address of the side under test (here pystack's stack; the kernel target's own)."""
+        return self.stack.address
 
     # calls ------------------------------------------------------------------------------------
     def _call(self, line: ScriptLine, call: ev.Call, when: float) -> None:
