@@ -833,6 +833,14 @@ def command_script(arguments: argparse.Namespace) -> int:
         for entry in outcomes.missing():
             _say(f"warning: {entry.source}: no script {entry.path} under {outcomes.root}")
     targets: list[Target] = []
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # SIGTERM and SIGHUP unwind like Ctrl-C: a kernel run's namespace is removed on the way.
+        stopped_by.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     try:
         for name in arguments.targets:
             try:
@@ -844,11 +852,16 @@ def command_script(arguments: argparse.Namespace) -> int:
                 _say(f"--target {name}: cannot start it: {error}")
                 return 1
         results = _run_scripts(arguments, scripts, targets, expectations)
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 128 + (stopped_by[0] if stopped_by else signal.SIGINT)
     finally:
-        for target in targets:
-            close = getattr(target, "close", None)
-            if callable(close):
-                close()
+        with _shielded([]):
+            for target in targets:
+                close = getattr(target, "close", None)
+                if callable(close):
+                    close()
+            _restore(previous)
     return _finish_scripts(arguments, results)
 
 

@@ -132,7 +132,7 @@ def test_an_explicit_expect_file_wins_and_stale_entries_are_warned(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--target", "kernel"], "--target: target 'kernel' is not available in this build"),
+        (["--target", "bsd"], "--target: target 'bsd' is not available in this build"),
         (["--target", "pystack,"], "--target: 'pystack,': give target names separated by commas"),
         (["--expect", "kernel=x.txt"], "--expect kernel=x.txt: 'kernel' is not one of the targets"),
         (["--expect", "a.txt", "--expect", "b.txt"], "--expect: given twice for every target"),

@@ -68,7 +68,6 @@ import struct
 import termios
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
@@ -90,9 +89,6 @@ from pystack.script.matching import MASK, Numbering
 from pystack.script.notation import parse_script
 from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
 from pystack.script.runner import (
-    DEFAULT_LOCAL_PORT,
-    DEFAULT_PEER_PORT,
-    PEER_ADDRESS,
     STACK_ADDRESS,
     ScriptRunner,
 )
@@ -162,7 +158,7 @@ _NO_MORE_DATA = frozenset(
 )
 
 
-class KernelTargetError(Exception):
+class KernelTargetError(ValueError):
     """The kernel target cannot run this script here; ``str()`` is one line."""
 
 
@@ -689,29 +685,17 @@ class KernelScriptRunner(ScriptRunner):
         tolerance: float = KERNEL_TOLERANCE,
         any_time_limit: float = ANY_TIME_LIMIT,
     ) -> None:
-        # Not ScriptRunner.__init__: it builds a pystack stack. The same attributes, for the kernel.
+        # Not ScriptRunner.__init__: it builds a pystack stack; the run's state is the same.
         assert sandbox.link is not None
         self.lines = parse_script(script) if isinstance(script, str) else tuple(script)
         self.sandbox = sandbox
         self.wire = sandbox.link
         self.clock = _WallClock()
         self.application = KernelApplication(sandbox)
-        self.numbering = Numbering()
-        self.peer_address = ip_from_str(PEER_ADDRESS)
-        self.peer_port, self.local_port = DEFAULT_PEER_PORT, DEFAULT_LOCAL_PORT
+        self._start_state(Numbering(), tolerance)
+        self.time = 0.0  # lines count from the script's start, whenever the first one runs
         self.minimum_tolerance = tolerance
-        self.tolerance = tolerance
         self.any_time_limit = any_time_limit
-        self.end_strict = None
-        self.time = 0.0
-        self.pending = deque()
-        self.events = []
-        self.latest_local_tsval = None
-        self.latest_peer_tsval = None
-        self.last_outbound = None
-        self.index = 0
-        self.finished = False
-        self._line = None
         self.ts_offset: int | None = None  # kernel TS val - script TS val, from its SYN
         self.waiting: _Waiting | None = None
         self.unobservable: list[str] = []

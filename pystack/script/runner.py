@@ -105,10 +105,15 @@ class ScriptRunner:
             )
         self.stack, self.wire, self.clock = stack, wire, stack.clock
         self.application = Application(stack)
-        self.numbering = Numbering(peer_isn_offset)
+        self._start_state(Numbering(peer_isn_offset), tolerance=0.0)
+
+    def _start_state(self, numbering: Numbering, tolerance: float) -> None:
+        """The state of a run, before its first line (shared with the kernel target's runner,
+        whose constructor builds no stack)."""
+        self.numbering = numbering
         self.peer_address = ip_from_str(PEER_ADDRESS)
         self.peer_port, self.local_port = DEFAULT_PEER_PORT, DEFAULT_LOCAL_PORT
-        self.tolerance = 0.0
+        self.tolerance = tolerance
         self.end_strict: float | None = None
         self.time = self.clock.now()  # the previous line's time: the base of '+' times
         self.pending: deque[tuple[float, bytes]] = deque()  # sent by pystack, not yet matched

@@ -1,5 +1,5 @@
-"""Targets: what a script runs against. ``pystack`` (in-process, virtual time) and, once
-registered, ``kernel`` (Linux in a network namespace, ``pystack/script/kernel.py``).
+"""Targets: what a script runs against. ``pystack`` (in-process, virtual time) and ``kernel``
+(Linux in a network namespace the target makes and removes, ``pystack/script/kernel.py``).
 
 A target takes a parsed ``ScriptFile`` and runs it: ``run`` returns a ``ScriptResult`` when every
 line went as written and raises ``ScriptFailure`` (whose text is the report, in the script's own
@@ -8,7 +8,7 @@ know, say) raises ``ValueError`` with a one-line message. A target may also have
 which ``pystack script`` calls once at the end (the kernel target removes its namespace there).
 
 ``TARGETS`` maps a name to a factory (called with no arguments). The command looks names up
-here only, so a new target is one entry; the lead adds ``"kernel"`` when that target is merged.
+here only, so a new target is one entry.
 Entry points: ``Target``, ``PystackTarget``, ``TARGETS``, ``make_target``, ``TargetUnavailable``.
 """
 
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from pystack.script.files import ScriptFile
+from pystack.script.kernel import KernelTarget
 from pystack.script.report import ScriptResult
 from pystack.script.runner import ScriptRunner
 
@@ -52,6 +53,7 @@ class TargetUnavailable(LookupError):
 
 TARGETS: dict[str, Callable[[], Target]] = {
     "pystack": PystackTarget,
+    "kernel": KernelTarget,
 }
 
 
