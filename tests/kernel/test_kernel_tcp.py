@@ -251,7 +251,13 @@ def test_pystack_sends_50mb_to_kernel_byte_exact(hosts: list[KernelHost]) -> Non
     _report(f"pystack -> kernel, clean, 50 MB: {rate:.1f} MB/s")
     assert connection.tcp_info()["retransmits"] == 0
     stack, thread, _ = _parts(host)
-    assert thread.call(stack.statistics)["drops"] == {}
+    drops = thread.call(stack.statistics)["drops"]
+    # The kernel sends ACKs, then its 64-byte digest and FIN. On a loaded machine our (delayed)
+    # ACK of those can come after the kernel's loss probe or RTO, and its resent segment is then
+    # old: dropped as out of window and ACKed again (seen 1 in 3 runs under a load of 8). Any
+    # other drop, or more than a few, is a fault.
+    assert not set(drops) - {"TCP_OUT_OF_WINDOW"}, drops
+    assert drops.get("TCP_OUT_OF_WINDOW", 0) <= 3, drops
 
 
 @pytest.mark.parametrize("seed", [3, 4])
