@@ -5,15 +5,16 @@ A ``Tracer`` serves one stack (``Stack.set_trace`` installs it). Each line start
 - ``>`` a packet queued for the link, ``<`` one received (``[loopback]``, ``[checksum
   offloaded]`` and ``[TSO burst of N segments, checksum offloaded]`` say how it travelled);
   a segment sent again carries its cause: ``[retransmit: RTO]``, ``[retransmit: fast
-  retransmit]``, ``[retransmit: SACK recovery]``, ``[retransmit: SYN timeout]``, ``[persist
-  probe]``, ``[keepalive probe]``;
+  retransmit]``, ``[retransmit: SACK recovery]``, ``[retransmit: RACK lost]``, ``[TLP
+  probe]``, ``[retransmit: SYN timeout]``, ``[persist probe]``, ``[keepalive probe]``;
 - ``x`` a drop, with its ``DropReason`` name: every ``Statistics.drop`` (with the packet the
   caller names, else the packet being processed) and the impairment link's own drops;
 - ``~`` what the impairment did to a frame that still goes on (corrupted, duplicated, a rule's
   delay);
 - ``=`` a TCP state change and its cause;
 - ``*`` (``events`` and ``all``) a connection's cwnd, ssthresh, RTO, SRTT, recovery entry and
-  exit, and its timers armed, fired and stopped (``all`` adds the delayed-ACK timer and timers
+  exit, its loss-recovery decisions (``RACK: lost 1 segment``, ``TLP probe``, ``TLP repaired
+  a tail loss``, ``undo: ...``), and its timers armed, fired and stopped (``all`` adds the delayed-ACK timer and timers
   re-armed to a new deadline).
 
 ``TraceOptions.record`` (``--record``) receives the same events as structured records (plain
@@ -68,6 +69,8 @@ _TIMERS = (
     ("keepalive", "keepalive_deadline"),
     ("TIME-WAIT", "time_wait_deadline"),
     ("FIN-WAIT-2", "fin_wait_2_deadline"),
+    ("tail loss probe", "tlp_deadline"),
+    ("RACK reordering", "rack_deadline"),
     ("delayed-ACK", "delayed_ack_deadline"),
 )
 
@@ -261,6 +264,10 @@ class Tracer:
             deadlines = tuple(fired)
         else:
             changes += self._timer_changes(old_deadlines, deadlines, now)
+        events = connection.trace_events
+        if events:
+            changes += events  # the recovery decisions: "RACK: lost 2 segments", "undo: ..."
+            events.clear()
         self._watched[key] = (*now_values, *deadlines)
         if changes:
             self.emit("*", f"{connection.describe_endpoints()}: " + ", ".join(changes))

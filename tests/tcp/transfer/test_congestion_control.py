@@ -6,7 +6,7 @@ MSS 1460 without timestamps; IW10 is 14600 bytes."""
 from __future__ import annotations
 
 from tests.helpers.scripts import run
-from tests.tcp.transfer.handshakes import PLAIN, SACK
+from tests.tcp.transfer.handshakes import DUPACK_RECOVERY, PLAIN, SACK
 
 # Ten segments out at 0.1 s: the initial window.
 INITIAL_WINDOW = """
@@ -211,12 +211,14 @@ def test_sack_recovery_retransmits_only_the_holes() -> None:
         +0 > . 1:1461(1460) ack 1                   # third duplicate: the first hole
         +0 expect info in_recovery True
         +0 expect info ssthresh 7300
-        +0 expect info cwnd 7300                    # RFC 6675: cwnd = ssthresh, no inflation
+        # RFC 6937 PRR: cwnd = pipe + sndcnt, and sndcnt is 0: the fast retransmit already
+        # sent more than ssthresh/RecoverFS (7300/17520) of the 1460 bytes delivered.
+        +0 expect info cwnd 13140
         +0 < . 1:1(0) ack 1 win 65535 <sack 5841:8761 1461:4381>
         +0 < . 1:1(0) ack 1 win 65535 <sack 5841:10221 1461:4381>
         +0 < . 1:1(0) ack 1 win 65535 <sack 5841:11681 1461:4381>
         +0 < . 1:1(0) ack 1 win 65535 <sack 5841:13141 1461:4381>
-        +0 > . 4381:5841(1460) ack 1                # lost (3 SMSS SACKed above), pipe < cwnd
+        +0 > . 4381:5841(1460) ack 1                # lost (3 SMSS SACKed above); PRR allows it
         +0 < . 1:1(0) ack 1 win 65535 <sack 5841:14601 1461:4381>
         +0 > . 17521:18981(1460) ack 1              # then new data, never SACKed data again
         +0.05 < . 1:1(0) ack 4381 win 65535 <sack 5841:16061>   # partial: pipe 4380
@@ -228,5 +230,6 @@ def test_sack_recovery_retransmits_only_the_holes() -> None:
         +0 expect info in_recovery False
         +0 expect info cwnd 5840
         +0 expect counter tcp.retransmits 2
-        """
+        """,
+        tcp_settings=DUPACK_RECOVERY,
     )

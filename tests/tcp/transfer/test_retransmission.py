@@ -187,7 +187,7 @@ def test_overlapping_segments_deliver_each_byte_once() -> None:
         +0 > . 1:1(0) ack 2501
         +0 read 2500
         +0 < . 2001:3001(1000) ack 1 win 65535      # old bytes and new ones
-        +0.04 > . 1:1(0) ack 3001
+        +0 > . 1:1(0) ack 3001 <nop,nop,sack 2001:2501>   # RFC 2883: the old half, D-SACKed
         +0 read 500
         +0 read 0
         """
