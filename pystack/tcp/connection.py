@@ -268,6 +268,8 @@ class TCPConnection(ConnectionInput):
             self.rack_deadline = None
             if self.rack is not None:
                 self.detect_losses(now)  # RFC 8985 6.3: the reordering timer
+                if self.in_recovery:
+                    self.prr_on_timer()
         if self.persist_deadline is not None and now >= self.persist_deadline:
             self._persist_timeout(now)
         if self.delayed_ack_deadline is not None and now >= self.delayed_ack_deadline:

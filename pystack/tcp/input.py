@@ -594,8 +594,9 @@ class ConnectionInput(ConnectionOutput):
 
     def _tail_probe_acked(self, ack: int, dsack: tuple[int, int] | None) -> None:
         """RFC 8985 7.4: the ACK of a tail loss probe. A probe of new data needs nothing; a
-        resent segment that was needless comes back as a D-SACK; otherwise it repaired a lost
-        tail, a loss event the window must answer (one halving, without recovery)."""
+        resent segment that was needless comes back as a D-SACK; an ACK beyond the probe
+        without one shows it repaired a lost tail, a loss event the window must answer (one
+        halving, without recovery)."""
         end = self.tlp_end_seq
         if end is None or seq_lt(ack, end):
             return
@@ -604,12 +605,20 @@ class ConnectionInput(ConnectionOutput):
             return
         if dsack is not None and seq_le(dsack[1], end) and seq_lt(dsack[0], end):
             return  # the original arrived after all: no loss
+        if ack == end:
+            self.tlp_end_seq = end  # a D-SACK for the probe may still come (Linux waits too)
+            return
         self.statistics.count("tcp.tlp_repairs")
         self.note_event("TLP repaired a tail loss")
         if not self.in_recovery:
             congestion = self.congestion
             congestion.enter_recovery(congestion.cwnd, True)
             congestion.exit_recovery(congestion.cwnd)
+
+    def prr_on_timer(self) -> None:
+        """The reordering timer marked segments lost: PRR with nothing delivered (which on
+        entering recovery still lets the first retransmission go)."""
+        self._proportional_rate_reduction(0)
 
     def _proportional_rate_reduction(self, delivered: int) -> None:
         """RFC 6937 (PRR-SSRB): on each ACK in SACK recovery, cwnd = pipe + sndcnt."""

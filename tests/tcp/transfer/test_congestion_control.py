@@ -87,11 +87,19 @@ def test_congestion_avoidance_adds_about_one_segment_per_window() -> None:
         +0 > . 23361:24821(1460) ack 1
         +0 expect info cwnd 7300                    # = ssthresh: slow start is over
         +0.01 < . 1:1(0) ack 18981 win 65535
-        +0 > . 24821:26281(1460) ack 1              # one: 292 more bytes are not a segment
-        +0 expect info cwnd 7592                    # += SMSS * SMSS / cwnd (RFC 5681 (3))
+        +0 > . 24821:26281(1460) ack 1              # one for one: cwnd is unchanged ...
+        +0 expect info cwnd 7300
         +0.01 < . 1:1(0) ack 20441 win 65535
         +0 > . 26281:27741(1460) ack 1
-        +0 expect info cwnd 7872
+        +0.01 < . 1:1(0) ack 21901 win 65535
+        +0 > . 27741:29201(1460) ack 1
+        +0.01 < . 1:1(0) ack 23361 win 65535
+        +0 > . 29201:30661(1460) ack 1
+        +0 expect info cwnd 7300
+        +0.01 < . 1:1(0) ack 24821 win 65535        # ... until a whole cwnd (7300) is acked:
+        +0 > . 30661:32121(1460) ack 1
+        +0 > . 32121:33581(1460) ack 1
+        +0 expect info cwnd 8760                    # one SMSS more (RFC 5681 3.1 byte counting)
         """
     )
 
