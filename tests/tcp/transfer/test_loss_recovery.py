@@ -218,7 +218,9 @@ def test_a_fast_retransmit_proven_needless_by_dsack_is_undone() -> None:
         + """
         +0 write 14600
         """
-        + "".join(f"        +0 > . {1 + 1460 * i}:{1461 + 1460 * i}(1460) ack 1\n" for i in range(9))
+        + "".join(
+            f"        +0 > . {1 + 1460 * i}:{1461 + 1460 * i}(1460) ack 1\n" for i in range(9)
+        )
         + """
         +0 > P. 13141:14601(1460) ack 1
         +0.1 < . 1:1(0) ack 1 win 65535 <sack 1461:2921>
