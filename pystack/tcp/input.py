@@ -535,7 +535,10 @@ class ConnectionInput(ConnectionOutput):
         congestion = self.congestion
         self.undo_marker = self.snd_una
         self.undo_high = self.snd_max
-        self.undo_retransmits = 0
+        # A resent tail loss probe still out will draw a D-SACK of its own if the original
+        # arrived: count it, or that D-SACK would stand in for a retransmission that was
+        # needed (the undo bug Linux fixed in 2024, "incorrect undo caused by DSACK of TLP").
+        self.undo_retransmits = 1 if self.tlp_end_seq is not None and self.tlp_retransmitted else 0
         self.undo_cwnd, self.undo_ssthresh = congestion.cwnd, congestion.ssthresh
 
     def _received_dsack(self, block: tuple[int, int], now: float) -> None:

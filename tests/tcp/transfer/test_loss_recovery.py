@@ -239,3 +239,25 @@ def test_a_fast_retransmit_proven_needless_by_dsack_is_undone() -> None:
     )
     rack = result.connection.rack  # type: ignore[attr-defined]
     assert rack is not None and rack.reo_wnd_mult == 2  # RFC 8985 6.2 step 4: D-SACK widens it
+
+
+def test_the_dsack_of_a_needless_probe_does_not_undo_a_needed_retransmission() -> None:
+    run(
+        SACK
+        + FOUR_SEGMENTS
+        + """
+        # No ACK for two round trips: PTO (2 * SRTT) fires at 0.3 and resends the last segment.
+        +0.2 > P. 4381:5841(1460) ack 1
+        +0.05 < . 1:1(0) ack 1 win 65535 <sack 1461:2921>   # the originals of 2, 3 and 4
+        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:4381>
+        +0 < . 1:1(0) ack 1 win 65535 <sack 1461:5841>
+        +0 > . 1:1461(1460) ack 1                   # 1:1461 really was lost: RACK resends it
+        +0 expect info in_recovery True
+        +0 < . 1:1(0) ack 1 win 65535 <sack 4381:5841 1461:5841>   # D-SACK: the probe's copy
+        +0 expect counter tcp.dsacks_received 1
+        +0 expect counter tcp.undos 0               # one D-SACK, but two resends to account for
+        +0.05 < . 1:1(0) ack 5841 win 65535
+        +0 expect info in_recovery False
+        +0 expect counter tcp.undos 0
+        """
+    )
