@@ -14,7 +14,8 @@ A ``Tracer`` serves one stack (``Stack.set_trace`` installs it). Each line start
 - ``=`` a TCP state change and its cause;
 - ``*`` (``events`` and ``all``) a connection's cwnd, ssthresh, RTO, SRTT, recovery entry and
   exit, its loss-recovery decisions (``RACK: lost 1 segment``, ``TLP probe``, ``TLP repaired
-  a tail loss``, ``undo: ...``), and its timers armed, fired and stopped (``all`` adds the delayed-ACK timer and timers
+  a tail loss``, ``undo: ...``), and its timers armed, fired and stopped (``all`` adds the
+  arming of the busy timers, delayed-ACK, tail loss probe and RACK reordering, and timers
   re-armed to a new deadline).
 
 ``TraceOptions.record`` (``--record``) receives the same events as structured records (plain
@@ -73,11 +74,14 @@ _TIMERS = (
     ("RACK reordering", "rack_deadline"),
     ("delayed-ACK", "delayed_ack_deadline"),
 )
+# Timers armed and stopped around nearly every segment: their arming is shown at ``all`` only
+# (their firing, and the TLP probe or RACK loss it causes, at ``events`` too).
+_BUSY_TIMERS = frozenset({"delayed-ACK", "tail loss probe", "RACK reordering"})
 
 
 class TraceLevel(enum.Enum):
     PACKETS = "packets"  # packets, drops, state changes (plain --trace)
-    EVENTS = "events"  # and cwnd, ssthresh, RTO, SRTT, recovery, timers
+    EVENTS = "events"  # and cwnd, ssthresh, RTO, SRTT, recovery, RACK/TLP/undo, timers
     ALL = "all"  # and the delayed-ACK timer and every re-armed timer
 
 
@@ -385,7 +389,7 @@ class Tracer:
     ) -> list[str]:
         changes = []
         for (name, _), old, new in zip(_TIMERS, before, after, strict=True):
-            if old == new or (name == "delayed-ACK" and not self._all):
+            if old == new or (name in _BUSY_TIMERS and not self._all):
                 continue
             if new is None:
                 changes.append(f"{name} timer stopped")
