@@ -258,6 +258,10 @@ class ConnectionInput(ConnectionOutput):
         if flags & RST:
             self.drop(DropReason.TCP_OUT_OF_WINDOW)
             return
+        if self.state is TCPState.TIME_WAIT and flags & FIN:
+            # RFC 9293 3.10.7.4: a retransmitted FIN restarts the 2 MSL timeout; its ACK is
+            # the rate-limited answer below.
+            self.time_wait_deadline = now + 2 * self.settings.msl
         if self._duplicate_data(segment):
             # RFC 2883 4: data we already have (a needless retransmission): tell the sender
             # with a D-SACK, at once. Not rate-limited like other unacceptable segments: it
@@ -267,10 +271,6 @@ class ConnectionInput(ConnectionOutput):
             self.dsack_block = (segment.seq, seq_add(segment.seq, len(segment.payload)))
             self.send_ack(now)
             return
-        if self.state is TCPState.TIME_WAIT and flags & FIN:
-            # RFC 9293 3.10.7.4: a retransmitted FIN restarts the 2 MSL timeout; its ACK is
-            # the rate-limited answer below.
-            self.time_wait_deadline = now + 2 * self.settings.msl
         if window == 0 and flags & ACK and not flags & SYN and segment.seq == self.rcv_nxt:
             # RFC 9293: at a zero window "special allowance should be made to accept valid
             # ACKs": a probe at RCV.NXT still moves SND.UNA and SND.WND; its text is dropped.

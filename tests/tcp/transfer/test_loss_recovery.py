@@ -261,3 +261,23 @@ def test_the_dsack_of_a_needless_probe_does_not_undo_a_needed_retransmission() -
         +0 expect counter tcp.undos 0
         """
     )
+
+
+def test_a_retransmitted_data_and_fin_in_time_wait_gets_a_dsack_and_restarts_the_timer() -> None:
+    result = run(
+        SACK
+        + """
+        +0 shutdown                                  # our FIN; we still read
+        +0 > F. 1:1(0) ack 1
+        +0.1 < . 1:1(0) ack 2 win 65535
+        +0 expect state FIN-WAIT-2
+        +0 < FP. 1:101(100) ack 2 win 65535
+        +0 > . 2:2(0) ack 102
+        +0 expect state TIME-WAIT
+        +1 < FP. 1:101(100) ack 2 win 65535          # our ACK was lost: all of it again
+        +0 > . 2:2(0) ack 102 <nop,nop,sack 1:101>   # the duplicate text, D-SACKed at once
+        """
+    )
+    connection = result.connection  # type: ignore[attr-defined]
+    # RFC 9293 3.10.7.4: the retransmitted FIN restarted the 2 MSL wait (at 1.2 s)
+    assert connection.time_wait_deadline == 1.2 + 2 * connection.settings.msl
