@@ -712,10 +712,21 @@ class ConnectionInput(ConnectionOutput):
         window = self.receive_window_edge()
         if seq_diff(seq_add(seq, len(payload)), rcv_nxt) > window:
             payload = payload[: max(0, window - seq_diff(seq, rcv_nxt))]
+        if payload and self.sack and self.settings.dsack and self._held_already(seq, len(payload)):
+            # RFC 2883 4.1.2: a duplicate of data held out of order: D-SACK it; the block
+            # holding it comes next (the insert below makes it the most recent).
+            self.dsack_block = (seq, seq_add(seq, len(payload)))
         if payload and not self.out_of_order.insert(seq, payload, rcv_nxt):
             self.drop(DropReason.TCP_OUT_OF_ORDER_LIMIT)
         self.statistics.count("tcp.out_of_order_segments")
         self.send_ack(now)  # RFC 5681 4.2: a duplicate ACK (with SACK blocks) at once
+
+    def _held_already(self, seq: int, size: int) -> bool:
+        """Is all of [seq, seq + size) already held in the out-of-order queue?"""
+        for left, right in self.out_of_order.ranges():
+            if seq_diff(seq, left) >= 0 and seq_diff(right, seq_add(seq, size)) >= 0:
+                return True
+        return False
 
     def _deliver(self, data: bytes) -> None:
         self.rcv_nxt = seq_add(self.rcv_nxt, len(data))

@@ -212,6 +212,22 @@ def test_a_duplicate_segment_is_answered_at_once_with_a_dsack_block() -> None:
     )
 
 
+def test_a_duplicate_of_data_held_out_of_order_is_dsacked_before_its_block() -> None:
+    run(
+        SACK
+        + """
+        +0 < P. 1001:2001(1000) ack 1 win 65535
+        +0 > . 1:1(0) ack 1 <nop,nop,sack 1001:2001>
+        +0 < P. 3001:4001(1000) ack 1 win 65535
+        +0 > . 1:1(0) ack 1 <nop,nop,sack 3001:4001 1001:2001>
+        +0 < P. 1001:2001(1000) ack 1 win 65535     # again: already held
+        # RFC 2883 4.1.2: the D-SACK block first, the held block containing it second
+        +0 > . 1:1(0) ack 1 <nop,nop,sack 1001:2001 1001:2001 3001:4001>
+        +0 expect counter tcp.dsacks_sent 1
+        """
+    )
+
+
 def test_a_fast_retransmit_proven_needless_by_dsack_is_undone() -> None:
     result = run(
         SACK
