@@ -413,8 +413,21 @@ class ConnectionInput(ConnectionOutput):
         delivered = acked + self.scoreboard.sacked_bytes - sacked_before
         if rack is not None:
             self._tail_probe_acked(ack, dsack)
-            if rack.segments or self.rack_deadline is not None:
-                self.detect_losses(now)  # RFC 8985 6.2 step 5
+            # RFC 8985 6.2 step 5, when something can be overdue: a segment sent before the
+            # newest one delivered is still out only after a SACK, a retransmission (below
+            # ``recover``, or a probe) or a loss already found. Otherwise, in order, the
+            # cumulative ACK took everything sent earlier: the scan is skipped (it would cost
+            # one loop over the whole flight per ACK on the bulk path).
+            if rack.segments and (
+                len(self.scoreboard)
+                or self.in_recovery
+                or self.rack_deadline is not None
+                or self.tlp_end_seq is not None
+                or seq_lt(self.snd_una, self.recover)
+            ):
+                self.detect_losses(now)
+            elif self.rack_deadline is not None:
+                self.rack_deadline = None
         if self.in_recovery and self.sack:
             self._proportional_rate_reduction(delivered)
         if advanced and rack is not None:

@@ -191,12 +191,16 @@ class ConnectionOutput(TransmissionControlBlock):
     def transmit(self, now: float) -> None:
         """Send what the windows, Nagle and SWS avoidance allow; then any pending ACK."""
         if self.state in _SENDING:
+            sent_up_to = self.snd_max
             if self.in_recovery and self.sack:
                 if self.rack is not None:
                     self._retransmit_lost(now)
                 else:
                     self._retransmit_holes(now)
             self._send_new_data(now)
+            if self.rack is not None and self.snd_max != sent_up_to:
+                # RFC 8985 7.2: new data (re)starts the PTO; once per burst, not per segment
+                self.arm_tail_probe(now)
         if (
             self.ack_now
             and self.state is not TCPState.SYN_SENT
@@ -283,8 +287,6 @@ class ConnectionOutput(TransmissionControlBlock):
         rack = self.rack
         if rack is not None:
             rack.sent(seq, end, now, retransmission)
-            if not retransmission:
-                self.arm_tail_probe(now)  # RFC 8985 7.2: restarted by each new segment
 
     def _count_retransmit(self, seq: int, cause: int) -> None:
         if self.trace_notes is not None:
@@ -316,8 +318,6 @@ class ConnectionOutput(TransmissionControlBlock):
             self.retransmit_deadline = now + self.rtt.rto
         if self.rack is not None:
             self.rack.sent(fin, self.snd_nxt, now, retransmission)
-            if not retransmission:
-                self.arm_tail_probe(now)
 
     def _maybe_start_persist(self, now: float) -> None:
         """RFC 9293 3.8.6.1: a zero window with data waiting and nothing in flight: probe.
