@@ -181,7 +181,8 @@ def _add_trace_arguments(parser: argparse.ArgumentParser) -> None:
         dest="trace",
         action="store_const",
         const=TraceLevel.EVENTS.value,
-        help="--trace plus TCP events (*): cwnd, ssthresh, RTO, SRTT, recovery, timers",
+        help="--trace plus TCP events (*): cwnd, ssthresh, RTO, SRTT, recovery, RACK, TLP and "
+        "undo decisions, timers",
     )
     parser.add_argument(
         "--trace=all",

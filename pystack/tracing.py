@@ -5,15 +5,17 @@ A ``Tracer`` serves one stack (``Stack.set_trace`` installs it). Each line start
 - ``>`` a packet queued for the link, ``<`` one received (``[loopback]``, ``[checksum
   offloaded]`` and ``[TSO burst of N segments, checksum offloaded]`` say how it travelled);
   a segment sent again carries its cause: ``[retransmit: RTO]``, ``[retransmit: fast
-  retransmit]``, ``[retransmit: SACK recovery]``, ``[retransmit: SYN timeout]``, ``[persist
-  probe]``, ``[keepalive probe]``;
+  retransmit]``, ``[retransmit: SACK recovery]``, ``[retransmit: RACK lost]``, ``[TLP
+  probe]``, ``[retransmit: SYN timeout]``, ``[persist probe]``, ``[keepalive probe]``;
 - ``x`` a drop, with its ``DropReason`` name: every ``Statistics.drop`` (with the packet the
   caller names, else the packet being processed) and the impairment link's own drops;
 - ``~`` what the impairment did to a frame that still goes on (corrupted, duplicated, a rule's
   delay);
 - ``=`` a TCP state change and its cause;
 - ``*`` (``events`` and ``all``) a connection's cwnd, ssthresh, RTO, SRTT, recovery entry and
-  exit, and its timers armed, fired and stopped (``all`` adds the delayed-ACK timer and timers
+  exit, its loss-recovery decisions (``RACK: lost 1 segment``, ``TLP probe``, ``TLP repaired
+  a tail loss``, ``undo: ...``), and its timers armed, fired and stopped (``all`` adds the
+  arming of the busy timers, delayed-ACK, tail loss probe and RACK reordering, and timers
   re-armed to a new deadline); its first line names the congestion control, and under CUBIC
   each new ssthresh comes with CUBIC's region, W_max and K.
 
@@ -69,13 +71,18 @@ _TIMERS = (
     ("keepalive", "keepalive_deadline"),
     ("TIME-WAIT", "time_wait_deadline"),
     ("FIN-WAIT-2", "fin_wait_2_deadline"),
+    ("tail loss probe", "tlp_deadline"),
+    ("RACK reordering", "rack_deadline"),
     ("delayed-ACK", "delayed_ack_deadline"),
 )
+# Timers armed and stopped around nearly every segment: their arming is shown at ``all`` only
+# (their firing, and the TLP probe or RACK loss it causes, at ``events`` too).
+_BUSY_TIMERS = frozenset({"delayed-ACK", "tail loss probe", "RACK reordering"})
 
 
 class TraceLevel(enum.Enum):
     PACKETS = "packets"  # packets, drops, state changes (plain --trace)
-    EVENTS = "events"  # and cwnd, ssthresh, RTO, SRTT, recovery, timers
+    EVENTS = "events"  # and cwnd, ssthresh, RTO, SRTT, recovery, RACK/TLP/undo, timers
     ALL = "all"  # and the delayed-ACK timer and every re-armed timer
 
 
@@ -267,6 +274,10 @@ class Tracer:
             deadlines = tuple(fired)
         else:
             changes += self._timer_changes(old_deadlines, deadlines, now)
+        events = connection.trace_events
+        if events:
+            changes += events  # the recovery decisions: "RACK: lost 2 segments", "undo: ..."
+            events.clear()
         self._watched[key] = (*now_values, *deadlines)
         if changes:
             self.emit("*", f"{connection.describe_endpoints()}: " + ", ".join(changes))
@@ -384,7 +395,7 @@ class Tracer:
     ) -> list[str]:
         changes = []
         for (name, _), old, new in zip(_TIMERS, before, after, strict=True):
-            if old == new or (name == "delayed-ACK" and not self._all):
+            if old == new or (name in _BUSY_TIMERS and not self._all):
                 continue
             if new is None:
                 changes.append(f"{name} timer stopped")

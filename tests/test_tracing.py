@@ -88,22 +88,24 @@ def test_sequence_numbers_are_relative_unless_absolute_is_asked() -> None:
     assert relative.matching(r"> .*seq 1:1449, ack 1,")
 
 
-def test_an_impairment_drop_is_an_x_line_and_its_retransmission_says_rto() -> None:
+def test_an_impairment_drop_is_an_x_line_and_its_repair_says_tlp_probe() -> None:
     pair = Pair("drop=out:tcp:data:1")
     pair.connect()
     pair.send(100)
     drops = pair.matching(r"^x .*\[IMPAIRMENT_RULE: rule drop=out:tcp:data:1, outbound\]")
     assert len(drops) == 1 and "seq 1:101" in drops[0]
-    retransmits = pair.matching(r"\[retransmit: RTO\]")
+    # The only segment was lost: the tail loss probe (RFC 8985) resends it, not the RTO.
+    retransmits = pair.matching(r"\[TLP probe\]")
     assert len(retransmits) == 1 and "seq 1:101" in retransmits[0]
     assert pair.lines.index(drops[0]) < pair.lines.index(retransmits[0])
 
 
-def test_fast_retransmit_and_events_show_cwnd_ssthresh_and_recovery() -> None:
+def test_rack_retransmit_and_events_show_cwnd_ssthresh_and_recovery() -> None:
     pair = Pair("drop=out:tcp:data:3", level=TraceLevel.EVENTS)
     pair.connect()
     pair.send(20000)
-    assert pair.matching(r"\[retransmit: fast retransmit\]")
+    assert pair.matching(r"\[retransmit: RACK lost\]")  # RFC 8985: found lost by time
+    assert pair.matching(r"^\* TCP .*RACK: lost 1 segment")
     entered = pair.matching(r"^\* TCP .*: .*ssthresh \d+ -> \d+.*recovery entered")
     assert entered and re.search(r"cwnd \d+ -> \d+", entered[0])
     assert pair.matching(r"^\* TCP .*recovery exited")
@@ -214,7 +216,7 @@ def test_run_trace_peer_and_stats(tmp_path: Path) -> None:
     err = done.stderr
     assert "\x1b[" not in err  # stderr is a pipe: no colours
     assert re.search(r"host x .*\[IMPAIRMENT_RULE: rule drop=out:tcp:data:1, outbound\]", err)
-    assert re.search(r"host > .*seq 1:101, .*\[retransmit: RTO\]", err)
+    assert re.search(r"host > .*seq 1:101, .*\[TLP probe\]", err)
     assert re.search(r"peer x .*Flags \[S\].*\[TCP_NO_LISTENER\]", err)
     assert re.search(r"peer > .*Flags \[R\.\]", err)
     assert re.search(r"peer = TCP 10\.0\.0\.1:7 <-> ", err)

@@ -180,7 +180,8 @@ def netsim_document(results: list[netsim.CellResult], transfer: int) -> dict[str
             "b_to_a": netsim.SEED_B_TO_A,
             "rng": "random.Random",
         },
-        "settings": "pystack defaults (NewReno, SACK, timestamps, delayed ACK 40 ms, min RTO 1 s) "
+        "settings": "pystack defaults (NewReno, SACK with RACK-TLP, PRR and D-SACK, timestamps, "
+        "delayed ACK 40 ms, min RTO 1 s) "
         f"but {netsim.RETRIES} retransmissions before giving up (smoltcp: no limit)",
         "cells": [
             {

@@ -9,9 +9,9 @@ and goodput is bytes read over the virtual time of the first event after that, f
 
 What differs from smoltcp, on purpose or by necessity: loss draws come from ``random.Random``
 seeded 0 (A->B) and 1 (B->A), not ChaCha20 (a different stack sends other frames anyway, so the
-cells compare as distributions); pystack keeps its own TCP (NewReno, SACK, timestamps so MSS
-payload 1448, delayed ACK 40 ms, minimum RTO 1 s) where smoltcp runs without congestion
-control; gratuitous ARP is off, as smoltcp sends none; pystack's retransmission limit is lifted
+cells compare as distributions); pystack keeps its own TCP with its defaults (NewReno, SACK
+with RACK-TLP, PRR and D-SACK, timestamps so MSS payload 1448, delayed ACK 40 ms, minimum RTO
+1 s) where smoltcp runs without congestion control; gratuitous ARP is off, as smoltcp sends none; pystack's retransmission limit is lifted
 (smoltcp has no user timeout). The multiflow (shared bottleneck) run is
 not reproduced yet.
 """

@@ -1,5 +1,5 @@
-"""Congestion window arithmetic: RFC 5681 with RFC 3465 byte counting and RFC 6582 NewReno,
-and CUBIC (RFC 9438).
+"""Congestion window arithmetic: RFC 5681 with RFC 3465 byte counting (in slow start and, as
+RFC 5681 3.1 recommends, in congestion avoidance) and RFC 6582 NewReno, and CUBIC (RFC 9438).
 
 Job: keep ``cwnd`` and ``ssthresh`` (in bytes) and change them on the events the connection
 reports. It must not keep the loss-recovery state machine: the connection decides when recovery
@@ -63,6 +63,7 @@ class NewReno:
     """RFC 5681 slow start / congestion avoidance and the RFC 6582 recovery window."""
 
     __slots__ = (
+        "_bytes_acked",
         "_sack_recovery",
         "_window_changed",
         "cwnd",
@@ -83,6 +84,7 @@ class NewReno:
         self.cwnd = self.initial_window()
         self._sack_recovery = False
         self._window_changed = False  # nothing has changed cwnd since the start
+        self._bytes_acked = 0  # RFC 3465 2.1: bytes acknowledged in congestion avoidance
 
     def set_mss(self, mss: int) -> None:
         """A new SMSS (MSS option, PMTU change). Before any window change, IW is recomputed."""
@@ -108,13 +110,19 @@ class NewReno:
             # RFC 5681 3.1 (2) with RFC 3465 2.2 byte counting: cwnd += min(N, L), L = 2*SMSS.
             self.cwnd += min(acked, ABC_LIMIT_SEGMENTS * mss)
         else:
-            # RFC 5681 3.1 (3): cwnd += SMSS*SMSS/cwnd per ACK, and at least one byte.
-            self.cwnd += max(1, mss * mss // self.cwnd)
+            # RFC 5681 3.1 (3) with RFC 3465 2.1 byte counting: cwnd += SMSS once cwnd bytes
+            # are acknowledged. (The per-ACK SMSS*SMSS/cwnd rule grows half as fast against
+            # a receiver that ACKs every second segment, as RFC 5681 3.1 itself notes.)
+            self._bytes_acked += acked
+            if self._bytes_acked >= self.cwnd:
+                self._bytes_acked -= self.cwnd
+                self.cwnd += mss
 
     def enter_recovery(self, flight_size: int, sack: bool) -> None:
         """Fast retransmit: RFC 5681 3.2 steps 2-3, RFC 6582 3.2 step 2, RFC 6675 5 (4.2)."""
         self._window_changed = True
         self._sack_recovery = sack
+        self._bytes_acked = 0
         # RFC 5681 3.2 (4): ssthresh = max(FlightSize / 2, 2*SMSS).
         self.ssthresh = max(flight_size // 2, 2 * self.mss)
         if sack:
@@ -156,6 +164,7 @@ class NewReno:
         """
         self._window_changed = True
         self._sack_recovery = False
+        self._bytes_acked = 0  # RFC 3465 2.1: reset on a retransmission timeout
         if not repeated:
             # RFC 5681 3.1 (4): ssthresh = max(FlightSize / 2, 2*SMSS).
             self.ssthresh = max(flight_size // 2, 2 * self.mss)

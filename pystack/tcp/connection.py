@@ -242,8 +242,10 @@ class TCPConnection(ConnectionInput):
         return out
 
     def keep_send_notes(self, keep: bool) -> None:
-        """While tracing: note why segments are sent again (``SEND_CAUSES``)."""
+        """While tracing: note why segments are sent again (``SEND_CAUSES``) and the recovery
+        decisions (``note_event``)."""
         self.trace_notes = {} if keep else None
+        self.trace_events = [] if keep else None
 
     def take_send_notes(self) -> dict[int, int]:
         """The notes on the segments ``segments_to_send`` last returned, by their index."""
@@ -267,6 +269,14 @@ class TCPConnection(ConnectionInput):
             self._retransmission_timeout(now)
             if self.state is TCPState.CLOSED:
                 return
+        if self.tlp_deadline is not None and now >= self.tlp_deadline:
+            self.send_tail_probe(now)  # RFC 8985 7.3
+        if self.rack_deadline is not None and now >= self.rack_deadline:
+            self.rack_deadline = None
+            if self.rack is not None:
+                self.detect_losses(now)  # RFC 8985 6.3: the reordering timer
+                if self.in_recovery:
+                    self.prr_on_timer()
         if self.persist_deadline is not None and now >= self.persist_deadline:
             self._persist_timeout(now)
         if self.delayed_ack_deadline is not None and now >= self.delayed_ack_deadline:
@@ -326,6 +336,13 @@ class TCPConnection(ConnectionInput):
             return
         if self.snd_una == self.snd_max:
             return
+        if self.retransmissions == 1 and not self.in_recovery:
+            self.start_undo_episode()  # (a recovery's own episode goes on through its RTO)
+        # RFC 8985 6.3, 7.4: everything in flight is deemed lost; no tail probe is out.
+        self.tlp_end_seq = None
+        self.tlp_deadline = self.rack_deadline = None
+        if self.rack is not None:
+            self.rack.mark_all_lost()
         # RFC 5681 3.1: ssthresh is lowered only by the first timeout of a segment.
         self.congestion.on_timeout(self.flight_size(), repeated=self.retransmissions > 1)
         self.in_recovery = False
@@ -344,6 +361,8 @@ class TCPConnection(ConnectionInput):
         answers against the retry limit: go back to SND.UNA and let the persist timer probe,
         the one timer that drives probes (as Linux turns these RTOs into zero-window probes)."""
         self.statistics.count("tcp.timeouts")
+        self.tlp_end_seq = None
+        self.tlp_deadline = self.rack_deadline = None
         self.congestion.on_timeout(self.flight_size(), repeated=self.retransmissions > 0)
         self.in_recovery = False
         self.duplicate_acks = 0
@@ -420,6 +439,8 @@ class TCPConnection(ConnectionInput):
                 "keepalive": self.keepalive_deadline,
                 "time_wait": self.time_wait_deadline,
                 "fin_wait_2": self.fin_wait_2_deadline,
+                "rack_reordering": self.rack_deadline,
+                "tail_loss_probe": self.tlp_deadline,
             },
             "error": self.error,
             "soft_error": self.soft_error,

@@ -14,6 +14,7 @@ import errno
 
 from pystack.stats import DropReason
 from pystack.tcp.output import ConnectionOutput
+from pystack.tcp.recovery import RackState, prr_quota
 from pystack.tcp.seq import (
     seq_add,
     seq_diff,
@@ -95,6 +96,8 @@ class ConnectionInput(ConnectionOutput):
         if stamp is not None and self.timestamps:
             self.ts_recent, self.ts_recent_time = stamp[0], now
         self.sack = settings.sack and segment.sack_permitted
+        if self.sack and settings.rack_tlp and self.rack is None:
+            self.rack = RackState()  # RFC 8985 needs SACK to learn what was delivered
         self.set_send_mss()
         # The peer's segments are at most what we announced (and usually what it accepts).
         self.receive_mss = min(self.mss_limit, self.peer_mss)
@@ -156,6 +159,8 @@ class ConnectionInput(ConnectionOutput):
     def _sample_rtt_from_syn(self, segment: TCPSegment, now: float) -> None:
         if self.retransmissions == 0:
             self.rtt.sample(now - self.created)  # Karn: only an unretransmitted SYN
+            if self.rack is not None:
+                self.rack.note_rtt(now - self.created)
             return
         # RFC 6298 5.7: our SYN (or SYN-ACK) timed out: data transmission starts with RTO 3 s,
         # RFC 5681 3.1 (RFC 6928 2): and with an initial window of one segment.
@@ -257,6 +262,15 @@ class ConnectionInput(ConnectionOutput):
             # RFC 9293 3.10.7.4: a retransmitted FIN restarts the 2 MSL timeout; its ACK is
             # the rate-limited answer below.
             self.time_wait_deadline = now + 2 * self.settings.msl
+        if self._duplicate_data(segment):
+            # RFC 2883 4: data we already have (a needless retransmission): tell the sender
+            # with a D-SACK, at once. Not rate-limited like other unacceptable segments: it
+            # lies just below RCV.NXT, where a blind attacker lands no more often than in the
+            # window itself, whose segments are taken anyway.
+            self.drop(DropReason.TCP_OUT_OF_WINDOW)
+            self.dsack_block = (segment.seq, seq_add(segment.seq, len(segment.payload)))
+            self.send_ack(now)
+            return
         if window == 0 and flags & ACK and not flags & SYN and segment.seq == self.rcv_nxt:
             # RFC 9293: at a zero window "special allowance should be made to accept valid
             # ACKs": a probe at RCV.NXT still moves SND.UNA and SND.WND; its text is dropped.
@@ -272,6 +286,14 @@ class ConnectionInput(ConnectionOutput):
             return
         self.drop(DropReason.TCP_OUT_OF_WINDOW)
         self._answer_unacceptable(segment, now)
+
+    def _duplicate_data(self, segment: TCPSegment) -> bool:
+        """Is this text wholly below RCV.NXT, within one receive buffer of it (a duplicate)?"""
+        size = len(segment.payload)
+        if not size or not self.sack or not self.settings.dsack:
+            return False
+        below = seq_diff(self.rcv_nxt, segment.seq)
+        return size <= below <= self.receive_buffer.capacity
 
     def _answer_unacceptable(self, segment: TCPSegment, now: float) -> None:
         """RFC 9293: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, within ``reply_allowed``'s limits,
@@ -359,13 +381,57 @@ class ConnectionInput(ConnectionOutput):
         self.persist_probes = 0  # the peer answers (RFC 1122 4.2.2.17: keep probing)
         if self.timestamps and segment.timestamp is not None:
             self._sample_rtt_from_timestamp(segment.timestamp[1], ack, now)
+        newly_sacked = 0
+        dsack: tuple[int, int] | None = None
+        sacked_before = self.scoreboard.sacked_bytes
         if self.sack and segment.sack_blocks:
             # Blocks below this ACK are D-SACKs (RFC 2883): the scoreboard counts and skips them.
-            self.scoreboard.update(segment.sack_blocks, seq_max(ack, self.snd_una), self.snd_max)
-        if seq_gt(ack, self.snd_una):
+            scoreboard = self.scoreboard
+            newly_sacked = scoreboard.update(
+                segment.sack_blocks, seq_max(ack, self.snd_una), self.snd_max
+            )
+            dsack = scoreboard.last_dsack
+        advanced = seq_gt(ack, self.snd_una)
+        # RFC 6937 DeliveredData: the change in SND.UNA plus the change in SACKed bytes (which
+        # falls when the cumulative ACK covers data SACKed before).
+        acked = seq_diff(ack, self.snd_una) if advanced else 0
+        rack = self.rack
+        if rack is not None:
+            # RFC 8985 6.2 steps 2-4: what this ACK delivered, and the reordering window.
+            if advanced:
+                rack.acknowledged(ack, now)
+            if newly_sacked:
+                rack.sacked(self.scoreboard.covers, now)
+            if dsack is not None:
+                rack.note_dsack(self.snd_una, self.snd_max)
+        if dsack is not None:
+            self._received_dsack(dsack, now)
+        if advanced:
             self._new_ack(segment, now)
         else:
             self._old_ack(segment, now)
+        delivered = acked + self.scoreboard.sacked_bytes - sacked_before
+        if rack is not None:
+            self._tail_probe_acked(ack, dsack)
+            # RFC 8985 6.2 step 5, when something can be overdue: a segment sent before the
+            # newest one delivered is still out only after a SACK, a retransmission (below
+            # ``recover``, or a probe) or a loss already found. Otherwise, in order, the
+            # cumulative ACK took everything sent earlier: the scan is skipped (it would cost
+            # one loop over the whole flight per ACK on the bulk path).
+            if rack.segments and (
+                len(self.scoreboard)
+                or self.in_recovery
+                or self.rack_deadline is not None
+                or self.tlp_end_seq is not None
+                or seq_lt(self.snd_una, self.recover)
+            ):
+                self.detect_losses(now)
+            elif self.rack_deadline is not None:
+                self.rack_deadline = None
+        if self.in_recovery and self.sack:
+            self._proportional_rate_reduction(delivered)
+        if advanced and rack is not None:
+            self.arm_tail_probe(now)
         # window update (RFC 9293 3.10.7.4: SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK))
         if seq_lt(self.snd_wl1, segment.seq) or (
             self.snd_wl1 == segment.seq and seq_le(self.snd_wl2, ack)
@@ -383,6 +449,8 @@ class ConnectionInput(ConnectionOutput):
             sample = seq_diff(self.ts_value(now), echo) / 1000.0
             if 0 <= sample < 3600:
                 self.rtt.sample(sample)
+                if self.rack is not None:
+                    self.rack.note_rtt(sample)
 
     def _new_ack(self, segment: TCPSegment, now: float) -> None:
         ack = segment.ack
@@ -391,6 +459,8 @@ class ConnectionInput(ConnectionOutput):
         self.send_buffer.release(data_acked)
         if self.rtt_seq is not None and seq_gt(ack, self.rtt_seq):
             self.rtt.sample(now - self.rtt_time)
+            if self.rack is not None:
+                self.rack.note_rtt(now - self.rtt_time)
             self.rtt_seq = None
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
@@ -418,6 +488,8 @@ class ConnectionInput(ConnectionOutput):
             self.duplicate_acks = 0
             self.congestion.exit_recovery(self.flight_size())
             self.statistics.count("tcp.recoveries_completed")
+            if self.rack is not None:
+                self.rack.recovery_ended()
             return
         # Partial acknowledgement: the next hole is lost too.
         self.statistics.count("tcp.partial_acks")
@@ -442,6 +514,8 @@ class ConnectionInput(ConnectionOutput):
         if self.in_recovery:
             self.congestion.on_duplicate_ack_in_recovery()
             return
+        if self.rack is not None:
+            return  # RACK decides by time what is lost (``detect_losses``), not by counting
         lost_by_sack = self.sack and self.scoreboard.is_lost(self.snd_una, self.mss, threshold)
         # RFC 6582 3.2 step 2: only when the ACK covers more than the last recovery point.
         if (self.duplicate_acks >= threshold or lost_by_sack) and seq_gt(
@@ -450,6 +524,7 @@ class ConnectionInput(ConnectionOutput):
             self._enter_recovery(now)
 
     def _enter_recovery(self, now: float) -> None:
+        self.start_undo_episode()
         self.in_recovery = True
         self.recover = self.snd_max
         self.high_rxt = self.snd_una
@@ -457,9 +532,125 @@ class ConnectionInput(ConnectionOutput):
         # leaves unchanged) MUST NOT count in the FlightSize that sets ssthresh.
         flight = min(self.flight_size(), self.congestion.cwnd)
         self.congestion.enter_recovery(flight, self.sack)
+        # RFC 6937: PRR counts from here; RecoverFS is the FlightSize at the start.
+        self.prr_delivered = self.prr_out = 0
+        self.recover_fs = self.flight_size()
         self.statistics.count("tcp.fast_retransmits")
-        self.retransmit_first(now, CAUSE_FAST_RETRANSMIT)
+        self.tlp_deadline = None
+        if self.rack is None:
+            self.retransmit_first(now, CAUSE_FAST_RETRANSMIT)
+        # (with RACK, ``transmit`` resends what it marked lost, at PRR's pace)
         self.retransmit_deadline = now + self.rtt.rto
+
+    def start_undo_episode(self) -> None:
+        """A cwnd reduction begins (recovery or RTO): remember what to restore should every
+        retransmission it makes be proven needless (RFC 3708 with D-SACK; Linux's undo)."""
+        congestion = self.congestion
+        self.undo_marker = self.snd_una
+        self.undo_high = self.snd_max
+        # A resent tail loss probe still out will draw a D-SACK of its own if the original
+        # arrived: count it, or that D-SACK would stand in for a retransmission that was
+        # needed (the undo bug Linux fixed in 2024, "incorrect undo caused by DSACK of TLP").
+        self.undo_retransmits = 1 if self.tlp_end_seq is not None and self.tlp_retransmitted else 0
+        self.undo_cwnd, self.undo_ssthresh = congestion.cwnd, congestion.ssthresh
+
+    def _received_dsack(self, block: tuple[int, int], now: float) -> None:
+        """RFC 2883: the peer received [left, right) twice. If it is one of this episode's
+        retransmissions and the last one not yet proven needless, undo the reduction."""
+        self.statistics.count("tcp.dsacks_received")
+        marker = self.undo_marker
+        if marker is None or self.undo_retransmits <= 0:
+            return
+        left, right = block
+        if seq_lt(left, marker) or seq_gt(right, self.undo_high):
+            return  # not data this episode sent again
+        self.undo_retransmits -= 1
+        if self.undo_retransmits == 0:
+            self._undo(now)
+
+    def _undo(self, now: float) -> None:
+        """Every retransmission of the episode was needless: nothing was lost, so the window
+        goes back to where it was (RFC 4015's response, as Linux's tcp_undo_cwnd_reduction)."""
+        congestion = self.congestion
+        before = congestion.cwnd
+        congestion.cwnd = max(congestion.cwnd, self.undo_cwnd)
+        congestion.ssthresh = max(congestion.ssthresh, self.undo_ssthresh)
+        self.undo_marker = None
+        if self.in_recovery:
+            self.in_recovery = False  # nothing is missing: recovery has nothing left to do
+            self.duplicate_acks = 0
+        self.statistics.count("tcp.undos")
+        self.note_event(
+            f"undo: spurious retransmission (D-SACK), cwnd {before} -> {congestion.cwnd}"
+        )
+
+    def detect_losses(self, now: float) -> None:
+        """RFC 8985 6.2 step 5 (after an ACK, or when the reordering timer fires): mark lost
+        what was sent more than RACK.rtt + reo_wnd before something since delivered, start
+        recovery for it, and arm the timer for the next segment that could be."""
+        rack = self.rack
+        assert rack is not None
+        srtt = self.rtt.srtt if self.rtt.srtt is not None else rack.rtt
+        reo_wnd = rack.reo_wnd(
+            self.in_recovery,
+            self.scoreboard.sacked_bytes,
+            self.settings.duplicate_ack_threshold,
+            self.mss,
+            srtt,
+        )
+        lost, timeout = rack.detect_loss(now, reo_wnd)
+        if lost:
+            self.statistics.count("tcp.rack_lost_segments", lost)
+            self.note_event(f"RACK: lost {lost} segment{'s' if lost > 1 else ''}")
+            # One reduction per window of data (RFC 6582's recover point): not while a
+            # recovery, or the RTO's go-back, still covers data sent before it began.
+            if not self.in_recovery and seq_le(self.recover, self.snd_una):
+                self._enter_recovery(now)
+        self.rack_deadline = now + timeout if timeout > 0 else None
+
+    def _tail_probe_acked(self, ack: int, dsack: tuple[int, int] | None) -> None:
+        """RFC 8985 7.4: the ACK of a tail loss probe. A probe of new data needs nothing; a
+        resent segment that was needless comes back as a D-SACK; an ACK beyond the probe
+        without one shows it repaired a lost tail, a loss event the window must answer (one
+        halving, without recovery)."""
+        end = self.tlp_end_seq
+        if end is None or seq_lt(ack, end):
+            return
+        self.tlp_end_seq = None
+        if not self.tlp_retransmitted:
+            return
+        if dsack is not None and seq_le(dsack[1], end) and seq_lt(dsack[0], end):
+            return  # the original arrived after all: no loss
+        if ack == end:
+            self.tlp_end_seq = end  # a D-SACK for the probe may still come (Linux waits too)
+            return
+        self.statistics.count("tcp.tlp_repairs")
+        self.note_event("TLP repaired a tail loss")
+        if not self.in_recovery:
+            congestion = self.congestion
+            congestion.enter_recovery(congestion.cwnd, True)
+            congestion.exit_recovery(congestion.cwnd)
+
+    def prr_on_timer(self) -> None:
+        """The reordering timer marked segments lost: PRR with nothing delivered (which on
+        entering recovery still lets the first retransmission go)."""
+        self._proportional_rate_reduction(0)
+
+    def _proportional_rate_reduction(self, delivered: int) -> None:
+        """RFC 6937 (PRR-SSRB): on each ACK in SACK recovery, cwnd = pipe + sndcnt."""
+        self.prr_delivered += delivered
+        pipe = self.pipe()
+        congestion = self.congestion
+        quota = prr_quota(
+            self.prr_delivered,
+            self.prr_out,
+            delivered,
+            pipe,
+            congestion.ssthresh,
+            self.recover_fs,
+            self.mss,
+        )
+        congestion.cwnd = pipe + quota
 
     def _ack_state_changes(self, now: float) -> None:
         state = self.state
@@ -503,6 +694,9 @@ class ConnectionInput(ConnectionOutput):
         rcv_nxt = self.rcv_nxt
         offset = seq_diff(rcv_nxt, seq)
         if offset > 0:  # trim what we already have (RFC 9293 3.10.7.4 seventh step)
+            if self.sack and self.settings.dsack:
+                self.dsack_block = (seq, rcv_nxt)  # RFC 2883 4: the duplicate part
+                self.ack_now = True
             payload = payload[offset:]
             seq = rcv_nxt
         room = self.receive_buffer.room if not self.read_shutdown else len(payload)
@@ -531,10 +725,21 @@ class ConnectionInput(ConnectionOutput):
         window = self.receive_window_edge()
         if seq_diff(seq_add(seq, len(payload)), rcv_nxt) > window:
             payload = payload[: max(0, window - seq_diff(seq, rcv_nxt))]
+        if payload and self.sack and self.settings.dsack and self._held_already(seq, len(payload)):
+            # RFC 2883 4.1.2: a duplicate of data held out of order: D-SACK it; the block
+            # holding it comes next (the insert below makes it the most recent).
+            self.dsack_block = (seq, seq_add(seq, len(payload)))
         if payload and not self.out_of_order.insert(seq, payload, rcv_nxt):
             self.drop(DropReason.TCP_OUT_OF_ORDER_LIMIT)
         self.statistics.count("tcp.out_of_order_segments")
         self.send_ack(now)  # RFC 5681 4.2: a duplicate ACK (with SACK blocks) at once
+
+    def _held_already(self, seq: int, size: int) -> bool:
+        """Is all of [seq, seq + size) already held in the out-of-order queue?"""
+        for left, right in self.out_of_order.ranges():
+            if seq_diff(seq, left) >= 0 and seq_diff(right, seq_add(seq, size)) >= 0:
+                return True
+        return False
 
     def _deliver(self, data: bytes) -> None:
         self.rcv_nxt = seq_add(self.rcv_nxt, len(data))

@@ -8,13 +8,15 @@ starting of the retransmission and persist timers. Segments are appended to ``ou
 
 from __future__ import annotations
 
-from pystack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt
+from pystack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from pystack.tcp.state import TCPState
 from pystack.tcp.tcb import (
     CAUSE_FAST_RETRANSMIT,
     CAUSE_PERSIST_PROBE,
+    CAUSE_RACK_LOST,
     CAUSE_RTO,
     CAUSE_SACK_RECOVERY,
+    CAUSE_TLP_PROBE,
     TIMESTAMP_SPACE,
     TransmissionControlBlock,
 )
@@ -33,6 +35,11 @@ from pystack.wire.tcp import (
     timestamp_option,
     wscale_option,
 )
+
+# RFC 8985 7.2 leaves the PTO's floor open; Linux never arms it below 10 ms (TCP_TIMEOUT_MIN).
+MIN_PTO = 0.01
+# The PTO before any RTT sample (RFC 8985 7.2: "PTO = 1 sec").
+INITIAL_PTO = 1.0
 
 # States in which data (and a FIN) may be (re)transmitted.
 _SENDING = frozenset(
@@ -54,7 +61,8 @@ class ConnectionOutput(TransmissionControlBlock):
         options: tuple[TCPOption, ...] = ()
         if self.timestamps:
             options = (NOP, NOP, timestamp_option(self.ts_value(now), self.ts_recent))
-        if self.sack and len(self.out_of_order):
+        dsack = self.dsack_block
+        if self.sack and (dsack is not None or len(self.out_of_order)):
             room = 3 if self.timestamps else 4  # 40 option bytes: 12 for TS leaves 3 blocks
             if payload_length:
                 # RFC 6691: data plus options must fit the MSS; a full-sized segment has room
@@ -63,6 +71,12 @@ class ConnectionOutput(TransmissionControlBlock):
                 spare -= TIMESTAMP_SPACE if self.timestamps else 0
                 room = min(room, (spare - 4) // 8)
             blocks = tuple(self.out_of_order.sack_blocks(room))
+            if dsack is not None and room > 0:
+                # RFC 2883 4: the duplicate's range goes first (the receiver of it knows a
+                # first block below the ACK, or inside a later block, is a D-SACK), once.
+                blocks = (dsack, *blocks[: room - 1])
+                self.dsack_block = None
+                self.statistics.count("tcp.dsacks_sent")
             if blocks:
                 options += (NOP, NOP, sack_option(blocks))
         return options
@@ -177,9 +191,16 @@ class ConnectionOutput(TransmissionControlBlock):
     def transmit(self, now: float) -> None:
         """Send what the windows, Nagle and SWS avoidance allow; then any pending ACK."""
         if self.state in _SENDING:
+            sent_up_to = self.snd_max
             if self.in_recovery and self.sack:
-                self._retransmit_holes(now)
+                if self.rack is not None:
+                    self._retransmit_lost(now)
+                else:
+                    self._retransmit_holes(now)
             self._send_new_data(now)
+            if self.rack is not None and self.snd_max != sent_up_to:
+                # RFC 8985 7.2: new data (re)starts the PTO; once per burst, not per segment
+                self.arm_tail_probe(now)
         if (
             self.ack_now
             and self.state is not TCPState.SYN_SENT
@@ -193,10 +214,17 @@ class ConnectionOutput(TransmissionControlBlock):
             # RFC 3042: one new segment per first and second duplicate ACK.
             window = min(self.snd_wnd, self.congestion.cwnd + self.duplicate_acks * self.mss)
         if self.in_recovery and self.sack:
-            outstanding = self.scoreboard.pipe(self.snd_una, self.snd_max, self.high_rxt, self.mss)
+            outstanding = self.pipe()
         else:
             outstanding = seq_diff(self.snd_nxt, self.snd_una)
         return window - outstanding
+
+    def pipe(self) -> int:
+        """Bytes in flight during SACK recovery: RACK's record (not SACKed, not deemed lost)
+        with RACK-TLP, else RFC 6675 SetPipe."""
+        if self.rack is not None:
+            return self.rack.pipe()
+        return self.scoreboard.pipe(self.snd_una, self.snd_max, self.high_rxt, self.mss)
 
     def _send_new_data(self, now: float) -> None:
         buffer = self.send_buffer
@@ -254,12 +282,19 @@ class ConnectionOutput(TransmissionControlBlock):
         if self.retransmit_deadline is None:
             self.retransmit_deadline = now + self.rtt.rto
         self.persist_deadline = None
+        if self.in_recovery:
+            self.prr_out += size
+        rack = self.rack
+        if rack is not None:
+            rack.sent(seq, end, now, retransmission)
 
     def _count_retransmit(self, seq: int, cause: int) -> None:
         if self.trace_notes is not None:
             self.note_send(cause)
         self.total_retransmits += 1
         self.statistics.count("tcp.retransmits")
+        if self.undo_marker is not None:
+            self.undo_retransmits += 1  # one more a D-SACK must prove needless before an undo
         if self.rtt_seq is not None and not seq_lt(seq, self.rtt_seq):
             self.rtt_seq = None  # Karn: a retransmitted segment gives no RTT sample
 
@@ -281,6 +316,8 @@ class ConnectionOutput(TransmissionControlBlock):
             self._count_retransmit(fin, CAUSE_FAST_RETRANSMIT if self.in_recovery else CAUSE_RTO)
         if self.retransmit_deadline is None:
             self.retransmit_deadline = now + self.rtt.rto
+        if self.rack is not None:
+            self.rack.sent(fin, self.snd_nxt, now, retransmission)
 
     def _maybe_start_persist(self, now: float) -> None:
         """RFC 9293 3.8.6.1: a zero window with data waiting and nothing in flight: probe.
@@ -337,6 +374,8 @@ class ConnectionOutput(TransmissionControlBlock):
             if self.fin_sent:
                 self.emit(self.snd_una, FIN | ACK, now)
                 self._count_retransmit(self.snd_una, cause)
+                if self.rack is not None:
+                    self.rack.sent(self.snd_una, seq_add(self.snd_una, 1), now, True)
                 return seq_add(self.snd_una, 1)
             return self.snd_una
         # What was sent before (up to snd_max), or what the window allows, at least one byte.
@@ -352,6 +391,10 @@ class ConnectionOutput(TransmissionControlBlock):
             self.high_rxt = end
         if seq_gt(end, self.snd_max):
             self.snd_max = end
+        if self.in_recovery:
+            self.prr_out += size
+        if self.rack is not None:
+            self.rack.sent(self.snd_una, end, now, True)
         return end
 
     def _retransmit_holes(self, now: float) -> None:
@@ -376,5 +419,119 @@ class ConnectionOutput(TransmissionControlBlock):
             self.emit(seq, ACK, now, self.send_buffer.read(offset, length))
             self._count_retransmit(seq, CAUSE_SACK_RECOVERY)
             self.high_rxt = seq_add(seq, length)
+            self.prr_out += length
             if self.retransmit_deadline is None:
                 self.retransmit_deadline = now + self.rtt.rto
+
+    def _retransmit_lost(self, now: float) -> None:
+        """RACK recovery: resend what RACK deemed lost, lowest first, while cwnd - pipe allows
+        a segment (PRR sets cwnd on each ACK, RFC 6937). New data follows in
+        ``_send_new_data`` under the same limit (RFC 6675 NextSeg rule 2)."""
+        rack = self.rack
+        assert rack is not None
+        mss = self.mss
+        for _ in range(64):  # bounded per call
+            if self.congestion.cwnd - rack.pipe() < mss:
+                return
+            lost = rack.first_lost()
+            if lost is None:
+                return
+            start, end = lost
+            start = seq_max(start, self.snd_una)
+            run = self.scoreboard.sacked_run(start)  # a partly SACKed segment: skip that part
+            if run:
+                start = seq_add(start, run)
+            if not seq_lt(start, end):
+                # SACKed after all (a record is dropped only when one range covers it)
+                rack.sacked(self.scoreboard.covers, now)
+                continue
+            piece = self.scoreboard.piece_at(start, end, mss)
+            if self.resend(start, piece, now, CAUSE_RACK_LOST) == start:
+                return
+
+    def resend(self, start: int, end: int, now: float, cause: int) -> int:
+        """Send [start, end) again (at most one MSS of it, the FIN too if it lies inside):
+        a RACK retransmission or a tail loss probe. Returns where what was sent ends."""
+        data_end = seq_add(self.snd_una, len(self.send_buffer))
+        size = min(seq_diff(end, start), self.mss)
+        data = max(0, min(size, seq_diff(data_end, start)))
+        stop = seq_add(start, data)
+        flags = ACK
+        if self.fin_sent and stop == data_end and seq_gt(end, data_end):
+            flags |= FIN
+        if data == 0 and not flags & FIN:
+            return start
+        payload = self.send_buffer.read(seq_diff(start, self.snd_una), data) if data else b""
+        self.emit(start, flags | (PSH if stop == data_end else 0), now, payload)
+        self._count_retransmit(start, cause)
+        sent_end = seq_add(stop, 1) if flags & FIN else stop
+        if seq_gt(sent_end, self.high_rxt):
+            self.high_rxt = sent_end
+        if self.in_recovery:
+            self.prr_out += seq_diff(sent_end, start)
+        if self.rack is not None:
+            self.rack.sent(start, sent_end, now, True)
+        if self.retransmit_deadline is None:
+            self.retransmit_deadline = now + self.rtt.rto
+        return sent_end
+
+    # -- tail loss probe (RFC 8985 7) ----------------------------------------------------------
+    def arm_tail_probe(self, now: float) -> None:
+        """RFC 8985 7.2: (re)start the PTO while data is in flight, no probe is out and the
+        connection is not recovering (nor going back after an RTO). PTO = 2*SRTT, plus the
+        worst-case delayed ACK when one segment is in flight; no later than the RTO."""
+        if (
+            self.in_recovery
+            or self.tlp_end_seq is not None
+            or self.snd_una == self.snd_max
+            or self.snd_nxt != self.snd_max
+        ):
+            self.tlp_deadline = None
+            return
+        srtt = self.rtt.srtt
+        if srtt is None:
+            pto = INITIAL_PTO
+        else:
+            pto = 2.0 * srtt
+            if seq_diff(self.snd_max, self.snd_una) <= self.mss:
+                pto += self.settings.tlp_max_ack_delay
+            pto = max(pto, MIN_PTO)
+        deadline = now + pto
+        rto = self.retransmit_deadline
+        # No probe when the RTO would come first: it does the probe's job (Linux likewise).
+        self.tlp_deadline = deadline if rto is None or deadline < rto else None
+
+    def send_tail_probe(self, now: float) -> None:
+        """RFC 8985 7.3: the PTO expired: send one new segment if the peer's window allows,
+        else the last segment sent again. Then only the RTO is armed until its ACK."""
+        self.tlp_deadline = None
+        if (
+            self.rack is None
+            or self.state not in _SENDING
+            or self.in_recovery
+            or self.tlp_end_seq is not None
+            or self.snd_una == self.snd_max
+        ):
+            return
+        offset = seq_diff(self.snd_nxt, self.snd_una)
+        unsent = len(self.send_buffer) - offset
+        size = min(self.mss, unsent)
+        self.tlp_end_seq = self.snd_max  # a probe is out: nothing re-arms the PTO meanwhile
+        if unsent > 0 and self.snd_wnd - offset >= size:
+            self._send_data(now, offset, size)  # new data: not limited by cwnd (RFC 8985 7.3)
+            self.note_send(CAUSE_TLP_PROBE)
+            self.tlp_retransmitted = False
+        else:
+            last = self.rack.last_range()
+            end = last[1] if last is not None else self.snd_max
+            start = seq_max(self.snd_una, seq_add(end, -self.mss))
+            if last is not None:
+                start = seq_max(start, last[0])
+            if self.resend(start, end, now, CAUSE_TLP_PROBE) == start:
+                self.tlp_end_seq = None
+                return
+            self.tlp_retransmitted = True
+        self.tlp_end_seq = self.snd_max
+        self.statistics.count("tcp.tlp_probes")
+        self.note_event("TLP probe" + (" (last segment again)" if self.tlp_retransmitted else ""))
+        self.retransmit_deadline = now + self.rtt.rto  # RFC 8985 7.3: re-arm the RTO

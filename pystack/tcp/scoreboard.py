@@ -24,7 +24,7 @@ MAX_RANGES = 64
 class SACKScoreboard:
     """Merged SACKed ranges in sequence order, plus a D-SACK counter."""
 
-    __slots__ = ("_ends", "_sacked", "_starts", "dsack_count", "max_ranges")
+    __slots__ = ("_ends", "_sacked", "_starts", "dsack_count", "last_dsack", "max_ranges")
 
     def __init__(self, max_ranges: int = MAX_RANGES) -> None:
         self.max_ranges = max_ranges
@@ -32,6 +32,7 @@ class SACKScoreboard:
         self._ends: list[int] = []  # absolute right edges (exclusive)
         self._sacked = 0
         self.dsack_count = 0
+        self.last_dsack: tuple[int, int] | None = None  # the D-SACK block of the last update
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -55,9 +56,10 @@ class SACKScoreboard:
         Pass the segment's cumulative ACK as ``snd_una`` when it advances it, so that a D-SACK
         for the data it acknowledges is recognised. RFC 2883 4: a first block below snd_una,
         or inside another block of the same option, reports a duplicate: it is counted in
-        ``dsack_count`` and not merged. Other blocks outside [snd_una, snd_nxt] are ignored.
+        ``dsack_count``, kept in ``last_dsack`` (None when this ACK has none) and not merged. Other blocks outside [snd_una, snd_nxt] are ignored.
         """
         blocks = tuple(blocks)
+        self.last_dsack = None
         self.advance(snd_una)
         span = seq_diff(snd_nxt, snd_una)
         offsets: list[tuple[int, int]] = []
@@ -66,6 +68,7 @@ class SACKScoreboard:
             high = seq_diff(right, snd_una)
             if index == 0 and (low < 0 or _inside_another(left, right, blocks)):
                 self.dsack_count += 1
+                self.last_dsack = (left, right)
                 continue
             if 0 <= low < high <= span and not self._covers(left, right):
                 offsets.append((low, high))
@@ -74,6 +77,10 @@ class SACKScoreboard:
         before = self._sacked
         self._merge(offsets, snd_una)
         return self._sacked - before
+
+    def covers(self, left: int, right: int) -> bool:
+        """Is all of [left, right) SACKed? (RACK asks it of each segment in flight.)"""
+        return self._covers(left, right)
 
     def _covers(self, left: int, right: int) -> bool:
         """A held range already contains [left, right) (the common repeat of old blocks)."""
@@ -242,6 +249,11 @@ class SACKScoreboard:
         if index < len(self._starts):
             limit = seq_min(limit, self._starts[index])
         return seq, seq_diff(limit, seq)
+
+    def piece_at(self, seq: int, end: int, mss: int) -> int:
+        """Where a resend from un-SACKed ``seq`` stops: at most ``mss`` bytes, before ``end``
+        and before the next SACKed range."""
+        return seq_add(seq, self._segment_at(seq, end, mss)[1])
 
     def next_retransmit(
         self, snd_una: int, snd_nxt: int, high_rxt: int, mss: int, dup_threshold: int = 3

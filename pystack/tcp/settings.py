@@ -73,6 +73,16 @@ class TCPSettings:
     initial_window_segments: int = 10  # RFC 6928 (Linux); 4 gives RFC 3390's window
     duplicate_ack_threshold: int = 3  # RFC 5681 DupThresh
     limited_transmit: bool = True  # RFC 3042
+    # Loss recovery (docs/loss-recovery.md). With rack_tlp (and SACK agreed) losses are found
+    # by time, RACK (RFC 8985): a segment is lost once one sent after it was delivered and a
+    # round trip plus the reordering window has passed, and a tail loss probe (TLP) goes out
+    # after about two round trips of silence, so a lost last segment is repaired without an
+    # RTO. Off (or without SACK), losses are found by counting duplicate ACKs (RFC 5681,
+    # RFC 6675 IsLost, RFC 6582 NewReno). Either way the recovery sends at PRR's rate
+    # (RFC 6937) and a reduction proven needless by D-SACKs is undone (RFC 2883, RFC 3708).
+    rack_tlp: bool = True
+    tlp_max_ack_delay: float = 0.2  # RFC 8985 7.2 WCDelAckT: added to a one-segment PTO
+    dsack: bool = True  # RFC 2883: report duplicate segments to the sender (and use its reports)
     # Hardening (RFC 5961) and bounded replies. Every ACK that answers an unacceptable segment
     # (a challenge ACK, an ACK for a segment out of window or failing PAWS, an ACK for an ACK of
     # unsent data) passes two limits: one per connection, at most one per invalid_ack_interval
@@ -116,6 +126,8 @@ class TCPSettings:
             raise ValueError("delayed_ack must be below 0.5 s (RFC 9293 3.8.6.3)")
         if not 0 < self.min_rto <= self.initial_rto <= self.max_rto:
             raise ValueError("need 0 < min_rto <= initial_rto <= max_rto")
+        if not 0 <= self.tlp_max_ack_delay <= 1.0:
+            raise ValueError("tlp_max_ack_delay must be within [0, 1] s")
         if self.challenge_ack_limit < 0 or self.invalid_ack_interval < 0:
             raise ValueError("challenge_ack_limit and invalid_ack_interval must not be negative")
         if self.reset_rate < 0 or self.reset_burst < 0:

@@ -45,9 +45,14 @@ Which code may change what:
   ``open_active``/``open_passive``; ``receive_mss`` also ``_schedule_ack``.
 - ``mss``, ``send_burst``: only ``set_send_mss`` here; ``mss_limit``: only ``lower_path_mss``.
 - ``ts_recent``, ``ts_recent_time``: ``take_syn_options`` and input's first step (RFC 7323 R3).
-- loss recovery (``duplicate_acks``, ``in_recovery``, ``recover``, ``high_rxt``), RTT timing
-  (``rtt_seq``, ``rtt_time``), ``retransmissions``: input's ACK step, output's
-  (re)transmission, connection's RTO handler.
+- loss recovery (``duplicate_acks``, ``in_recovery``, ``recover``, ``high_rxt``, PRR's
+  ``prr_delivered``, ``prr_out``, ``recover_fs``, the undo fields ``undo_*``, TLP's
+  ``tlp_end_seq``, ``tlp_retransmitted``), RTT timing (``rtt_seq``, ``rtt_time``),
+  ``retransmissions``: input's ACK step, output's (re)transmission, connection's RTO and TLP
+  handlers. ``rack`` (``recovery.RackState``, made by ``take_syn_options``) is changed through
+  its methods by the same code: output records each transmission, input each delivery and
+  loss, the timers their verdicts. ``dsack_block``: input sets it for a duplicate segment,
+  output's ``segment_options`` reports and clears it.
 - ``persist_backoff``, ``persist_probes``: output's window probe counts them up; input's ACK
   step sets them back (any acceptable ACK: the peer is alive); connection's RTO handler when it
   turns a retransmission into a probe.
@@ -61,6 +66,7 @@ Which code may change what:
   user calls and segment arrival; ``release_memory`` (on CLOSED, from ``_set_state``) detaches
   them from the stack's ``BufferPool``.
 - ``outbox``: output appends segments; ``segments_to_send`` hands them to the layer.
+- ``trace_events``: None unless ``--trace`` is on; ``note_event`` appends, the tracer drains.
 - ``trace_notes``: None unless ``--trace`` is on (``keep_send_notes``); output notes why a
   segment is sent again (``SEND_CAUSES``), ``take_send_notes`` hands the notes to the layer.
 
@@ -74,6 +80,7 @@ from typing import Protocol
 from pystack.stats import DropReason, Statistics
 from pystack.tcp.buffers import BufferPool, OutOfOrderQueue, ReceiveBuffer, SendBuffer
 from pystack.tcp.congestion import CongestionControl, create
+from pystack.tcp.recovery import RackState
 from pystack.tcp.rtt import RTTEstimator
 from pystack.tcp.scoreboard import SACKScoreboard
 from pystack.tcp.settings import TCPSettings
@@ -90,6 +97,8 @@ CAUSE_SACK_RECOVERY = 3
 CAUSE_PERSIST_PROBE = 4
 CAUSE_KEEPALIVE_PROBE = 5
 CAUSE_SYN_RETRANSMIT = 6
+CAUSE_TLP_PROBE = 7
+CAUSE_RACK_LOST = 8
 SEND_CAUSES = (
     "",
     "retransmit: RTO",
@@ -98,7 +107,10 @@ SEND_CAUSES = (
     "persist probe",
     "keepalive probe",
     "retransmit: SYN timeout",
+    "TLP probe",
+    "retransmit: RACK lost",
 )
+RECOVERY_EVENTS_KEPT = 16  # trace_events holds at most this many undelivered notes
 TIMESTAMP_SPACE = 12  # NOP NOP TS: the options every segment carries once timestamps are on
 
 
@@ -150,6 +162,7 @@ class TransmissionControlBlock:
         "congestion",
         "created",
         "delayed_ack_deadline",
+        "dsack_block",
         "duplicate_acks",
         "error",
         "fin_queued",
@@ -184,6 +197,10 @@ class TransmissionControlBlock:
         "persist_backoff",
         "persist_deadline",
         "persist_probes",
+        "prr_delivered",
+        "prr_out",
+        "rack",
+        "rack_deadline",
         "rcv_adv",
         "rcv_nxt",
         "rcv_wscale",
@@ -191,6 +208,7 @@ class TransmissionControlBlock:
         "receive_buffer",
         "receive_mss",
         "recover",
+        "recover_fs",
         "remote_address",
         "remote_port",
         "retransmissions",
@@ -218,12 +236,21 @@ class TransmissionControlBlock:
         "statistics",
         "time_wait_deadline",
         "timestamps",
+        "tlp_deadline",
+        "tlp_end_seq",
+        "tlp_retransmitted",
         "total_retransmits",
+        "trace_events",
         "trace_notes",
         "transitions",
         "ts_offset",
         "ts_recent",
         "ts_recent_time",
+        "undo_cwnd",
+        "undo_high",
+        "undo_marker",
+        "undo_retransmits",
+        "undo_ssthresh",
         "user_closed",
     )
 
@@ -308,6 +335,27 @@ class TransmissionControlBlock:
         self.rtt_seq: int | None = None  # segment being timed (no timestamps), Karn's rule
         self.rtt_time = 0.0
         self.retransmissions = 0  # consecutive RTO expirations
+        # RACK-TLP (RFC 8985): the record of what is in flight, once SACK is agreed and
+        # TCPSettings.rack_tlp is on (None: RFC 6675 / NewReno duplicate-ACK counting only).
+        self.rack: RackState | None = None
+        self.rack_deadline: float | None = None  # the RACK reordering timer
+        self.tlp_deadline: float | None = None  # the tail loss probe timer (PTO)
+        self.tlp_end_seq: int | None = None  # TLP.end_seq: a probe is out (at most one)
+        self.tlp_retransmitted = False  # TLP.is_retrans: the probe resent old data
+        # PRR (RFC 6937): bytes delivered and sent since recovery began, FlightSize then.
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.recover_fs = 0
+        # Undo (RFC 2883 / RFC 3708 detection, Linux's undo): the episode that reduced cwnd
+        # began at snd_una = undo_marker and reached undo_high; undo_retransmits of its
+        # retransmissions are not yet proven needless by a D-SACK; cwnd and ssthresh before.
+        self.undo_marker: int | None = None
+        self.undo_high = iss
+        self.undo_retransmits = 0
+        self.undo_cwnd = 0
+        self.undo_ssthresh = 0
+        # A duplicate segment arrived: the next ACK reports it first (RFC 2883 4), once.
+        self.dsack_block: tuple[int, int] | None = None
         self.total_retransmits = 0
         self.last_send_time = now
         self.last_receive_time = now
@@ -338,6 +386,7 @@ class TransmissionControlBlock:
         self.outbox: list[TCPSegment] = []
         self.scheduled: float | None = None  # the layer's timer heap bookkeeping
         self.trace_notes: dict[int, int] | None = None  # outbox index -> cause, when tracing
+        self.trace_events: list[str] | None = None  # "RACK: lost ...", "undo ...", when tracing
 
     # ---------------------------------------------------------------------------------------
     def _set_state(self, new: TCPState, now: float, cause: str) -> None:
@@ -370,6 +419,7 @@ class TransmissionControlBlock:
     def stop_timers(self) -> None:
         self.retransmit_deadline = self.persist_deadline = self.delayed_ack_deadline = None
         self.keepalive_deadline = self.time_wait_deadline = self.fin_wait_2_deadline = None
+        self.rack_deadline = self.tlp_deadline = None
 
     def next_deadline(self) -> float | None:
         best: float | None = None
@@ -380,6 +430,8 @@ class TransmissionControlBlock:
             self.keepalive_deadline,
             self.time_wait_deadline,
             self.fin_wait_2_deadline,
+            self.rack_deadline,
+            self.tlp_deadline,
         ):
             if deadline is not None and (best is None or deadline < best):
                 best = deadline
@@ -390,6 +442,14 @@ class TransmissionControlBlock:
         notes = self.trace_notes
         if notes is not None and self.outbox:
             notes[len(self.outbox) - 1] = cause
+
+    def note_event(self, text: str) -> None:
+        """A recovery decision for ``--trace=events`` (only kept while tracing, bounded)."""
+        events = self.trace_events
+        if events is not None:
+            events.append(text)
+            if len(events) > RECOVERY_EVENTS_KEPT:
+                del events[0]
 
     def drop(self, reason: DropReason) -> None:
         self.statistics.drop(reason)

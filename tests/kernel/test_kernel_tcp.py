@@ -238,7 +238,8 @@ def test_kernel_sends_50mb_to_pystack_byte_exact(hosts: list[KernelHost]) -> Non
     stack, thread, _ = _parts(host)
     drops = thread.call(stack.statistics)["drops"]
     # Now and then the kernel's tail loss probe resends the last segment of a window-limited
-    # burst before our (delayed) ACK is back: that duplicate is dropped as old, and ACKed. How
+    # burst before our (delayed) ACK is back: that duplicate is dropped as old, and ACKed
+    # with a D-SACK (RFC 2883). How
     # often depends on scheduling (19 were seen on a loaded machine, 0-10 on a quiet one): the
     # bound is one such duplicate per 500 full segments.
     assert not set(drops) - {"TCP_OUT_OF_WINDOW"}, drops
@@ -249,15 +250,18 @@ def test_pystack_sends_50mb_to_kernel_byte_exact(hosts: list[KernelHost]) -> Non
     host = _start(hosts)
     rate, connection = _pystack_to_kernel(host, CLEAN_SIZE, seed=2)
     _report(f"pystack -> kernel, clean, 50 MB: {rate:.1f} MB/s")
-    assert connection.tcp_info()["retransmits"] == 0
     stack, thread, _ = _parts(host)
+    counters = thread.call(stack.statistics)["counters"]
+    # Nothing is lost: no RTO, nothing RACK deems lost, no probe that repaired a loss. A tail
+    # loss probe may still go when the stack thread or the kernel's ACK is late by two round
+    # trips (a loaded machine): those are the only retransmissions allowed.
+    for name in ("tcp.timeouts", "tcp.rack_lost_segments", "tcp.tlp_repairs"):
+        assert counters.get(name, 0) == 0, (name, counters.get(name))
+    assert connection.tcp_info()["retransmits"] <= counters.get("tcp.tlp_probes", 0)
+    # The kernel's own tail loss probe may resend its digest or FIN before our ACK is back (one
+    # in three to six runs on a loaded machine, before RACK-TLP too): that copy is dropped as old.
     drops = thread.call(stack.statistics)["drops"]
-    # The kernel sends ACKs, then its 64-byte digest and FIN. On a loaded machine our (delayed)
-    # ACK of those can come after the kernel's loss probe or RTO, and its resent segment is then
-    # old: dropped as out of window and ACKed again (seen 1 in 3 runs under a load of 8). Any
-    # other drop, or more than a few, is a fault.
-    assert not set(drops) - {"TCP_OUT_OF_WINDOW"}, drops
-    assert drops.get("TCP_OUT_OF_WINDOW", 0) <= 3, drops
+    assert not set(drops) - {"TCP_OUT_OF_WINDOW"} and drops.get("TCP_OUT_OF_WINDOW", 0) <= 3, drops
 
 
 @pytest.mark.parametrize("seed", [3, 4])

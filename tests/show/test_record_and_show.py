@@ -92,7 +92,9 @@ def test_recording_has_header_packets_states_tcp_variables_and_counters(recorded
     assert {"ssthresh", "flight", "snd_wnd", "rcv_wnd", "srtt", "rto"} <= set(tcp[0])
     assert tcp[0]["connection"][1] > 1023 and tcp[0]["connection"][3] == 7  # type: ignore[index]
     retransmits = [line for line in packets if "retransmit" in str(line.get("note", ""))]
-    assert [line["note"] for line in retransmits] == ["retransmit: RTO"]
+    assert [line["note"] for line in retransmits] == [
+        "retransmit: RACK lost"
+    ]  # RFC 8985: found by time
     drops = [line for line in lines if line["kind"] == "drop"]
     assert [line["reason"] for line in drops] == ["IMPAIRMENT_RULE"]
     by_host = {line["host"]: line["counters"] for line in lines if line["kind"] == "counters"}
@@ -112,7 +114,7 @@ def test_text_ladder_shows_the_handshake_in_order_and_the_lost_segment(recorded:
     assert "-->|" in arrows[syn + 2] and "ACK  seq 1  ack 1  len 0" in arrows[syn + 2]
     lost = [line for line in arrows if "X " in line and "lost: IMPAIRMENT_RULE" in line]
     assert len(lost) == 1 and "seq 1449" in lost[0] and "-->" not in lost[0]
-    assert any("retransmit: RTO" in line and "seq 1449" in line for line in arrows)
+    assert any("retransmit: RACK lost" in line and "seq 1449" in line for line in arrows)
     assert any("= SYN-SENT (active open)" in line for line in lines)
     assert any("TIME-WAIT" in line for line in lines)
 

@@ -34,13 +34,39 @@ FORBIDDEN_DROPS = {
 }
 
 
+PROBE_ECHOES = frozenset({"TCP_OUT_OF_WINDOW", "TCP_NO_LISTENER", "TCP_RST_IN_TIME_WAIT"})
+
+
 def _assert_sane_drops(net: Network, clean: bool) -> None:
+    probes = sum(_counter(stack, "tcp.tlp_probes") for stack in (net.a, net.b))
     for stack in (net.a, net.b):
         drops = stack.statistics()["drops"]
         if clean:
-            assert drops == {}, drops
+            # The drops a clean link allows, at most one per needless tail loss probe on each
+            # side: its copy is old on arrival (and D-SACKed); or it finds the peer closed
+            # meanwhile (no connection: answered with RST), and our TIME-WAIT ignores that RST
+            # (RFC 1337).
+            assert not set(drops) - PROBE_ECHOES, drops
+            assert sum(drops.values()) <= probes, (drops, probes)
         else:
             assert not set(drops) & FORBIDDEN_DROPS, drops
+
+
+def _counter(stack: object, name: str) -> int:
+    value = stack.statistics()["counters"].get(name, 0)  # type: ignore[attr-defined]
+    assert isinstance(value, int)
+    return value
+
+
+def _assert_nothing_lost(net: Network) -> None:
+    """A clean link: no RTO, nothing RACK deemed lost, no probe that repaired a loss. Tail loss
+    probes may still go where ACKs lag two round trips behind (here: the queue behind 100
+    windows); they are the only retransmissions, and each comes back D-SACKed."""
+    for stack in (net.a, net.b):
+        for name in ("tcp.timeouts", "tcp.rack_lost_segments", "tcp.tlp_repairs"):
+            assert _counter(stack, name) == 0, name
+        assert _counter(stack, "tcp.retransmits") <= _counter(stack, "tcp.tlp_probes")
+        assert _counter(stack, "tcp.undos") == 0  # no reduction happened to undo
 
 
 def _assert_closed(net: Network, *connections: TCPConnection) -> None:
@@ -114,7 +140,7 @@ def test_both_sides_send_10mb_at_once(impairment: str | None) -> None:
     assert server.received_sha256 == sha256(up)
     assert client.received_sha256 == sha256(down)
     if impairment is None:
-        assert pair.client.tcp_info()["retransmits"] == pair.server.tcp_info()["retransmits"] == 0
+        _assert_nothing_lost(net)
     _assert_closed(net, pair.client, pair.server)
     _assert_sane_drops(net, clean=impairment is None)
 
@@ -151,7 +177,7 @@ def test_100_concurrent_connections_interleaved_all_byte_exact(impairment: str) 
     early = sum(app.first_data_at is not None and app.first_data_at < first_close for app in apps)
     assert early == len(apps) if clean else early >= 0.9 * len(apps), early
     if clean:
-        assert all(c.tcp_info()["retransmits"] == 0 for p in pairs for c in (p.client, p.server))
+        _assert_nothing_lost(net)
     _assert_closed(net, *(c for pair in pairs for c in (pair.client, pair.server)))
     _assert_sane_drops(net, clean=clean)
     assert net.a.tcp.connections == {} and net.b.tcp.connections == {}

@@ -83,12 +83,15 @@ def test_ack_of_nothing_changes_nothing() -> None:
     assert reno.cwnd == 14600
 
 
-def test_congestion_avoidance_adds_smss_squared_over_cwnd() -> None:
-    # RFC 5681 (3): cwnd += SMSS*SMSS/cwnd once cwnd >= ssthresh.
+def test_congestion_avoidance_adds_one_smss_per_cwnd_of_bytes_acknowledged() -> None:
+    # RFC 5681 3.1 (its recommended byte counting, RFC 3465 2.1) once cwnd >= ssthresh.
     reno = NewReno(MSS)
     reno.ssthresh = reno.cwnd = 10 * MSS
+    for _ in range(9):
+        reno.on_ack(MSS, 0.0, None)
+    assert reno.cwnd == 10 * MSS
     reno.on_ack(MSS, 0.0, None)
-    assert reno.cwnd == 10 * MSS + MSS * MSS // (10 * MSS)
+    assert reno.cwnd == 11 * MSS
 
 
 def test_congestion_avoidance_grows_about_one_smss_per_round_trip() -> None:
@@ -100,11 +103,27 @@ def test_congestion_avoidance_grows_about_one_smss_per_round_trip() -> None:
     assert 10 * MSS + 0.9 * MSS <= reno.cwnd <= 11 * MSS
 
 
-def test_congestion_avoidance_adds_at_least_one_byte() -> None:
+def test_congestion_avoidance_carries_the_bytes_beyond_a_window_over() -> None:
+    # Delayed ACKs acknowledge two segments each: the count is of bytes, not of ACKs.
     reno = NewReno(MSS)
-    reno.ssthresh = reno.cwnd = 10 * MSS * MSS
+    reno.ssthresh = reno.cwnd = 10 * MSS
+    reno.on_ack(6 * MSS, 0.0, None)
+    reno.on_ack(6 * MSS, 0.0, None)
+    assert reno.cwnd == 11 * MSS  # 12 MSS acked: one step, 2 MSS carried over
+    reno.on_ack(8 * MSS, 0.0, None)
+    assert reno.cwnd == 11 * MSS
     reno.on_ack(MSS, 0.0, None)
-    assert reno.cwnd == 10 * MSS * MSS + 1
+    assert reno.cwnd == 12 * MSS
+
+
+def test_a_timeout_forgets_the_bytes_counted() -> None:
+    reno = NewReno(MSS)
+    reno.ssthresh = reno.cwnd = 10 * MSS
+    reno.on_ack(9 * MSS, 0.0, None)
+    reno.on_timeout(4 * MSS)  # RFC 3465 2.1: bytes_acked = 0 on an RTO
+    reno.cwnd = reno.ssthresh = 2 * MSS
+    reno.on_ack(MSS, 0.0, None)
+    assert reno.cwnd == 2 * MSS
 
 
 def test_enter_recovery_halves_flight_size_and_inflates_by_three_segments() -> None:
@@ -195,8 +214,9 @@ def test_after_recovery_the_window_grows_in_congestion_avoidance() -> None:
     reno = NewReno(MSS)
     reno.enter_recovery(20 * MSS, sack=True)
     reno.exit_recovery(flight_size=20 * MSS)
-    reno.on_ack(MSS, 0.0, None)
-    assert reno.cwnd == 10 * MSS + MSS * MSS // (10 * MSS)
+    for _ in range(10):
+        reno.on_ack(MSS, 0.0, None)
+    assert reno.cwnd == 11 * MSS
 
 
 def test_timeout_sets_ssthresh_to_half_flight_and_cwnd_to_one_segment() -> None:
@@ -228,8 +248,9 @@ def test_slow_start_after_timeout_climbs_back_to_ssthresh() -> None:
     while reno.cwnd < reno.ssthresh:
         reno.on_ack(MSS, 0.0, None)
     assert reno.cwnd == 8 * MSS
-    reno.on_ack(MSS, 0.0, None)
-    assert reno.cwnd == 8 * MSS + MSS // 8
+    for _ in range(8):
+        reno.on_ack(MSS, 0.0, None)
+    assert reno.cwnd == 9 * MSS
 
 
 def test_timeout_during_recovery_ends_sack_mode() -> None:

@@ -20,7 +20,16 @@ FIELDS = {
     "send_buffered", "receive_buffered", "unacked", "timers",
     "error", "soft_error", "transitions",
 }  # fmt: skip
-TIMERS = {"retransmit", "persist", "delayed_ack", "keepalive", "time_wait", "fin_wait_2"}
+TIMERS = {
+    "retransmit",
+    "persist",
+    "delayed_ack",
+    "keepalive",
+    "time_wait",
+    "fin_wait_2",
+    "rack_reordering",
+    "tail_loss_probe",
+}
 
 # Active open with SACK and window scaling (no timestamps, so RTT comes from the SYN's timing):
 # RTT 0.1 s. Two segments out; the peer SACKs the second and sends data out of order.
@@ -97,6 +106,10 @@ def test_tcp_info_timers_are_the_pending_deadlines() -> None:
         "keepalive": None,
         "time_wait": None,
         "fin_wait_2": None,
+        # RFC 8985: 1:1461 (sent at 0.1) is lost unless delivered by 0.1 + RACK.rtt 0.1 +
+        # reo_wnd (min_RTT / 4 = 0.025); the PTO (2 * SRTT) was armed by the last new segment.
+        "rack_reordering": pytest.approx(0.225),
+        "tail_loss_probe": pytest.approx(0.3),
     }
     result = run(PASSIVE_OPEN + "+0.1 < P. 1:11(10) ack 1 win 65535\n")
     timers = connection_of(result).tcp_info()["timers"]
@@ -116,7 +129,8 @@ def test_tcp_info_after_a_retransmission_timeout() -> None:
             +0 expect info ssthresh 2920                  # max(FlightSize / 2, 2 * SMSS)
             +0 expect info rto 2.0                        # RFC 6298 (5.5): backed off
             +0 expect info sack_scoreboard []             # RFC 2018 8: SACK marks forgotten
-            """
+            """,
+            tcp_settings=TCPSettings(rack_tlp=False),  # (RACK would resend it at 0.225)
         )
     )
     timers = connection.tcp_info()["timers"]

@@ -11,6 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pystack.script import ScriptResult, ScriptRunner
+from pystack.tcp.settings import TCPSettings
+
+# RACK-TLP off: losses found by counting duplicate ACKs (RFC 5681, RFC 6675), and no tail loss
+# probe, so an RTO is what repairs a lost last segment. For the tests of that machinery.
+DUPACK_RECOVERY = TCPSettings(rack_tlp=False)
 
 # No options but the MSS: no SACK, no timestamps, no window scaling; windows as written.
 PLAIN = """

@@ -12,7 +12,7 @@ import pytest
 
 from pystack.tcp.connection import TCPConnection
 from tests.helpers.scripts import run
-from tests.tcp.transfer.handshakes import PLAIN, SACK, TIMESTAMPS
+from tests.tcp.transfer.handshakes import DUPACK_RECOVERY, PLAIN, SACK, TIMESTAMPS
 
 
 def connection_of(result: object) -> TCPConnection:
@@ -98,7 +98,8 @@ def test_timestamps_give_rtt_samples_for_retransmitted_segments() -> None:
         +0 > P. 1:101(100) ack 1 <nop,nop,TS val * ecr 200>
         +1 > . 1:101(100) ack 1 <nop,nop,TS val * ecr 200>
         +0.3 < . 1:1(0) ack 101 win 512 <nop,nop,TS val 300 ecr *>    # echoes the retransmission
-        """
+        """,
+        tcp_settings=DUPACK_RECOVERY,  # the RTO path, without RACK-TLP
     )
     # RFC 6298 3: with timestamps a retransmitted segment is no longer ambiguous: R = 0.3 s.
     info = connection_of(result).tcp_info()
@@ -125,14 +126,15 @@ def test_paws_takes_the_sack_blocks_of_a_reordered_duplicate_ack() -> None:
         +0 expect info duplicate_acks 2
         +0.5 < . 1:1(0) ack 4345 win 512 <nop,nop,TS val 400 ecr *>
         end strict 1
-        """
+        """,
+        tcp_settings=DUPACK_RECOVERY,  # the RTO path, without RACK-TLP
     )
     connection = connection_of(result)
     assert connection.ts_recent == 400 and connection.snd_una == connection.snd_max
 
 
 # -- SACK --------------------------------------------------------------------------------------
-def test_a_dsack_block_from_the_peer_changes_nothing() -> None:
+def test_a_dsack_block_proving_the_rto_needless_undoes_the_reduction() -> None:
     result = run(
         SACK
         + """
@@ -145,13 +147,18 @@ def test_a_dsack_block_from_the_peer_changes_nothing() -> None:
         +0 write 100
         +0 > P. 2921:3021(100) ack 1
         +0.05 < . 1:1(0) ack 2921 win 65535 <sack 1:1461>   # RFC 2883: 1:1461 came twice
-        +0 expect info cwnd 4380
+        # The RTO's one retransmission was needless (RFC 3708): the reduction is undone.
+        +0 expect info cwnd 14600
+        +0 expect info ssthresh 2147483648
+        +0 expect counter tcp.undos 1
+        +0 expect counter tcp.dsacks_received 1
         +0 expect info in_recovery False
         +0 expect info sack_scoreboard []
         +0.05 < . 1:1(0) ack 3021 win 65535
         +0 write 100
         +0 > P. 3021:3121(100) ack 1
         end strict 0.5
-        """
+        """,
+        tcp_settings=DUPACK_RECOVERY,  # the RTO path, without RACK-TLP
     )
     assert connection_of(result).scoreboard.dsack_count == 1

@@ -13,6 +13,7 @@ from pystack.script import ScriptResult, ScriptRunner
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.settings import TCPSettings
 from tests.helpers.scripts import run
+from tests.tcp.transfer.handshakes import DUPACK_RECOVERY
 
 MOD = 1 << 32
 LOCAL_ISN = MOD - 3000
@@ -27,8 +28,12 @@ HANDSHAKE = """
 """
 
 
-def run_near_the_wrap(script: str) -> tuple[ScriptResult, TCPConnection]:
-    runner = ScriptRunner(textwrap.dedent(script), peer_isn_offset=PEER_ISN)
+def run_near_the_wrap(
+    script: str, tcp_settings: TCPSettings | None = None
+) -> tuple[ScriptResult, TCPConnection]:
+    runner = ScriptRunner(
+        textwrap.dedent(script), peer_isn_offset=PEER_ISN, tcp_settings=tcp_settings
+    )
     runner.stack.tcp.sequence.isn = lambda *_: LOCAL_ISN  # type: ignore[method-assign]
     result = runner.run()
     connection = result.connection
@@ -92,7 +97,8 @@ def test_rto_retransmits_the_segment_that_straddles_the_wrap() -> None:
         +0 expect info unacked 0
         +0 expect drop TCP_ACK_UNSENT 0
         end strict 3
-        """
+        """,
+        tcp_settings=DUPACK_RECOVERY,  # the RTO path, without RACK-TLP
     )
 
 
