@@ -56,6 +56,8 @@ PYSTACK_SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "synack_retries": ("synack_retries", _count, "N: SYN-ACK retransmissions"),
     "receive_buffer": ("receive_buffer", _count, "BYTES: receive buffer (largest window)"),
     "send_buffer": ("send_buffer", _count, "BYTES: send buffer"),
+    "rack_tlp": ("rack_tlp", _switch, "on|off: RACK-TLP loss detection (RFC 8985)"),
+    "dsack": ("dsack", _switch, "on|off: send D-SACK blocks for duplicates (RFC 2883)"),
     "congestion_control": (
         "congestion_control",
         congestion_control_name,
