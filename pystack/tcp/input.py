@@ -467,7 +467,9 @@ class ConnectionInput(ConnectionOutput):
             self.snd_nxt = ack
         self.scoreboard.advance(ack)
         self.retransmissions = 0
-        self.rtt.reset_backoff()
+        # The RTO's backoff ends with the next RTT sample (``rtt.sample``), not with any ACK:
+        # RFC 6298 5 (after 5.7) collapses the RTO "once a new RTT measurement is obtained",
+        # and an ACK of retransmitted data gives none (Karn). Linux does the same.
         self.persist_backoff = 0
         self.statistics.count("tcp.bytes_acked", data_acked)
         if self.in_recovery:

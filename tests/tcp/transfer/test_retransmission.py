@@ -36,9 +36,13 @@ def test_rto_doubles_on_each_timeout_up_to_max_rto() -> None:
         +0 expect info rto 5.0
         +5 > . 1:101(100) ack 1
         +0.1 < . 1:1(0) ack 101 win 65535
-        +0 expect info rto 1.0                       # new data acknowledged: backoff ends
+        +0 expect info rto 5.0                       # acked, but no sample (Karn): backed off
         +0 expect info retransmits 5
         +0 expect counter tcp.timeouts 5
+        +0 write 100
+        +0 > P. 101:201(100) ack 1
+        +0.1 < . 1:1(0) ack 201 win 65535
+        +0 expect info rto 1.0                       # RFC 6298 5: a new sample ends the backoff
         end strict 10
         """,
         tcp_settings=TCPSettings(max_rto=5.0),
