@@ -147,6 +147,9 @@ class ScriptNetwork:
                 seed=arguments.seed,
                 pcap=arguments.pcap,
                 trace=trace,
+                mtu=getattr(arguments, "mtu", None) or 1500,
+                # None: HostOptions' default (on for TUN without --pcap or --impair)
+                offload=False if getattr(arguments, "no_offload", False) else None,
             )
             self.host = KernelHost(options)
             try:
