@@ -19,6 +19,7 @@ import platform
 import signal
 import statistics
 import sys
+import textwrap
 import time
 from pathlib import Path
 from types import FrameType
@@ -57,6 +58,39 @@ QUICK_NETSIM_BYTES = 256 * 1024  # per grid cell with --quick (smoltcp's cells m
 QUICK_MULTIFLOW_BYTES = 256 * 1024  # per flow with --quick (smoltcp's flows move 2 MiB)
 KERNEL_REFERENCE = "kernel_veth_1500"
 
+# What each figure measures, for --help (keys of kernel.METRICS and kernel.MEMORY_METRICS).
+EXPLAIN = {
+    "in": "one connection moving --size bytes from the kernel-side client to the peer",
+    "out": "one connection moving --size bytes from the peer to the client",
+    "rr_p50": "--count one-byte request/response round trips on one connection: the median",
+    "rr_p99": "the same round trips' 99th percentile",
+    "rr_tps": "the same round trips per second",
+    "connect": "connections the client opens, closes and sees closed, one after the other "
+    "(to the discard port)",
+    "udp_in": "64-byte datagrams/s the peer's application counts (first to last) while the "
+    "client sends --datagrams of them as fast as it can",
+    "udp_out": "64-byte datagrams/s the client receives while the peer sends --datagrams of "
+    "them as fast as it can",
+    "ping": "mean round trip of a flood ping",
+    "traced_per_connection": "--connections idle established connections to pystack, held "
+    "by one kernel-side client: tracemalloc's traced bytes in the process running the stack, "
+    "per connection (a fresh interpreter per sample)",
+    "rss_per_connection": "the resident set's growth per connection, less tracemalloc's own "
+    "bookkeeping",
+    "traced_total": "tracemalloc's traced bytes for all of them",
+    "rss_total": "the resident set's growth for all of them",
+}
+FIGURE_HELP = "figures (each the median of --repeat samples, with [min-max]):\n" + "\n".join(
+    textwrap.fill(
+        f"{label} ({unit}): {EXPLAIN[key]}",
+        width=98,
+        initial_indent="  ",
+        subsequent_indent="      ",
+        break_on_hyphens=False,
+    )
+    for key, label, unit in (*METRICS, *MEMORY_METRICS)
+)
+
 ROW_HELP = f"""rows (every one served to the same kernel-side Python client, in its own namespaces):
   pystack services, ...             pystack up --serve discard,echo,chargen over TUN, with the
                                     TUN offloads (virtio-net header, TSO, checksum offload: the
@@ -70,21 +104,7 @@ ROW_HELP = f"""rows (every one served to the same kernel-side Python client, in 
                                     (pystack.bench.raw_tcp, no state machine), plain and with the
                                     offloads; TCP only (bulk both ways and RR)
   Linux kernel, veth, mtu 1500      a kernel server across a veth pair: the kernel reference
-figures (each the median of --repeat samples, with [min-max]):
-  TCP bulk kernel -> peer, peer -> kernel   one connection moving --size bytes (MB/s)
-  1-byte RR p50, p99, rate     --count one-byte request/response round trips on one connection:
-                               the median and 99th percentile round trip (us), transactions/s
-  connect+close                connections/s the kernel-side client opens and closes to the
-                               discard port, one after the other
-  UDP kernel -> peer           64-byte datagrams/s the peer's application counts while the client
-                               sends --datagrams of them as fast as it can
-  UDP peer -> kernel           64-byte datagrams/s the client receives while the peer sends
-                               --datagrams of them as fast as it can
-  ICMP echo RTT                mean round trip of a flood ping (us)
-  idle connections             --connections established idle connections to pystack's discard
-                               service held by one kernel-side client: tracemalloc bytes and RSS
-                               bytes (less tracemalloc's own) per connection, inside the process
-                               that runs the stack, and the totals (MB)
+{FIGURE_HELP}
 ratios: each row's median over the kernel row's, and over the raw-TUN ceiling of its frame kind
 (plain rows: the plain ceiling; offload rows and MTU {BIG_MTU}: the offload ceiling).
 JSON (--json): {{"config", "codec", "rows": {{key: {{"label", metric: {{median, min, max, samples,
@@ -94,8 +114,9 @@ metric: {{...}}}}, "netsim": {{...}}}}; a figure a peer lacks is absent.
 netsim (no root needed), smoltcp's tests/netsim.rs on pystack's virtual time, pystack beside
 smoltcp's published figures:
   window-vs-loss grid   1 flow, Ethernet MTU 1500, 50 ms each way, unlimited link, Bernoulli loss
-                        both ways (seeded random.Random, not smoltcp's ChaCha20 draws; --netsim-
-                        seeds N runs seed pairs (0,1), (2,3), ... and shows the median [min-max]),
+                        both ways (seeded random.Random, not smoltcp's ChaCha20 draws;
+                        --netsim-seeds N runs seed pairs (0,1), (2,3), ... and shows the median
+                        [min-max]),
                         socket buffers of 128 B to 32 KiB, 10 MiB per cell (--quick: 256 KiB);
                         each cell: pystack's goodput / smoltcp's (bytes/s of virtual time)
   multiflow             1, 2, 4, 16, 32, 64 flows sharing one 25 MB/s bottleneck with a 64 KiB

@@ -7,10 +7,12 @@ each figure has ``repeat`` samples. Every wait is bounded (``TIMEOUT``), and eve
 device and process made here is removed on the way out, on an error or a signal alike.
 
 The peers serve the same ports: TCP discard 9 (bulk in, connect+close), chargen 19 (bulk out:
-``bulk`` bytes then FIN), echo 7 (request/response); UDP 5009, a counting sink (64-byte
-datagrams are counted; a datagram ``?`` is answered with "COUNT SECONDS", the count and the time
-from the first to the last datagram, and resets both) and UDP 5019, a source (a datagram holding
-a number N is answered with N 64-byte datagrams, as fast as the peer can send them).
+``bulk`` bytes then FIN), echo 7 (request/response); UDP 5009, a counting sink (datagrams are
+counted; ``!TOKEN`` resets the count and is echoed back; ``?TOKEN`` is answered with
+"TOKEN COUNT SECONDS", the count and the time from the first to the last datagram counted) and
+UDP 5019, a source (a datagram holding a number N is answered with N 64-byte datagrams, as fast
+as the peer can send them). The tokens let the client ask again when a question is lost in a
+full queue and tell a late answer from the one it waits for.
 """
 
 from __future__ import annotations
@@ -104,22 +106,30 @@ block = b"x" * 65536
 for _ in range(repeat):
     if mode == "udpin":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(2)
+        s.settimeout(0.2)
+        def ask(question, answer):
+            # the sink may drop a question while its queue is full: ask again, ignore stale
+            # answers (each carries the question's token)
+            for _ in range(50):
+                s.sendto(question, (host, port))
+                end = time.perf_counter() + 0.2
+                while time.perf_counter() < end:
+                    try:
+                        reply = s.recv(100)
+                    except socket.timeout:
+                        break
+                    if reply.startswith(answer):
+                        return reply[len(answer):]
+            raise SystemExit("the UDP sink did not answer")
+        token = str(time.perf_counter_ns()).encode()
+        ask(b"!" + token, b"!" + token)  # reset its count, before the burst fills its queue
         payload = b"u" * 64
         for _ in range(amount):
             try:
                 s.sendto(payload, (host, port))
             except OSError:
                 pass  # a full device queue: that datagram is lost, the sink counts what came
-        for _ in range(10):  # the query queues behind the burst, so it is answered after it
-            s.sendto(b"?", (host, port))
-            try:
-                count, seconds = s.recv(100).split()
-                break
-            except (socket.timeout, ValueError):
-                continue
-        else:
-            raise SystemExit("the UDP sink did not answer")
+        count, seconds = ask(b"?" + token, token + b" ").split()
         if int(count) < 2 or float(seconds) <= 0:
             raise SystemExit(f"the UDP sink counted {int(count)} datagrams")
         print((int(count) - 1) / float(seconds), flush=True)
@@ -139,7 +149,7 @@ for _ in range(repeat):
             last = time.perf_counter()
             if not count:
                 first = last
-                s.settimeout(0.5)
+                s.settimeout(0.2)  # the source is done (or the rest was lost) after this
             count += 1
         if count < 2:
             raise SystemExit(f"the UDP source sent {count} datagrams")
@@ -236,9 +246,12 @@ if mode == "udp":
     count, first, last = 0, 0.0, 0.0
     while True:
         data, peer = sink.recvfrom(2048)
-        if data == b"?":
-            sink.sendto(f"{count} {last - first}".encode(), peer)
+        if data[:1] == b"!":
             count = 0
+            sink.sendto(data, peer)
+            continue
+        if data[:1] == b"?":
+            sink.sendto(data[1:] + f" {count} {last - first}".encode(), peer)
             continue
         last = time.perf_counter()
         if not count:
@@ -305,10 +318,13 @@ while running:
                     data, peer = sink.recvfrom(2048)
                 except OSError:
                     break
-                if data == b"?":
-                    seconds = time.ticks_diff(last, first) / 1e6
-                    sink.sendto(str(count) + " " + str(seconds), peer)
+                if data[:1] == b"!":
                     count = 0
+                    sink.sendto(data, peer)
+                    continue
+                if data[:1] == b"?":
+                    seconds = time.ticks_diff(last, first) / 1e6
+                    sink.sendto(data[1:] + (" %d %f" % (count, seconds)).encode(), peer)
                     continue
                 last = time.ticks_us()
                 if not count:
@@ -454,9 +470,13 @@ class UdpBench:
         sink = self.sink
         while (received := sink.receive()) is not None:
             data, peer = received
-            if data == b"?":
-                sink.send_to(f"{self.count} {self.last - self.first}".encode(), peer, now)
+            if data[:1] == b"!":
                 self.count = 0
+                sink.send_to(data, peer, now)
+                continue
+            if data[:1] == b"?":
+                answer = data[1:] + f" {self.count} {self.last - self.first}".encode()
+                sink.send_to(answer, peer, now)
                 continue
             self.last = now
             if not self.count:
