@@ -23,6 +23,7 @@ flow, the run ends when the slowest flow is done.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -274,7 +275,10 @@ def _run(flows: list[Flow], clock: ManualClock, transfer: int, timeout: float, n
                 raise NetsimStuck(f"{name}: busy at t={now:.6f} s")
             continue
         rounds_now = 0
-        now = clock.set(deadline)
+        # smoltcp's clock counts whole microseconds: the next instant is the deadline rounded up
+        # (so no timer fires early). round() first drops float noise (1235.0000001 us is 1235),
+        # and max() then keeps such a deadline reachable: the clock never stops short of it.
+        now = clock.set(max(math.ceil(round(deadline * 1e6, 3)) / 1e6, deadline))
 
 
 def run_cell(
