@@ -427,7 +427,7 @@ def table(rows: dict[str, Row], result_ratios: dict[str, dict[str, dict[str, flo
 
 
 def memory_table(memory: Row, count: int) -> str:
-    lines = [f"{count} idle established connections to pystack's discard service:"]
+    lines = [f"{count} idle established connections to pystack (accepted and held on port 9):"]
     for metric, label, unit in MEMORY_METRICS:
         lines.append(f"  {label + ' ' + unit:<40}{_cell(memory[metric]):>34}")
     return "\n".join(lines)

@@ -489,8 +489,11 @@ class UdpBench:
                 continue
             self.destination = request[1]
         if self.pending and self.destination is not None:
-            for _ in range(min(self.pending, self.BURST)):
-                self.source.send_to(self.payload, self.destination, now)
+            try:
+                for _ in range(min(self.pending, self.BURST)):
+                    self.source.send_to(self.payload, self.destination, now)
+            except OSError:
+                self.pending = 0  # no way back to the client: it counts what came
             self.pending -= min(self.pending, self.BURST)
 
     def next_deadline(self) -> float | None:
@@ -536,7 +539,7 @@ except KeyboardInterrupt:
 
 
 def measure_connections(sizes: Sizes) -> Row:
-    """Memory of ``sizes.connections`` idle established connections to pystack's discard service.
+    """Memory of ``sizes.connections`` idle established connections to pystack (``Acceptor``).
 
     Each sample runs in a fresh interpreter (``connections_sample``): in this process the rows
     before would have left freed memory that the new connections reuse without growing the
@@ -573,8 +576,8 @@ def measure_connections(sizes: Sizes) -> Row:
 
 
 def connections_sample(amount: int) -> dict[str, float]:
-    """One sample: a kernel-side client opens ``amount`` connections to pystack's discard
-    service (the stack runs in this process) and holds them idle; tracemalloc's traced bytes
+    """One sample: a kernel-side client opens ``amount`` connections to an ``Acceptor`` on
+    pystack (the stack runs in this process) and holds them idle; tracemalloc's traced bytes
     and the resident set are read before and while they are held. tracemalloc's own
     bookkeeping (which the resident set includes) is taken out of the RSS figure."""
     # room for every connection below the table's high-water mark (SYN cookies start at 7/8)
@@ -836,6 +839,6 @@ def measure_all(sizes: Sizes, progress: Callable[[str], None]) -> tuple[dict[str
     for key, label in ROWS:
         progress(label)
         rows[key] = steps[key]()
-    progress(f"{sizes.connections} idle connections to pystack's discard service")
+    progress(f"{sizes.connections} idle connections to pystack")
     memory = measure_connections(sizes)
     return rows, memory
