@@ -417,20 +417,17 @@ def _rr(namespace: netns.Namespace, port: int, sizes: Sizes) -> Row:
     }
 
 
-def _tcp_and_udp(namespace: netns.Namespace, sizes: Sizes, tcp: dict[str, int]) -> Row:
-    """Every figure but ping from a peer serving the common ports (``tcp``: the TCP ports of
-    discard, chargen and echo; the kernel server uses one port per run)."""
+def _tcp_and_udp(namespace: netns.Namespace, sizes: Sizes) -> Row:
+    """Every figure but ping from a peer serving the common ports (discard 9, chargen 19, echo
+    7, the UDP sink and source); the kernel server serves one port per run instead."""
     return {
-        "in": _one(namespace, "send", tcp["discard"], sizes.bulk, sizes.repeat),
-        "out": _one(namespace, "recv", tcp["chargen"], sizes.bulk, sizes.repeat),
-        **_rr(namespace, tcp["echo"], sizes),
-        "connect": _one(namespace, "connect", tcp["discard"], sizes.connects, sizes.repeat),
+        "in": _one(namespace, "send", 9, sizes.bulk, sizes.repeat),
+        "out": _one(namespace, "recv", 19, sizes.bulk, sizes.repeat),
+        **_rr(namespace, 7, sizes),
+        "connect": _one(namespace, "connect", 9, sizes.connects, sizes.repeat),
         "udp_in": _one(namespace, "udpin", UDP_SINK, sizes.datagrams, sizes.repeat),
         "udp_out": _one(namespace, "udpout", UDP_SOURCE, sizes.datagrams, sizes.repeat),
     }
-
-
-SERVICE_PORTS = {"discard": 9, "chargen": 19, "echo": 7}
 
 
 def _flood_ping(namespace: netns.Namespace, sizes: Sizes) -> list[float]:
@@ -514,7 +511,7 @@ def measure_pystack(sizes: Sizes, mtu: int, offload: bool) -> Row:
         stack = host.stack
         host.thread.call(lambda: stack.add_application(UdpBench(stack)))
         return {
-            **_tcp_and_udp(host.namespace, sizes, SERVICE_PORTS),
+            **_tcp_and_udp(host.namespace, sizes),
             "ping": _flood_ping(host.namespace, sizes),
         }
 
@@ -688,7 +685,7 @@ def measure_usocket(sizes: Sizes, mtu: int, offload: bool) -> Row:
                     raise BenchError("the usocket script did not start")
                 row = {
                     "ping": _flood_ping(namespace, sizes),
-                    **_tcp_and_udp(namespace, sizes, SERVICE_PORTS),
+                    **_tcp_and_udp(namespace, sizes),
                 }
                 _one(namespace, "connect", USOCKET_STOP, 1, 1)  # the script ends after it
             except BaseException:
