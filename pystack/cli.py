@@ -354,6 +354,12 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     run.add_argument("--link", choices=("sim", "tun", "tap"), default="sim")
     run.add_argument("--netns", metavar="NAME", help="network namespace for a tun/tap device")
+    run.add_argument("--mtu", type=int, help="the tun/tap device's MTU, 68..65535 (default 1500)")
+    run.add_argument(
+        "--no-offload",
+        action="store_true",
+        help="with --link tun: no TUN offloads (one frame per segment, full checksums)",
+    )
     run.add_argument("--addr", metavar="A/N", help="pystack's address")
     run.add_argument("--peer", metavar="IP", help="the peer's (or kernel side's) address")
     run.add_argument("--dns", metavar="IP", help="the DNS server getaddrinfo asks")
@@ -504,6 +510,11 @@ def check_options(arguments: argparse.Namespace) -> str | None:
         if isinstance(duration, str):
             return duration
         arguments.duration = duration
+        if not 68 <= arguments.mtu <= 65535:
+            return f"--mtu: must be 68..65535, not {arguments.mtu}"
+    if command == "run" and arguments.mtu is not None:
+        if arguments.link == "sim":
+            return "--mtu: only with --link tun or tap"
         if not 68 <= arguments.mtu <= 65535:
             return f"--mtu: must be 68..65535, not {arguments.mtu}"
     if command == "script":

@@ -156,6 +156,9 @@ class ScriptNetwork:
                 pcap=arguments.pcap,
                 trace=trace,
                 stack_config=stack_config_for(getattr(arguments, "congestion", None)),
+                mtu=getattr(arguments, "mtu", None) or 1500,
+                # None: HostOptions' default (on for TUN without --pcap or --impair)
+                offload=False if getattr(arguments, "no_offload", False) else None,
             )
             self.host = KernelHost(options)
             try:
