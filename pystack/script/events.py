@@ -77,6 +77,19 @@ class ICMP:
     mtu: int | None = None  # need-frag only
 
 
+@dataclass(frozen=True)
+class RawPacket:
+    """An IPv4 packet the peer sends byte for byte as written (inbound only, ``< raw HEX``).
+
+    For what the notation cannot spell: a fuzzer's mutated packet with a bad checksum, a
+    truncated header, a fragment, UDP garbage. It is sent as it is, ports and numbers included
+    (nothing is translated); a valid TCP SYN in it to the script's ports starts the peer's byte
+    stream as a ``<`` SYN line does.
+    """
+
+    data: bytes
+
+
 # application calls ----------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Call:
@@ -158,6 +171,12 @@ class ExpectNothing:
     pass
 
 
+@dataclass(frozen=True)
+class ExpectInvariants:
+    """``expect invariants``: every TCP connection's sequence space and every TCP table and
+    buffer is within its bounds (``pystack.tcp.invariants``)."""
+
+
 # directives (no time) -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Tolerance:
@@ -175,9 +194,21 @@ class EndStrict:
     seconds: float
 
 
-Expectation = ExpectState | ExpectError | ExpectCounter | ExpectDrop | ExpectInfo | ExpectNothing
-Directive = Tolerance | Ports | EndStrict
-Event = Packet | ICMP | Call | Expectation | Directive
+@dataclass(frozen=True)
+class IgnoreOutbound:
+    """``ignore outbound``: pystack's packets are recorded, not matched (no ``>`` lines needed).
+
+    For a fuzzer's reproducer, whose failure is an exception, a wrong read or an
+    ``expect invariants``, not a packet pystack sends.
+    """
+
+
+Expectation = (
+    ExpectState | ExpectError | ExpectCounter | ExpectDrop | ExpectInfo | ExpectNothing
+    | ExpectInvariants
+)
+Directive = Tolerance | Ports | EndStrict | IgnoreOutbound
+Event = Packet | ICMP | RawPacket | Call | Expectation | Directive
 
 
 @dataclass(frozen=True)

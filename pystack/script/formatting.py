@@ -49,6 +49,8 @@ def format_event(event: ev.Event) -> str:
     if isinstance(event, ev.ICMP):
         mtu = f" mtu {event.mtu}" if event.mtu is not None else ""
         return f"< icmp {event.kind} {event.code}{mtu}"
+    if isinstance(event, ev.RawPacket):
+        return f"< raw {event.data.hex()}"
     if isinstance(event, ev.Call):
         suffix = f" = {event.error}" if event.error else ""
         return _format_call(event) + suffix
@@ -58,6 +60,8 @@ def format_event(event: ev.Event) -> str:
         return f"ports {event.peer} {event.local}"
     if isinstance(event, ev.EndStrict):
         return f"end strict {format_seconds(event.seconds)}"
+    if isinstance(event, ev.IgnoreOutbound):
+        return "ignore outbound"
     return "expect " + _format_expectation(event)
 
 
@@ -92,6 +96,8 @@ def _format_expectation(event: ev.Expectation) -> str:
         return f"drop {event.reason} {event.value}"
     if isinstance(event, ev.ExpectInfo):
         return f"info {event.key} {event.value}"
+    if isinstance(event, ev.ExpectInvariants):
+        return "invariants"
     return "nothing"
 
 

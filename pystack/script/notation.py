@@ -4,9 +4,11 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
 
     line      := directive | [time] event          # no time means "+0"
     directive := "tolerance" SECONDS | "ports" PEER_PORT PYSTACK_PORT | "end strict" [SECONDS]
+               | "ignore outbound"
     time      := point ["~" point] | "*"          # a~b: a range (both ends absolute or relative)
     point     := SECONDS | "+" SECONDS             # since 0 / since the previous line's time
-    event     := "<" packet | ">" packet | "<" icmp | call ["=" ERRNO] | expectation
+    event     := "<" packet | ">" packet | "<" icmp | "<" "raw" HEX | call ["=" ERRNO]
+               | expectation
     packet    := FLAGS SEQ ":" END "(" LEN ")" {"ack" N | "win" N | "urg" N} ["<" options ">"]
     FLAGS     := letters of S F R P U E W and "." (ACK), as tcpdump prints them; "-" for none
     options   := "..." | option {"," option} | nothing ("<>": no options)
@@ -18,13 +20,16 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
                | "accept" ["?"] | "write" (N | "text") | "read" (N | "eof")
                | "shutdown" | "close" | "abort" | "nodelay" (on|off)
     expectation := "expect" ("state" STATE | "error" (ERRNO|none) | "counter" NAME N
-               | "drop" REASON N | "info" KEY VALUE | "nothing")
+               | "drop" REASON N | "info" KEY VALUE | "nothing" | "invariants")
 
 ``<`` lines are sent by the peer, ``>`` lines must be sent by pystack. On ``>`` lines any number
 may be ``*`` (any value), and a field left out (``ack``, ``win``, ``urg``, the options) is not
 checked; ``ecr $`` means "the peer's latest TS val". On ``<`` lines ``win`` defaults to 65535,
 options to none, ``ack`` is required with ``.``, and ``ecr *``/``ecr $`` echo pystack's latest TS
-val. A ``+`` time counts from the previous line's actual time (for a ``>`` line: when the packet
+val. ``< raw HEX`` sends an IPv4 packet exactly as written (a fuzzer's mutated packet; nothing
+in it is translated). ``ignore outbound`` records pystack's packets instead of matching them (no
+``>`` lines then); ``expect invariants`` checks every TCP connection's sequence space and every
+TCP table and buffer against its bound (``pystack.tcp.invariants``). A ``+`` time counts from the previous line's actual time (for a ``>`` line: when the packet
 came). Only ``>`` lines may have a range or ``*`` ("whenever it comes") as their time; their
 exact times allow the script's ``tolerance`` (default 0). ``= ERRNO`` after a call means the call
 must raise ``OSError`` with that errno. ``write N`` sends N pattern bytes (byte at pystack's
@@ -105,6 +110,10 @@ def _strip_comment(text: str) -> str:
 
 def _parse_body(body: str) -> tuple[TimeSpec | None, ev.Event]:
     first, rest = [*body.split(maxsplit=1), ""][:2]
+    if first == "ignore":
+        if rest.strip() != "outbound":
+            raise ScriptSyntaxError("usage: ignore outbound")
+        return None, ev.IgnoreOutbound()
     if first in ("tolerance", "ports", "end"):
         return None, _parse_directive(first, rest.split())
     time = ev.NOW
@@ -189,6 +198,10 @@ def _parse_event(body: str) -> ev.Event:
             if direction == OUTBOUND:
                 raise ScriptSyntaxError("only the peer sends ICMP ('< icmp ...')")
             return _parse_icmp(rest.split()[1:])
+        if rest.split(maxsplit=1)[:1] == ["raw"]:
+            if direction == OUTBOUND:
+                raise ScriptSyntaxError("only the peer sends raw packets ('< raw HEX')")
+            return _parse_raw(rest[3:])
         return _parse_packet(direction, rest)
     words = _WORD.findall(body)
     if words[0] == "expect":
@@ -323,6 +336,19 @@ def _parse_icmp(words: list[str]) -> ev.ICMP:
     return ev.ICMP(kind, code)
 
 
+def _parse_raw(text: str) -> ev.RawPacket:
+    digits = "".join(text.split())
+    if not digits:
+        raise ScriptSyntaxError("usage: < raw HEX (the IPv4 packet's bytes)")
+    try:
+        data = bytes.fromhex(digits)
+    except ValueError:
+        raise ScriptSyntaxError(f"bad hex in raw packet: {digits[:40]!r}") from None
+    if len(data) > 65535:
+        raise ScriptSyntaxError(f"a raw packet of {len(data)} bytes is longer than IPv4 allows")
+    return ev.RawPacket(data)
+
+
 # calls and expectations -----------------------------------------------------------------------
 def _parse_call(name: str, words: list[str], error: str | None) -> ev.Call:
     count = len(words)
@@ -384,9 +410,11 @@ def _parse_expectation(words: list[str]) -> ev.Expectation:
         return ev.ExpectInfo(arguments[0], int(value) if value.isdigit() else value)
     if what == "nothing" and not arguments:
         return ev.ExpectNothing()
+    if what == "invariants" and not arguments:
+        return ev.ExpectInvariants()
     raise ScriptSyntaxError(
         "usage: expect state STATE | error ERRNO|none | counter NAME N | drop REASON N "
-        "| info KEY VALUE | nothing"
+        "| info KEY VALUE | nothing | invariants"
     )
 
 

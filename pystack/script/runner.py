@@ -5,11 +5,14 @@ stack up to t, polling at every ``next_deadline()`` on the way; then ``<`` lines
 wire, calls are made and expectations checked, and the stack is polled at t again. Every packet
 pystack emits must be the next ``>`` line, in order, at that line's time (within ``tolerance``,
 0 by default: virtual time is exact); a packet before a line that is not ``>`` is unexpected.
-After the last line nothing may be waiting; ``end strict N`` also demands N quiet seconds.
+With ``ignore outbound`` pystack's packets are only recorded (``outbound``), never matched, and
+``< raw HEX`` lines put the fuzzer's packets on the wire as they are (``pystack.fuzz`` writes its
+reproducers so). After the last line nothing may be waiting; ``end strict N`` also demands N quiet seconds.
 A failure raises ``ScriptFailure`` naming the line, what was expected and what pystack did (in
 the script's own notation and numbers) and the last events. See ``notation.py`` for the lines
 and ``matching.py`` for what their numbers mean.
-Entry points: ``run_script``, ``ScriptRunner`` (step by step), ``ScriptResult``, ``ScriptFailure``.
+Entry points: ``run_script``, ``ScriptRunner`` (step by step, or ``feed`` one more line),
+``ScriptResult``, ``ScriptFailure``.
 """
 
 from __future__ import annotations
@@ -37,12 +40,15 @@ from pystack.script.matching import (
 from pystack.script.notation import parse_script
 from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
 from pystack.stack import Stack, StackConfig
+from pystack.tcp.invariants import layer_problems
 from pystack.tcp.settings import TCPSettings
 from pystack.wire.addresses import ip_from_str, ip_to_str
 from pystack.wire.errors import MalformedPacket
 from pystack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
 from pystack.wire.summary import summarize_ipv4
 from pystack.wire.tcp import SYN, TCPSegment
+
+OUTBOUND_KEPT = 100_000  # packets ``ignore outbound`` keeps (the oldest go first)
 
 PEER_ADDRESS = "10.0.0.1"
 STACK_ADDRESS = "10.0.0.2/24"
@@ -92,6 +98,8 @@ class ScriptRunner:
         self.latest_local_tsval: int | None = None
         self.latest_peer_tsval: int | None = None
         self.last_outbound: bytes | None = None  # pystack's last TCP packet (for ICMP quotes)
+        self.ignore_outbound = False  # ``ignore outbound``: record pystack's packets only
+        self.outbound: deque[tuple[float, bytes]] = deque(maxlen=OUTBOUND_KEPT)
         self.index = 0
         self.finished = False
         self._line: ScriptLine | None = None
@@ -114,6 +122,13 @@ class ScriptRunner:
         self.index += 1
         self._execute(line)
         return line
+
+    def feed(self, line: ScriptLine) -> None:
+        """Execute ``line`` as if it came next in the script (a fuzzer builds its case so)."""
+        self.lines += (line,)
+        self.index = len(self.lines)
+        self._line = line
+        self._execute(line)
 
     def result(self) -> ScriptResult:
         connection = self.application.connection
@@ -138,7 +153,20 @@ class ScriptRunner:
         except Exception as error:
             raise self.fail(f"pystack raised {type(error).__name__}: {error}") from error
         for frame in self.wire.receive(when, 1 << 20):
-            self.pending.append((when, frame))
+            if self.ignore_outbound:
+                self._keep_outbound(when, frame)
+            else:
+                self.pending.append((when, frame))
+
+    def _keep_outbound(self, when: float, frame: bytes) -> None:
+        """``ignore outbound``: record the packet; a TCP one is what a ``< icmp`` line quotes."""
+        self.outbound.append((when, frame))
+        try:
+            _, segment = self._decode(frame)
+        except MalformedPacket:
+            return
+        if segment is not None:
+            self.last_outbound = frame
 
     def _advance(self, until: float) -> None:
         """Poll at each deadline up to ``until``, then at ``until``; stop at pystack's first packet."""
@@ -181,6 +209,8 @@ class ScriptRunner:
             self.peer_port, self.local_port = event.peer, event.local
         elif isinstance(event, ev.EndStrict):
             self.end_strict = event.seconds
+        elif isinstance(event, ev.IgnoreOutbound):
+            self.ignore_outbound = True
         elif isinstance(event, Packet) and event.direction == OUTBOUND:
             self._expect_packet(line, event)
         else:
@@ -197,8 +227,15 @@ class ScriptRunner:
             self._inject(line, event, when)
         elif isinstance(event, ev.ICMP):
             self._inject_icmp(line, event, when)
+        elif isinstance(event, ev.RawPacket):
+            self._inject_raw(line, event, when)
         elif isinstance(event, ev.Call):
             self._call(line, event, when)
+        elif isinstance(event, ev.ExpectInvariants):
+            problems = layer_problems(self.stack.tcp)
+            if problems:
+                raise self.fail(f"invariant broken: {problems[0]}", details=problems[1:])
+            self._record(when, format_event(event), line)
         else:
             assert not isinstance(event, ev.Directive)
             try:
@@ -212,6 +249,8 @@ class ScriptRunner:
 
     def _finish(self) -> None:
         self._advance(self.clock.now())
+        if self.ignore_outbound:
+            return
         if self.pending:
             raise self._unexpected("the script has ended")
         if self.end_strict is not None:
@@ -248,6 +287,23 @@ class ScriptRunner:
         source, destination = self.peer_address, self.stack.address
         self._send_ip(IPv4Packet(source, destination, PROTO_ICMP, icmp.build()), when)
         self._record(when, format_event(message), line, f"quoting {quoted}")
+
+    def _inject_raw(self, line: ScriptLine, raw: ev.RawPacket, when: float) -> None:
+        """Put the bytes on the wire as they are; a valid SYN to the script's ports starts the
+        peer's byte stream (``read N`` checks against it), as a ``<`` SYN line does."""
+        segment: TCPSegment | None = None
+        try:
+            _, segment = self._decode(raw.data)
+        except MalformedPacket:
+            pass  # sent all the same: that is what the line is for
+        if (
+            segment is not None
+            and segment.flags & SYN
+            and (segment.src_port, segment.dst_port) == (self.peer_port, self.local_port)
+        ):
+            self.application.read_position = self.numbering.wire_to_peer(segment.seq + 1)
+        self.wire.send(raw.data, when)
+        self._record(when, f"< raw {summarize_ipv4(raw.data)}", line)
 
     def _send_ip(self, packet: IPv4Packet, when: float) -> None:
         self.wire.send(packet.build(), when)
