@@ -130,6 +130,10 @@ class ScriptRunner:
         self._line = line
         self._execute(line)
 
+    def poll_now(self) -> None:
+        """Poll the stack at the current time (what a line does after acting)."""
+        self._poll(self.clock.now())
+
     def result(self) -> ScriptResult:
         connection = self.application.connection
         return ScriptResult(self.stack, self.wire, self.clock, self.events, connection)

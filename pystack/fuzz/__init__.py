@@ -1,0 +1,1 @@
+"""Fuzzing pystack: generated cases against a pystack host on virtual time (docs/fuzzing.md)."""
