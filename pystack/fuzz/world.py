@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pystack.clock import ManualClock
 from pystack.link.base import LinkKind
 from pystack.link.memory import MemoryLink
-from pystack.script.application import CheckFailed, errno_name
+from pystack.script.application import errno_name
 from pystack.script.events import Call, ScriptLine
 from pystack.script.formatting import format_seconds
 from pystack.script.notation import parse_line
@@ -63,7 +63,12 @@ Triple = tuple[str, str, str]  # (state, cause, next state)
 
 @dataclass
 class Finding:
-    """A broken invariant: ``kind`` (exception, invariant, read, reference, stuck), what."""
+    """A broken invariant: ``kind`` and what. The kinds: ``exception`` (one escaped the stack),
+    ``invariant`` (``pystack.tcp.invariants`` on the host), ``read`` (the application read
+    other bytes than the peer sent), ``sequence`` (RCV.NXT went back), ``reassembly`` (IP
+    reassembly past its bounds), ``reference`` (the reference exchange lost a byte or did not
+    finish, or the reference stack broke), ``stuck`` (a stack asks to be polled forever),
+    ``script`` (the runner refused a line the generator wrote: a fuzzer bug)."""
 
     kind: str
     message: str
@@ -232,7 +237,8 @@ class World:
             self.runner.feed(line)
         except ScriptFailure as failure:
             if not self._call_failed(line, failure):
-                self._found(_classify(failure), failure.reason, tuple(failure.details))
+                found = classify(failure)
+                self._found(found.kind, found.message, found.details)
 
     def _call_failed(self, line: ScriptLine, failure: ScriptFailure) -> bool:
         """A call that raised OSError is no finding: the line becomes ``call = ERRNO`` (what a
@@ -266,7 +272,7 @@ class World:
             try:
                 self.reference_stack.poll(self.now)
             except Exception as error:  # the reference is pystack too: its crash is a finding
-                self._found("exception", f"reference stack raised {type(error).__name__}: {error}")
+                self._found("reference", f"reference stack raised {type(error).__name__}: {error}")
             for frame in self._b_wire.receive(self.now, 1 << 20):
                 moved = True
                 self.capture.append((self.now, frame))
@@ -329,7 +335,7 @@ class World:
             before = self._rcv_nxt.get(connection)
             if before is not None and seq_diff(connection.rcv_nxt, before) < 0:
                 self._found(
-                    "invariant",
+                    "sequence",
                     f"{connection.local_port}->{connection.remote_port}: RCV.NXT went back "
                     f"from {before} to {connection.rcv_nxt}",
                 )
@@ -338,13 +344,13 @@ class World:
         settings = reassembler.settings
         if len(reassembler) > settings.max_datagrams or reassembler.memory > settings.memory_limit:
             self._found(
-                "invariant",
+                "reassembly",
                 f"IP reassembly holds {len(reassembler)} datagrams, {reassembler.memory} bytes",
             )
         if self.reference_stack is not None:
             problems = layer_problems(self.reference_stack.tcp)
             if problems:
-                self._found("invariant", f"reference stack: {problems[0]}")
+                self._found("reference", f"reference stack: {problems[0]}")
         if self.reference is not None and self.reference.problem:
             self._found("reference", self.reference.problem)
 
@@ -353,14 +359,20 @@ class World:
         raise _Stop
 
 
-def _classify(failure: ScriptFailure) -> str:
-    if failure.reason.startswith("invariant broken"):
-        return "invariant"
-    if failure.reason.startswith(("read ", "expected end")):
-        return "read"
-    if isinstance(failure.__cause__, CheckFailed):
-        return "read"
-    return "exception"
+INVARIANT_PREFIX = "invariant broken: "  # what the runner's ``expect invariants`` says
+
+
+def classify(failure: ScriptFailure) -> Finding:
+    """The finding a script failure is (in the harness and in a replay alike)."""
+    reason = failure.reason
+    if reason.startswith(INVARIANT_PREFIX):
+        return Finding("invariant", reason[len(INVARIANT_PREFIX) :], tuple(failure.details))
+    if reason.startswith(("read ", "expected end")):
+        return Finding("read", reason, tuple(failure.details))
+    if reason.startswith(("pystack raised", "the call raised")):
+        return Finding("exception", reason, tuple(failure.details))
+    # The runner refused a line: the generator's fault, not pystack's; reported all the same.
+    return Finding("script", reason, tuple(failure.details))
 
 
 def _raw_line(when: float, packet: bytes) -> str:
