@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from pystack.fuzz import packets as pk
 from pystack.fuzz.choices import Choices
-from pystack.fuzz.world import _Stop, Finding, Triple, World
+from pystack.fuzz.world import CaseOver, Finding, Triple, World
 from pystack.script.matching import pattern
 from pystack.script.runner import DEFAULT_LOCAL_PORT, DEFAULT_PEER_PORT, PEER_ADDRESS
 from pystack.tcp.connection import TCPConnection
@@ -182,7 +182,11 @@ class FuzzPeer:
             options += ["shutdown", "close", "abort", "nodelay on", "nodelay off"]
         text = c.pick(options)
         world.at(world.now, text)
-        if text.startswith("read ") and text != "read eof" and isinstance(connection, TCPConnection):
+        if (
+            text.startswith("read ")
+            and text != "read eof"
+            and isinstance(connection, TCPConnection)
+        ):
             self.consumed[connection] = self.consumed.get(connection, 0) + int(text.split()[1])
 
     def _reads_check(self, connection: TCPConnection) -> bool:
@@ -220,13 +224,16 @@ class FuzzPeer:
             options = (*options, tcp.timestamp_option(peer.tsval, peer.host_tsval or 0))
         if window is None:
             window = c.pick((65535, 65535, 65535, 0, 1, 512, c.below(65536)))
-        segment = TCPSegment(peer.port, peer.local, seq & MASK, ack & MASK, flags, window,
-                             payload, options)
+        segment = TCPSegment(
+            peer.port, peer.local, seq & MASK, ack & MASK, flags, window, payload, options
+        )
         raw = None
         if c.chance(8):
             raw = pk.option_soup(c)
         source = world.peer_address
-        return pk.tcp_packet(source, world.address, pk.tcp_bytes(segment, source, world.address, raw))
+        return pk.tcp_packet(
+            source, world.address, pk.tcp_bytes(segment, source, world.address, raw)
+        )
 
     def _syn_options(self, peer: PeerSide) -> tuple[tcp.TCPOption, ...]:
         c = self.choices
@@ -248,8 +255,9 @@ class FuzzPeer:
             if peer.host_isn is not None and not peer.syn_sent:  # pystack's SYN: SYN-ACK
                 peer.syn_sent = True
                 ack = seq_add(peer.host_isn, 1)
-                packet = self.segment(peer, SYN | ACK, peer.iss, ack, b"", 65535,
-                                      self._syn_options(peer))
+                packet = self.segment(
+                    peer, SYN | ACK, peer.iss, ack, b"", 65535, self._syn_options(peer)
+                )
                 peer.nxt = seq_add(peer.iss, 1)
                 self.send((packet,))
                 return
@@ -415,11 +423,21 @@ class FuzzPeer:
         options: tuple[tcp.TCPOption, ...] = ()
         if target.timestamps:
             options = (tcp.timestamp_option(target.ts_recent, 0),)
-        segment = TCPSegment(target.remote_port, target.local_port, seq, ack & MASK, flags,
-                             c.pick((0, 65535, c.below(65536))), payload, options)
+        segment = TCPSegment(
+            target.remote_port,
+            target.local_port,
+            seq,
+            ack & MASK,
+            flags,
+            c.pick((0, 65535, c.below(65536))),
+            payload,
+            options,
+        )
         source = world.reference_address
-        self.send((pk.tcp_packet(source, world.address, segment.build(source, world.address)),),
-                  mutate=False)
+        self.send(
+            (pk.tcp_packet(source, world.address, segment.build(source, world.address)),),
+            mutate=False,
+        )
 
 
 def run_case(data: bytes, *, reference: bool = True, max_actions: int = MAX_ACTIONS) -> CaseResult:
@@ -435,7 +453,8 @@ def run_case(data: bytes, *, reference: bool = True, max_actions: int = MAX_ACTI
             actions += 1
             peer.act()
         world.finish_reference()
-    except _Stop:
+    except CaseOver:
         pass
-    return CaseResult(world.coverage, world.finding, world.lines, world.capture, actions,
-                      peer.packets)
+    return CaseResult(
+        world.coverage, world.finding, world.lines, world.capture, actions, peer.packets
+    )

@@ -98,7 +98,7 @@ def mutate(packet: bytes, choices: Choices) -> tuple[bytes, ...]:
             data[hlen + choices.below(len(data) - hlen)] ^= 1 + choices.below(255)
         return (bytes(data),)
     if how == 2:  # truncated, total length unchanged (claims more than there is)
-        return (bytes(data[: choices.below(len(data))]),)
+        return (bytes(data[: 1 + choices.below(len(data) - 1)]),)  # one byte at least
     if how == 3:  # total length wrong, checksum fixed
         struct.pack_into("!H", data, 2, choices.pick((0, 19, 20, len(data) + 1, 65535)))
         _fix_ip_checksum(data)

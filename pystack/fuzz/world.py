@@ -39,7 +39,7 @@ from pystack.script.events import Call, ScriptLine
 from pystack.script.formatting import format_seconds
 from pystack.script.notation import parse_line
 from pystack.script.report import ScriptFailure
-from pystack.script.runner import DEFAULT_LOCAL_PORT, PEER_ADDRESS, STACK_ADDRESS, ScriptRunner
+from pystack.script.runner import PEER_ADDRESS, STACK_ADDRESS, ScriptRunner
 from pystack.services.stream import EchoService
 from pystack.stack import Stack, StackConfig
 from pystack.tcp.connection import TCPConnection
@@ -81,7 +81,7 @@ class Finding:
         return f"{self.kind}: {re.sub(r'[0-9]+', 'N', self.message)}"
 
 
-class _Stop(Exception):
+class CaseOver(Exception):
     """The case ends here (a finding, or its line budget)."""
 
 
@@ -223,9 +223,9 @@ class World:
     def feed(self, text: str) -> None:
         """Execute one line, route what the host sends, and check the invariants."""
         if self.finding is not None:
-            raise _Stop
+            raise CaseOver
         if len(self.runner.lines) >= MAX_LINES:
-            raise _Stop
+            raise CaseOver
         self._execute(text)
         self._route()
         self.check()
@@ -325,7 +325,7 @@ class World:
     # invariants -------------------------------------------------------------------------------
     def check(self) -> None:
         if self.finding is not None:
-            raise _Stop
+            raise CaseOver
         problems = layer_problems(self.stack.tcp)
         if problems:
             self._found("invariant", problems[0], tuple(problems[1:]))
@@ -356,7 +356,7 @@ class World:
 
     def _found(self, kind: str, message: str, details: tuple[str, ...] = ()) -> None:
         self.finding = Finding(kind, message, details, self.lines)
-        raise _Stop
+        raise CaseOver
 
 
 INVARIANT_PREFIX = "invariant broken: "  # what the runner's ``expect invariants`` says

@@ -204,7 +204,12 @@ class IgnoreOutbound:
 
 
 Expectation = (
-    ExpectState | ExpectError | ExpectCounter | ExpectDrop | ExpectInfo | ExpectNothing
+    ExpectState
+    | ExpectError
+    | ExpectCounter
+    | ExpectDrop
+    | ExpectInfo
+    | ExpectNothing
     | ExpectInvariants
 )
 Directive = Tolerance | Ports | EndStrict | IgnoreOutbound

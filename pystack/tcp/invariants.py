@@ -112,4 +112,3 @@ def layer_problems(layer: TCPLayer) -> list[str]:
         if connection.state is TCPState.CLOSED:
             problems.append(f"{where}: a CLOSED connection is still in the table")
     return problems
-
