@@ -176,18 +176,15 @@ class FuzzPeer:
                     options += [f"write {size}"] * 3
             readable = connection.readable
             if readable and self._reads_check(connection):
-                options += [f"read {min(readable, c.pick((1, 100, 1 << 20)))}"] * 3
+                # "upto": a replay on a stack without the bug may have less to read
+                options += [f"read upto {min(readable, c.pick((1, 100, 1 << 20)))}"] * 3
             elif connection.at_eof and not readable:
                 options.append("read eof")
             options += ["shutdown", "close", "abort", "nodelay on", "nodelay off"]
         text = c.pick(options)
         world.at(world.now, text)
-        if (
-            text.startswith("read ")
-            and text != "read eof"
-            and isinstance(connection, TCPConnection)
-        ):
-            self.consumed[connection] = self.consumed.get(connection, 0) + int(text.split()[1])
+        if text.startswith("read upto") and isinstance(connection, TCPConnection):
+            self.consumed[connection] = self.consumed.get(connection, 0) + int(text.split()[2])
 
     def _reads_check(self, connection: TCPConnection) -> bool:
         """Does the runner's ``read`` check this connection's bytes (its byte stream is the

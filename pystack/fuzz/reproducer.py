@@ -3,7 +3,7 @@
 A case's lines are already a script (``world.py``); ``reproducer`` turns a finding into one
 that fails on its own: an invariant finding gets an ``expect invariants`` line at its moment, a
 wrong read or an escaped exception fails at its own line. ``replay`` runs lines in a fresh
-``ScriptRunner`` (what ``pystack script`` does, with no echo service and no reference peer) and
+``ScriptRunner`` (what ``pystack script`` does: no reference peer, only its packets) and
 says which finding it hit; ``minimize`` removes lines (halves, quarters, ... single lines, as
 delta debugging does) while the replay still hits the same finding (``Finding.signature``, the
 numbers left out), within a budget of replays. ``write_pcap`` records a replay, both ways.
@@ -24,7 +24,7 @@ from pystack.script.notation import ScriptSyntaxError, parse_script
 from pystack.script.report import ScriptFailure
 from pystack.script.runner import ScriptRunner
 
-HEADER_LINES = 1  # ``ignore outbound``: always kept
+HEADER_LINES = 2  # ``ignore outbound``, ``serve echo 7``: always kept
 REPLAYABLE = frozenset({"exception", "invariant", "read"})  # kinds a plain replay can check
 
 

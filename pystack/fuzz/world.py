@@ -5,7 +5,7 @@
     fuzzing peer 10.0.0.1 --- script lines ---> ScriptRunner --+
                                                                |  memory link, virtual time
     reference peer 10.0.0.3 (a second pystack) <--- routed ----+--- pystack under test 10.0.0.2
-        (request/response and a transfer                            (echo service on port 7,
+        (request/response and a transfer                            (``serve echo 7``, and
          through the echo service; checks every byte)                 the case's socket calls)
 
 Everything the host under test receives, and every call made on it, is a line of the script
@@ -14,8 +14,8 @@ lines, the reference peer's packets too (routed in as they leave it), the calls 
 the passing of time as ``T expect nothing`` lines at absolute times. So the lines of a case are
 its reproducer as they stand, and replaying them with the script runner repeats the case
 exactly (the host's randomness is the runner's default seed, its settings the runner's).
-The echo service and the reference peer are not in a replay: a finding that needs them does
-not replay, and the campaign says so (docs/fuzzing.md).
+The echo service is a line too (``serve echo 7``); the reference peer is not in a replay (its
+packets are), so a finding only its checks see does not replay, and the campaign says so.
 
 After every line the world checks the invariants (``check``): no exception escaped (the runner
 turns one into a ``ScriptFailure``), ``pystack.tcp.invariants`` on both stacks, RCV.NXT only
@@ -40,7 +40,6 @@ from pystack.script.formatting import format_seconds
 from pystack.script.notation import parse_line
 from pystack.script.report import ScriptFailure
 from pystack.script.runner import PEER_ADDRESS, STACK_ADDRESS, ScriptRunner
-from pystack.services.stream import EchoService
 from pystack.stack import Stack, StackConfig
 from pystack.tcp.connection import TCPConnection
 from pystack.tcp.invariants import layer_problems
@@ -188,8 +187,9 @@ class World:
         self._rcv_nxt: dict[TCPConnection, int] = {}
         self.reference: ReferenceClient | None = None
         self.reference_stack: Stack | None = None
-        if reference:
-            self.stack.add_application(EchoService(self.stack, ECHO_PORT))
+        self.feed("ignore outbound")
+        self.feed(f"serve echo {ECHO_PORT}")  # (always: every reproducer starts the same)
+        if reference:  # (after the echo service is up)
             b_link, self._b_wire = MemoryLink.pair(kind=LinkKind.IP, capacity=4096)
             b_config = StackConfig(address=f"{REFERENCE_ADDRESS}/24")
             self.reference_stack = Stack(b_config, b_link, self.clock, random.Random(rng_seed))
@@ -201,7 +201,6 @@ class World:
                 [sizes.choice((0.0, 0.01, 0.2, 0.5, 1.0, 2.0)) for _ in range(5)],
             )
             self.reference_stack.add_application(self.reference)
-        self.feed("ignore outbound")
 
     # coverage ---------------------------------------------------------------------------------
     def _transition(self, connection: TCPConnection, transition: Transition) -> None:

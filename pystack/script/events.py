@@ -125,6 +125,7 @@ class Write(Call):
 @dataclass(frozen=True)
 class Read(Call):
     length: int | None  # None: ``read eof``
+    exact: bool = True  # False: ``read upto N``, any count up to N (0 too) of the right bytes
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,18 @@ class IgnoreOutbound:
     """
 
 
+@dataclass(frozen=True)
+class Serve:
+    """``serve echo PORT``: pystack runs its echo service (RFC 862) on PORT during the script.
+
+    The fuzzer's cases run one beside the case's own calls (the reference peer's exchanges go
+    through it), so a replay needs it too to be the same run.
+    """
+
+    service: str
+    port: int
+
+
 Expectation = (
     ExpectState
     | ExpectError
@@ -212,7 +225,7 @@ Expectation = (
     | ExpectNothing
     | ExpectInvariants
 )
-Directive = Tolerance | Ports | EndStrict | IgnoreOutbound
+Directive = Tolerance | Ports | EndStrict | IgnoreOutbound | Serve
 Event = Packet | ICMP | RawPacket | Call | Expectation | Directive
 
 

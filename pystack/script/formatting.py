@@ -62,6 +62,8 @@ def format_event(event: ev.Event) -> str:
         return f"end strict {format_seconds(event.seconds)}"
     if isinstance(event, ev.IgnoreOutbound):
         return "ignore outbound"
+    if isinstance(event, ev.Serve):
+        return f"serve {event.service} {event.port}"
     return "expect " + _format_expectation(event)
 
 
@@ -78,6 +80,8 @@ def _format_call(call: ev.Call) -> str:
     if isinstance(call, ev.Write):
         return f"write {json.dumps(call.text) if call.text is not None else call.length}"
     if isinstance(call, ev.Read):
+        if call.length is not None and not call.exact:
+            return f"read upto {call.length}"
         return f"read {'eof' if call.length is None else call.length}"
     if isinstance(call, ev.NoDelay):
         return f"nodelay {'on' if call.on else 'off'}"

@@ -4,7 +4,7 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
 
     line      := directive | [time] event          # no time means "+0"
     directive := "tolerance" SECONDS | "ports" PEER_PORT PYSTACK_PORT | "end strict" [SECONDS]
-               | "ignore outbound"
+               | "ignore outbound" | "serve echo" PORT
     time      := point ["~" point] | "*"          # a~b: a range (both ends absolute or relative)
     point     := SECONDS | "+" SECONDS             # since 0 / since the previous line's time
     event     := "<" packet | ">" packet | "<" icmp | "<" "raw" HEX | call ["=" ERRNO]
@@ -17,7 +17,7 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
     icmp      := "icmp unreachable" (net|host|protocol|port|need-frag|admin-prohibited) ["mtu" N]
                | "icmp time-exceeded" (ttl|reassembly)
     call      := "listen" PORT ["backlog" N] | "connect" ADDRESS:PORT ["from" PORT]
-               | "accept" ["?"] | "write" (N | "text") | "read" (N | "eof")
+               | "accept" ["?"] | "write" (N | "text") | "read" (N | "upto" N | "eof")
                | "shutdown" | "close" | "abort" | "nodelay" (on|off)
     expectation := "expect" ("state" STATE | "error" (ERRNO|none) | "counter" NAME N
                | "drop" REASON N | "info" KEY VALUE | "nothing" | "invariants")
@@ -29,11 +29,13 @@ options to none, ``ack`` is required with ``.``, and ``ecr *``/``ecr $`` echo py
 val. ``< raw HEX`` sends an IPv4 packet exactly as written (a fuzzer's mutated packet; nothing
 in it is translated). ``ignore outbound`` records pystack's packets instead of matching them (no
 ``>`` lines then); ``expect invariants`` checks every TCP connection's sequence space and every
-TCP table and buffer against its bound (``pystack.tcp.invariants``). A ``+`` time counts from the previous line's actual time (for a ``>`` line: when the packet
+TCP table and buffer against its bound (``pystack.tcp.invariants``); ``serve echo PORT`` runs
+pystack's echo service on PORT beside the script's own calls. A ``+`` time counts from the previous line's actual time (for a ``>`` line: when the packet
 came). Only ``>`` lines may have a range or ``*`` ("whenever it comes") as their time; their
 exact times allow the script's ``tolerance`` (default 0). ``= ERRNO`` after a call means the call
 must raise ``OSError`` with that errno. ``write N`` sends N pattern bytes (byte at pystack's
-relative seq s is ``s & 0xff``); ``read N`` must return exactly the peer's next N bytes. What the
+relative seq s is ``s & 0xff``); ``read N`` must return exactly the peer's next N bytes, ``read upto N`` at most N of them (none
+is fine: a fuzzer's reproducer reads so, as much as there was). What the
 numbers mean is told in ``matching.py``; the formatter is ``formatting.py`` (in part re-exported).
 Entry points: ``parse_script``, ``parse_line``, ``parse_time``, ``format_line``.
 """
@@ -61,6 +63,7 @@ _ICMP_CODES = {
     "time-exceeded": ("ttl", "reassembly"),
 }
 _SIMPLE_CALLS = ("shutdown", "close", "abort")
+SERVICES = ("echo",)  # what ``serve`` can run
 U32 = 1 << 32
 __all__ = ["ScriptSyntaxError", "format_event", "format_line", "format_packet", "parse_line"]
 __all__ += ["parse_script", "parse_time"]
@@ -114,6 +117,11 @@ def _parse_body(body: str) -> tuple[TimeSpec | None, ev.Event]:
         if rest.strip() != "outbound":
             raise ScriptSyntaxError("usage: ignore outbound")
         return None, ev.IgnoreOutbound()
+    if first == "serve":
+        words = rest.split()
+        if len(words) != 2 or words[0] not in SERVICES:
+            raise ScriptSyntaxError(f"usage: serve ({'|'.join(SERVICES)}) PORT")
+        return None, ev.Serve(words[0], _number(words[1], "port", 65536))
     if first in ("tolerance", "ports", "end"):
         return None, _parse_directive(first, rest.split())
     time = ev.NOW
@@ -373,6 +381,8 @@ def _parse_call(name: str, words: list[str], error: str | None) -> ev.Call:
                 raise ScriptSyntaxError(f"bad string {words[0]}") from None
             return ev.Write(len(text.encode()), text, error=error)
         return ev.Write(_number(words[0], "write length"), error=error)
+    if name == "read" and count == 2 and words[0] == "upto":
+        return ev.Read(_number(words[1], "read length"), exact=False, error=error)
     if name == "read" and count == 1:
         length = None if words[0] == "eof" else _number(words[0], "read length")
         return ev.Read(length, error=error)
@@ -385,7 +395,7 @@ def _parse_call(name: str, words: list[str], error: str | None) -> ev.Call:
 
 _CALL_USAGE = (
     'listen PORT [backlog N], connect ADDRESS:PORT [from PORT], accept [?], write N|"text", '
-    "read N|eof, shutdown, close, abort, nodelay on|off, expect ..."
+    "read N|upto N|eof, shutdown, close, abort, nodelay on|off, expect ..."
 )
 
 

@@ -39,6 +39,7 @@ from pystack.script.matching import (
 )
 from pystack.script.notation import parse_script
 from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
+from pystack.services.stream import EchoService
 from pystack.stack import Stack, StackConfig
 from pystack.tcp.invariants import layer_problems
 from pystack.tcp.settings import TCPSettings
@@ -215,6 +216,8 @@ class ScriptRunner:
             self.end_strict = event.seconds
         elif isinstance(event, ev.IgnoreOutbound):
             self.ignore_outbound = True
+        elif isinstance(event, ev.Serve):
+            self.stack.add_application(EchoService(self.stack, event.port))
         elif isinstance(event, Packet) and event.direction == OUTBOUND:
             self._expect_packet(line, event)
         else:
