@@ -172,6 +172,9 @@ class ScriptRunner:
             return
         if segment is not None:
             self.last_outbound = frame
+            self._learn_isn(segment, 0)  # so '<' lines' acks still count from pystack's ISN
+            if segment.timestamp is not None:
+                self.latest_local_tsval = segment.timestamp[0]
 
     def _advance(self, until: float) -> None:
         """Poll at each deadline up to ``until``, then at ``until``; stop at pystack's first packet."""
