@@ -156,3 +156,21 @@ def test_the_command_prints_a_summary_and_writes_coverage(
     triples = coverage.read_text().splitlines()
     assert triples and all(line.count("\t") == 2 for line in triples)
     assert f"transition coverage: {len(triples)} " in out
+
+
+def test_the_atheris_tool_says_when_atheris_is_missing_and_replays_a_saved_input(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "atheris_fuzz.py"
+    try:
+        import atheris  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        run = subprocess.run([sys.executable, str(tool)], capture_output=True, text=True)
+        assert run.returncode == 2 and "atheris is not installed" in run.stderr
+    saved = tmp_path / "input.bin"
+    saved.write_bytes(random.Random(9).randbytes(700))
+    run = subprocess.run([sys.executable, str(tool), str(saved)], capture_output=True, text=True)
+    assert run.returncode == 0 and "no finding" in run.stderr
