@@ -69,7 +69,6 @@ class CaseResult:
     coverage: set[Triple]
     finding: Finding | None
     lines: tuple[str, ...]
-    capture: list[tuple[float, bytes]]
     actions: int = 0
     packets: int = 0
 
@@ -88,7 +87,8 @@ class FuzzPeer:
     # what pystack sent --------------------------------------------------------------------------
     def observe(self) -> None:
         world = self.world
-        inbox, world.to_peer = world.to_peer, []
+        inbox = list(world.to_peer)
+        world.to_peer.clear()
         for frame in inbox:
             self.host_packets = [*self.host_packets[-HISTORY + 1 :], frame]
             try:
@@ -452,6 +452,4 @@ def run_case(data: bytes, *, reference: bool = True, max_actions: int = MAX_ACTI
         world.finish_reference()
     except CaseOver:
         pass
-    return CaseResult(
-        world.coverage, world.finding, world.lines, world.capture, actions, peer.packets
-    )
+    return CaseResult(world.coverage, world.finding, world.lines, actions, peer.packets)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import deque
 from dataclasses import dataclass, field
 
 from pystack.clock import ManualClock
@@ -53,6 +54,7 @@ ECHO_PORT = 7
 RUNNER_SEED = 1  # the runner's default: a replay builds the same host
 MAX_LINES = 20_000  # per case, whatever the time and actions: a case is bounded
 MAX_ROUTING_ROUNDS = 64
+TO_PEER_KEPT = 4096  # the host's packets the fuzzing peer may look at between two actions
 SPIN_LIMIT = 100  # polls at one instant before a stack counts as stuck  # frames bounced between the stacks at one instant
 TRANSFER_CHUNK = 8192  # the transfer goes in exchanges of this size
 REFERENCE_TIMEOUT = 600.0  # virtual seconds the reference exchange may take in all
@@ -182,8 +184,8 @@ class World:
         self.coverage: set[Triple] = set()
         self.stack.tcp.set_trace_hooks(self._transition, None, None)
         self.finding: Finding | None = None
-        self.to_peer: list[bytes] = []  # the host's packets to the fuzzing peer, not yet seen
-        self.capture: list[tuple[float, bytes]] = []  # every packet both ways, for the pcap
+        # the host's packets to the fuzzing peer, not yet seen (the newest, if it sent very many)
+        self.to_peer: deque[bytes] = deque(maxlen=TO_PEER_KEPT)
         self._rcv_nxt: dict[TCPConnection, int] = {}
         self.reference: ReferenceClient | None = None
         self.reference_stack: Stack | None = None
@@ -260,7 +262,6 @@ class World:
             outbound = self.runner.outbound
             while outbound:
                 when, frame = outbound.popleft()
-                self.capture.append((when, frame))
                 destination = int.from_bytes(frame[16:20], "big") if len(frame) >= 20 else 0
                 if self.reference_stack is not None and destination == self.reference_address:
                     self._b_wire.send(frame, when)
@@ -274,7 +275,6 @@ class World:
                 self._found("reference", f"reference stack raised {type(error).__name__}: {error}")
             for frame in self._b_wire.receive(self.now, 1 << 20):
                 moved = True
-                self.capture.append((self.now, frame))
                 self._execute(_raw_line(self.now, frame))
             if not moved:
                 return
@@ -283,7 +283,6 @@ class World:
     def inject(self, packets: tuple[bytes, ...]) -> None:
         """The fuzzing peer sends ``packets`` now, as ``< raw`` lines."""
         for packet in packets:
-            self.capture.append((self.now, packet))
             self.feed(_raw_line(self.now, packet))
 
     def advance(self, seconds: float) -> None:

@@ -174,3 +174,35 @@ def test_the_atheris_tool_says_when_atheris_is_missing_and_replays_a_saved_input
     saved.write_bytes(random.Random(9).randbytes(700))
     run = subprocess.run([sys.executable, str(tool), str(saved)], capture_output=True, text=True)
     assert run.returncode == 0 and "no finding" in run.stderr
+
+
+def test_ctrl_c_ends_the_campaign_with_a_summary_of_what_ran(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A KeyboardInterrupt during the fourth case: three cases ran, the summary says so, and
+    the command exits 130 after printing it."""
+    import pystack.fuzz.campaign as campaign
+
+    calls = []
+
+    def interrupted_case(data: bytes, **options: object) -> object:
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return run_case(data, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(campaign, "run_case", interrupted_case)
+    result = run_worker(CampaignSettings(seed=1, seconds=300.0))
+    assert result.interrupted and result.cases == 3
+    assert "(interrupted)" in result.summary()
+    calls.clear()
+    assert main(["fuzz", "--self", "--seed", "1"]) == 130
+    assert "fuzz --self seed 1: 3 cases" in capsys.readouterr().out
+
+
+def test_progress_reports_cases_coverage_and_findings() -> None:
+    seen = []
+    run_worker(CampaignSettings(seed=2, seconds=300.0, cases=3), progress=seen.append)
+    last = seen[-1]
+    assert last.cases == 3 and last.coverage > 0 and last.findings == 0
+    assert last.line().startswith("3 cases (") and "transitions" in last.line()
