@@ -38,7 +38,8 @@ MASK = 0xFFFFFFFF
 MAX_ACTIONS = 48  # per case
 MAX_PEERS = 16  # connections the fuzzing peer keeps track of
 HISTORY = 32  # packets kept for replaying and quoting
-WAITS = (0.0005, 0.005, 0.04, 0.2, 1.0, 3.0, 10.0, 65.0)
+WAITS = (0.0005, 0.005, 0.04, 0.2, 1.0, 3.0, 10.0, 65.0, 300.0)
+SYN_FLOOD = 300  # SYNs in one flood: more than a listener's SYN queue (256), so cookies answer
 # action weights: call, open/handshake, data, ack, control, icmp, garbage, replay, blind, time
 WEIGHTS = (22, 10, 16, 10, 8, 5, 4, 5, 5, 15)
 
@@ -252,8 +253,16 @@ class FuzzPeer:
             if peer.host_isn is not None and not peer.syn_sent:  # pystack's SYN: SYN-ACK
                 peer.syn_sent = True
                 ack = seq_add(peer.host_isn, 1)
+                # or a SYN of our own: a simultaneous open (RFC 9293 figure 8)
+                flags = SYN if c.chance(20) else SYN | ACK
                 packet = self.segment(
-                    peer, SYN | ACK, peer.iss, ack, b"", 65535, self._syn_options(peer)
+                    peer,
+                    flags,
+                    peer.iss,
+                    ack if flags & ACK else 0,
+                    b"",
+                    65535,
+                    self._syn_options(peer),
                 )
                 peer.nxt = seq_add(peer.iss, 1)
                 self.send((packet,))
@@ -264,8 +273,13 @@ class FuzzPeer:
                 return
         port = DEFAULT_PEER_PORT if c.chance(70) else c.between(1024, 65535)
         key = (port, DEFAULT_LOCAL_PORT if c.chance(85) else c.pick((7, 9, 80, c.below(65536))))
+        if c.chance(2):
+            self.syn_flood()
+            return
         if key in self.peers and self.peers[key].syn_sent and c.chance(70):
             peer = self.peers[key]
+            # a new incarnation: above the old one's numbers (it may find TIME-WAIT, RFC 6191)
+            peer.iss = seq_add(peer.nxt, c.pick((1, 100_000, 1 << 30)))
         else:
             if len(self.peers) >= MAX_PEERS and key not in self.peers:
                 return
@@ -275,6 +289,39 @@ class FuzzPeer:
         peer.host_isn, peer.host_max, peer.host_ack = None, 0, None
         peer.nxt = seq_add(peer.iss, 1)
         self.send((self.segment(peer, SYN, peer.iss, 0, b"", 65535, self._syn_options(peer)),))
+
+    def syn_flood(self) -> None:
+        """SYNs from many ports at once: the SYN queue fills and SYN cookies take over."""
+        c, world = self.choices, self.world
+        base = c.between(1024, 60000)
+        for offset in range(SYN_FLOOD):
+            port = (base + offset) % 64512 + 1024
+            segment = TCPSegment(port, DEFAULT_LOCAL_PORT, c.u32(), 0, SYN, 65535)
+            source = world.peer_address
+            packet = pk.tcp_packet(source, world.address, segment.build(source, world.address))
+            self.packets += 1
+            world.inject((packet,))
+        self.observe()
+        # complete some handshakes from the cookies (or entries) that came back
+        for frame in list(self.host_packets):
+            try:
+                parsed = IPv4Packet.parse(frame)
+                answer = TCPSegment.parse(parsed.payload, parsed.src, parsed.dst)
+            except MalformedPacket:
+                continue
+            if answer.flags & (SYN | ACK) == SYN | ACK and c.chance(30):
+                ack = TCPSegment(
+                    answer.dst_port,
+                    answer.src_port,
+                    answer.ack,
+                    seq_add(answer.seq, 1),
+                    ACK,
+                    65535,
+                )
+                source = world.peer_address
+                built = ack.build(source, world.address)
+                self.packets += 1
+                world.inject((pk.tcp_packet(source, world.address, built),))
 
     def _peer(self) -> PeerSide | None:
         started = [p for p in self.peers.values() if p.syn_sent]
@@ -342,9 +389,10 @@ class FuzzPeer:
         c = self.choices
         how = c.below(5)
         have = peer.host_ack if peer.host_ack is not None else peer.nxt
-        if how == 0:  # FIN in order
-            self.send((self.segment(peer, FIN | ACK, peer.nxt, self._ack_value(peer)),))
-            peer.nxt, peer.fin_sent = seq_add(peer.nxt, 1), True
+        if how == 0:  # FIN in order (where we think we are, or where pystack says we are)
+            seq = peer.nxt if c.chance(50) else have
+            self.send((self.segment(peer, FIN | ACK, seq, self._ack_value(peer)),))
+            peer.nxt, peer.fin_sent = seq_add(seq, 1), True
         elif how == 1:  # RST: exact, in the window, or outside
             seq = c.pick((have, seq_add(have, c.between(1, 60000)), c.u32()))
             flags = RST | (ACK if c.chance(50) else 0)

@@ -206,7 +206,9 @@ class World:
 
     # coverage ---------------------------------------------------------------------------------
     def _transition(self, connection: TCPConnection, transition: Transition) -> None:
-        self.coverage.add((transition.old.value, transition.cause, transition.new.value))
+        # Numbers in a cause (an ICMP message's length, a retry limit) do not make a new triple.
+        cause = re.sub(r"\((\d+)\)", "(N)", re.sub(r"length \d+", "length N", transition.cause))
+        self.coverage.add((transition.old.value, cause, transition.new.value))
 
     # lines ------------------------------------------------------------------------------------
     @property
