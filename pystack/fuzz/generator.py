@@ -67,6 +67,8 @@ class PeerSide:
 
 @dataclass
 class CaseResult:
+    """What one case did: the transitions it reached, its finding, its lines (a script)."""
+
     coverage: set[Triple]
     finding: Finding | None
     lines: tuple[str, ...]
@@ -76,6 +78,11 @@ class CaseResult:
 
 @dataclass
 class FuzzPeer:
+    """The fuzzing peer of one case: its connections as it sees them, the packets it sent (to
+    replay, or held back to send out of order), pystack's latest packets (to quote in ICMP
+    errors), and how much the application has read of each connection (so a ``read`` is only
+    made where the runner can check its bytes)."""
+
     world: World
     choices: Choices
     peers: dict[tuple[int, int], PeerSide] = field(default_factory=dict)
@@ -113,7 +120,7 @@ class FuzzPeer:
             peer.host_isn = segment.seq
             if segment.wscale is not None:
                 peer.host_wscale = min(segment.wscale, 14)
-        length = len(segment.payload) + (1 if segment.flags & (SYN) else 0)
+        length = len(segment.payload) + (1 if segment.flags & SYN else 0)
         length += 1 if segment.flags & FIN else 0
         end = seq_add(segment.seq, length)
         if peer.host_isn is not None and (peer.host_max == 0 or seq_gt(end, peer.host_max)):
