@@ -206,3 +206,15 @@ def test_progress_reports_cases_coverage_and_findings() -> None:
     last = seen[-1]
     assert last.cases == 3 and last.coverage > 0 and last.findings == 0
     assert last.line().startswith("3 cases (") and "transitions" in last.line()
+
+
+def test_on_a_terminal_the_command_draws_a_progress_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["fuzz", "--self", "--cases", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "\r3 cases (" in out and "transitions" in out and "findings, " in out
+    assert out.splitlines()[-3].startswith("fuzz --self seed 1: 3 cases")
