@@ -39,6 +39,7 @@ MAX_ACTIONS = 48  # per case
 MAX_PEERS = 16  # connections the fuzzing peer keeps track of
 HISTORY = 32  # packets kept for replaying and quoting
 WAITS = (0.0005, 0.005, 0.04, 0.2, 1.0, 3.0, 10.0, 65.0, 300.0)
+BURST = 64  # segments in one burst
 SYN_FLOOD = 300  # SYNs in one flood: more than a listener's SYN queue (256), so cookies answer
 # action weights: call, open/handshake, data, ack, control, icmp, garbage, replay, blind, time
 WEIGHTS = (22, 10, 16, 10, 8, 5, 4, 5, 5, 15)
@@ -366,6 +367,9 @@ class FuzzPeer:
 
     def data(self, peer: PeerSide) -> None:
         c = self.choices
+        if c.chance(10):
+            self.burst(peer)
+            return
         length = c.pick((1, 10, 100, 536, 1448, 1460, 3000, c.between(1, 9000)))
         seq = self._seq_value(peer, length)
         flags = ACK | (PSH if c.chance(50) else 0) | (FIN if c.chance(8) else 0)
@@ -375,6 +379,25 @@ class FuzzPeer:
         if seq == peer.nxt:
             peer.nxt = seq_add(peer.nxt, length + (1 if flags & FIN else 0))
         self.send((packet,))
+
+    def burst(self, peer: PeerSide) -> None:
+        """Up to ``BURST`` full-sized segments in a row from where pystack is, some skipped
+        (holes for the out-of-order queue and SACK), up to and past its window: what fills
+        the receive buffer, shrinks the advertised window to zero and hits the queue limits."""
+        c = self.choices
+        size = c.pick((536, 1448, 1460))
+        seq = peer.host_ack if peer.host_ack is not None else peer.nxt
+        skip = c.pick((0, 0, 1, 3))  # every how many-th segment is left out (0: none)
+        count = c.between(4, BURST)
+        ack = self._ack_value(peer)
+        for index in range(count):
+            if not (skip and index % (skip + 1) == skip):
+                packet = self.segment(peer, ACK, seq, ack, pattern(seq, size), 65535)
+                self.packets += 1
+                self.world.inject((packet,))
+            seq = seq_add(seq, size)
+        if seq_gt(seq, peer.nxt):
+            peer.nxt = seq
 
     def ack(self, peer: PeerSide) -> None:
         c = self.choices

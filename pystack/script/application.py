@@ -143,6 +143,8 @@ class Application:
         return ""
 
     def _read(self, call: ev.Read) -> str:
+        if not call.exact and self.connection is None:
+            return "no connection: nothing read"  # ``read upto``: none is fine
         connection = self.require_connection()
         if call.length is None:
             data = connection.receive(EOF_PROBE)

@@ -35,7 +35,8 @@ came). Only ``>`` lines may have a range or ``*`` ("whenever it comes") as their
 exact times allow the script's ``tolerance`` (default 0). ``= ERRNO`` after a call means the call
 must raise ``OSError`` with that errno. ``write N`` sends N pattern bytes (byte at pystack's
 relative seq s is ``s & 0xff``); ``read N`` must return exactly the peer's next N bytes, ``read upto N`` at most N of them (none
-is fine: a fuzzer's reproducer reads so, as much as there was). What the
+is fine, also when there is no connection: a fuzzer's reproducer reads so, as much as there
+was, and replayed on a sound stack there may be less). What the
 numbers mean is told in ``matching.py``; the formatter is ``formatting.py`` (in part re-exported).
 Entry points: ``parse_script``, ``parse_line``, ``parse_time``, ``format_line``.
 """

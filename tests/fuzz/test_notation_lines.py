@@ -125,3 +125,9 @@ def test_serve_echo_answers_beside_the_script() -> None:
     replies = [IPv4Packet.parse(frame) for _, frame in runner.outbound]
     segment = TCPSegment.parse(replies[-1].payload, HOST, PEER)
     assert segment.flags == SYN | ACK and segment.src_port == 7
+
+
+def test_read_upto_without_a_connection_reads_nothing_but_read_n_fails() -> None:
+    run_script("0 read upto 10")
+    with pytest.raises(ScriptFailure, match="no connection yet"):
+        run_script("0 read 10")
