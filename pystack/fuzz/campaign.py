@@ -8,7 +8,7 @@ output directory, saved as ``finding-N-KIND.pkt`` and ``.pcap``; findings with t
 signature are counted once. Everything is a pure function of the seed and the case budget: the
 same seed gives the same cases in the same order (a time budget only decides how many run).
 
-Bounds: ``seconds`` of wall time and ``cases`` (whichever comes first), ``MAX_ACTIONS`` actions
+Bounds: ``seconds`` of wall time, ``cases`` and ``packets`` (whichever comes first), ``MAX_ACTIONS`` actions
 and ``world.MAX_LINES`` lines per case, ``CORPUS_LIMIT`` kept cases, a replay budget for each
 minimization. ``jobs`` > 1 runs that many worker processes with derived seeds (worker k takes
 ``cases`` / ``jobs`` cases) and merges their coverage and findings. Ctrl-C (or ``stop``) ends
@@ -49,6 +49,7 @@ class CampaignSettings:
     seed: int = 1
     seconds: float = 60.0  # wall-clock budget
     cases: int | None = None  # case budget (None: only the time bounds the campaign)
+    packets: int | None = None  # budget of injected packets (checked between cases)
     jobs: int = 1
     out: str | None = None  # where findings are written (None: nowhere)
     reference: bool = True  # run the reference exchanges through the host
@@ -154,6 +155,8 @@ def run_worker(
         while budget is None or result.cases < budget:
             now = time.monotonic()
             if now - started >= settings.seconds or (stop is not None and stop()):
+                break
+            if settings.packets is not None and result.packets >= _share(settings, worker):
                 break
             data = (
                 mutate_bytes(rng.choice(corpus), rng)
@@ -295,6 +298,13 @@ def run_campaign(
     merged.interrupted |= interrupted
     merged.elapsed = time.monotonic() - started
     return merged
+
+
+def _share(settings: CampaignSettings, worker: int) -> int:
+    """This worker's part of the packet budget."""
+    packets = settings.packets or 0
+    jobs = max(settings.jobs, 1)
+    return packets // jobs + (1 if worker < packets % jobs else 0)
 
 
 def _shares(cases: int | None, jobs: int) -> list[int | None]:

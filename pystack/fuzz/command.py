@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="case budget (the campaign ends at whichever budget comes first)",
     )  # fmt: skip
     parser.add_argument(
+        "--packets", type=int, metavar="N",
+        help="budget of packets injected (checked between cases; a case adds a few hundred)",
+    )  # fmt: skip
+    parser.add_argument(
         "--out", metavar="DIR",
         help="write each finding here: a minimized .pkt reproducer and a .pcap",
     )  # fmt: skip
@@ -77,6 +81,8 @@ def check(arguments: argparse.Namespace) -> str | None:
         return f"fuzz: --jobs must be 1 to {MAX_JOBS}"
     if arguments.cases is not None and arguments.cases < 1:
         return "fuzz: --cases must be at least 1"
+    if arguments.packets is not None and arguments.packets < 1:
+        return "fuzz: --packets must be at least 1"
     if not 0 <= arguments.seed < 1 << 63:
         return "fuzz: --seed must be 0 or more (below 2**63)"
     for name in ("out", "coverage"):
@@ -100,6 +106,7 @@ def run(arguments: argparse.Namespace) -> int:
         seed=arguments.seed,
         seconds=arguments.seconds,
         cases=arguments.cases,
+        packets=arguments.packets,
         jobs=arguments.jobs,
         out=arguments.out,
     )

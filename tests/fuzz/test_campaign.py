@@ -54,6 +54,12 @@ def test_workers_share_the_case_budget_and_merge() -> None:
     assert result.coverage
 
 
+def test_the_packet_budget_ends_the_campaign() -> None:
+    result = run_worker(CampaignSettings(seed=1, seconds=300.0, packets=100))
+    assert result.packets >= 100
+    assert result.packets - 100 < 2000  # it stops at the first case boundary past the budget
+
+
 def test_a_stop_request_ends_the_campaign_between_cases() -> None:
     calls = []
 
@@ -131,6 +137,7 @@ def test_mutations_return_packets_and_option_soup_fits() -> None:
         (["fuzz", "--self", "--seconds", "nan"], "--seconds must be above 0"),
         (["fuzz", "--self", "--jobs", "0"], "--jobs must be 1 to 64"),
         (["fuzz", "--self", "--cases", "0"], "--cases must be at least 1"),
+        (["fuzz", "--self", "--packets", "0"], "--packets must be at least 1"),
         (["fuzz", "--self", "--seed", "-1"], "--seed must be 0 or more"),
         (["fuzz", "--self", "--coverage", "/nonexistent/dir/x"], "no directory /nonexistent"),
         (["fuzz", "--self", "--out", "/etc/hostname"], "not a directory"),
