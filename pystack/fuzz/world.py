@@ -252,7 +252,7 @@ class World:
         text = f"{line.text} = {errno_name(cause.errno)}"
         fixed = parse_line(text, line.number)
         assert fixed is not None
-        self.runner.lines = (*self.runner.lines[:-1], fixed)
+        self.runner.lines[-1] = fixed
         self.runner.poll_now()
         return True
 

@@ -74,7 +74,8 @@ class ScriptRunner:
         stack: Stack | None = None,
         wire: Link | None = None,
     ) -> None:
-        self.lines = parse_script(script) if isinstance(script, str) else tuple(script)
+        # a list: ``feed`` appends a line at a time (a fuzz case has thousands)
+        self.lines = list(parse_script(script) if isinstance(script, str) else script)
         if stack is None:
             overrides = dict(config_overrides or {})
             if tcp_settings is not None:
@@ -126,7 +127,7 @@ class ScriptRunner:
 
     def feed(self, line: ScriptLine) -> None:
         """Execute ``line`` as if it came next in the script (a fuzzer builds its case so)."""
-        self.lines += (line,)
+        self.lines.append(line)
         self.index = len(self.lines)
         self._line = line
         self._execute(line)
