@@ -530,4 +530,6 @@ def run_case(data: bytes, *, reference: bool = True, max_actions: int = MAX_ACTI
         world.finish_reference()
     except CaseOver:
         pass
+    except Exception as error:  # the fuzzer's own bug: reported as a finding, not a traceback
+        world.finding = Finding("fuzzer", f"{type(error).__name__}: {error}", (), world.lines)
     return CaseResult(world.coverage, world.finding, world.lines, actions, peer.packets)

@@ -69,7 +69,8 @@ class Finding:
     other bytes than the peer sent), ``sequence`` (RCV.NXT went back), ``reassembly`` (IP
     reassembly past its bounds), ``reference`` (the reference exchange lost a byte or did not
     finish, or the reference stack broke), ``stuck`` (a stack asks to be polled forever),
-    ``script`` (the runner refused a line the generator wrote: a fuzzer bug)."""
+    ``script`` (the runner refused a line the generator wrote) and ``fuzzer`` (the generator
+    itself raised): those two are bugs of the fuzzer, reported all the same."""
 
     kind: str
     message: str

@@ -225,3 +225,15 @@ def test_on_a_terminal_the_command_draws_a_progress_line(
     out = capsys.readouterr().out
     assert "\r3 cases (" in out and "transitions" in out and "findings, " in out
     assert out.splitlines()[-3].startswith("fuzz --self seed 1: 3 cases")
+
+
+def test_a_fuzzer_bug_is_a_finding_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pystack.fuzz.generator import FuzzPeer
+
+    def broken(self: FuzzPeer) -> None:
+        raise ValueError("generator bug")
+
+    monkeypatch.setattr(FuzzPeer, "act", broken)
+    result = run_case(b"\x01" * 100)
+    assert result.finding is not None and result.finding.kind == "fuzzer"
+    assert "ValueError: generator bug" in result.finding.message
