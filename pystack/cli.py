@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 import pystack.bench
+import pystack.fuzz.command
 from pystack import demo
 from pystack.host import HostError, HostOptions, KernelHost, stack_config_for, trace_options
 from pystack.link.impairspec import KEYS_HELP, RULES_HELP, ImpairmentConfig
@@ -343,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pystack.bench.add_arguments(bench)
+    fuzz = commands.add_parser(
+        "fuzz",
+        help="fuzz pystack on virtual time: generated calls and packets, invariants, reproducers",
+        description=pystack.fuzz.command.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pystack.fuzz.command.add_arguments(fuzz)
     return parser
 
 
@@ -978,6 +986,8 @@ def _command(arguments: argparse.Namespace, argv: Sequence[str]) -> int:
             # Point stdout at /dev/null so Python's own flush at exit has nowhere to fail.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
+    if arguments.command == "fuzz":
+        return pystack.fuzz.command.run(arguments)
     return 2
 
 

@@ -115,6 +115,19 @@ class UDP:
     payload: Payload
 
 
+@dataclass(frozen=True)
+class RawPacket:
+    """An IPv4 packet the peer sends byte for byte as written (inbound only, ``< raw HEX``).
+
+    For what the notation cannot spell: a fuzzer's mutated packet with a bad checksum, a
+    truncated header, a fragment, UDP garbage. It is sent as it is, ports and numbers included
+    (nothing is translated); a valid TCP SYN in it to the script's ports starts the peer's byte
+    stream as a ``<`` SYN line does.
+    """
+
+    data: bytes
+
+
 # application calls ----------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Call:
@@ -150,6 +163,7 @@ class Write(Call):
 @dataclass(frozen=True)
 class Read(Call):
     length: int | None  # None: ``read eof``
+    exact: bool = True  # False: ``read upto N``, any count up to N (0 too) of the right bytes
 
 
 @dataclass(frozen=True)
@@ -226,6 +240,12 @@ class ExpectNothing:
     pass
 
 
+@dataclass(frozen=True)
+class ExpectInvariants:
+    """``expect invariants``: every TCP connection's sequence space and every TCP table and
+    buffer is within its bounds (``pystack.tcp.invariants``)."""
+
+
 # directives (no time) -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Tolerance:
@@ -251,10 +271,39 @@ class Setting:
     value: str
 
 
-Expectation = ExpectState | ExpectError | ExpectCounter | ExpectDrop | ExpectInfo | ExpectNothing
-Directive = Tolerance | Ports | EndStrict | Setting
+@dataclass(frozen=True)
+class IgnoreOutbound:
+    """``ignore outbound``: pystack's packets are recorded, not matched (no ``>`` lines needed).
+
+    For a fuzzer's reproducer, whose failure is an exception, a wrong read or an
+    ``expect invariants``, not a packet pystack sends.
+    """
+
+
+@dataclass(frozen=True)
+class Serve:
+    """``serve echo PORT``: pystack runs its echo service (RFC 862) on PORT during the script.
+
+    The fuzzer's cases run one beside the case's own calls (the reference peer's exchanges go
+    through it), so a replay needs it too to be the same run.
+    """
+
+    service: str
+    port: int
+
+
+Expectation = (
+    ExpectState
+    | ExpectError
+    | ExpectCounter
+    | ExpectDrop
+    | ExpectInfo
+    | ExpectNothing
+    | ExpectInvariants
+)
+Directive = Tolerance | Ports | EndStrict | Setting | IgnoreOutbound | Serve
 Wire = Packet | ICMP | Echo | UDP  # the lines that are packets, with a direction
-Event = Wire | Call | Expectation | Directive
+Event = Wire | RawPacket | Call | Expectation | Directive
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ def format_event(event: ev.Event) -> str:
     if isinstance(event, ev.UDP):
         ports = f"{_value(event.source_port)}>{_value(event.destination_port)}"
         return f"{event.direction} udp {ports} {format_payload(event.payload, True)}"
+    if isinstance(event, ev.RawPacket):
+        return f"< raw {event.data.hex()}"
     if isinstance(event, ev.Call):
         suffix = f" = {event.error}" if event.error else ""
         return _format_call(event) + suffix
@@ -68,6 +70,10 @@ def format_event(event: ev.Event) -> str:
         return f"end strict {format_seconds(event.seconds)}"
     if isinstance(event, ev.Setting):
         return f"set {event.name} {event.value}"
+    if isinstance(event, ev.IgnoreOutbound):
+        return "ignore outbound"
+    if isinstance(event, ev.Serve):
+        return f"serve {event.service} {event.port}"
     return "expect " + _format_expectation(event)
 
 
@@ -84,6 +90,8 @@ def _format_call(call: ev.Call) -> str:
     if isinstance(call, ev.Write):
         return f"write {_string(call.text) if call.text is not None else call.length}"
     if isinstance(call, ev.Read):
+        if call.length is not None and not call.exact:
+            return f"read upto {call.length}"
         return f"read {'eof' if call.length is None else call.length}"
     if isinstance(call, ev.NoDelay):
         return f"nodelay {'on' if call.on else 'off'}"
@@ -116,6 +124,8 @@ def _format_expectation(event: ev.Expectation) -> str:
         return f"drop {event.reason} {event.value}"
     if isinstance(event, ev.ExpectInfo):
         return f"info {event.key} {event.value}"
+    if isinstance(event, ev.ExpectInvariants):
+        return "invariants"
     return "nothing"
 
 

@@ -687,7 +687,7 @@ class KernelScriptRunner(ScriptRunner):
     ) -> None:
         # Not ScriptRunner.__init__: it builds a pystack stack; the run's state is the same.
         assert sandbox.link is not None
-        self.lines = parse_script(script) if isinstance(script, str) else tuple(script)
+        self.lines = list(parse_script(script) if isinstance(script, str) else script)
         self.sandbox = sandbox
         self.wire = sandbox.link
         self.clock = _WallClock()

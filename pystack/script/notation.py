@@ -5,9 +5,10 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
     line      := directive | [time] event          # no time means "+0"
     directive := "tolerance" SECONDS | "ports" PEER_PORT PYSTACK_PORT | "end strict" [SECONDS]
                | "set" NAME VALUE                 # settings: before the first event only
+               | "ignore outbound" | "serve echo" PORT
     time      := point ["~" point] | "*"          # a~b: a range (both ends absolute or relative)
     point     := SECONDS | "+" SECONDS             # since 0 / since the previous line's time
-    event     := ("<"|">") (packet | udp | icmp) | call ["=" ERRNO] | expectation
+    event     := ("<"|">") (packet | udp | icmp) | "<" "raw" HEX | call ["=" ERRNO] | expectation
     packet    := FLAGS SEQ ":" END "(" LEN ")" {"ack" N | "win" N | "urg" N} ["<" options ">"]
     FLAGS     := letters of S F R P U E W and "." (ACK), as tcpdump prints them; "-" for none
     options   := "..." | option {"," option} | nothing ("<>": no options)
@@ -20,14 +21,14 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
                | "icmp time-exceeded" (ttl|reassembly) ["of" (tcp|udp)]
                | "icmp" ("echo"|"echo-reply") "id" N "seq" N payload
     call      := "listen" PORT ["backlog" N] | "connect" ADDRESS:PORT ["from" PORT]
-               | "accept" ["?"] | "write" (N | STRING) | "read" (N | "eof")
+               | "accept" ["?"] | "write" (N | STRING) | "read" (N | "upto" N | "eof")
                | "shutdown" | "close" | "abort" | "nodelay" (on|off)
                | "udp bind" PORT | "udp connect" ADDRESS:PORT
                | "udp sendto" ADDRESS:PORT data | "udp send" data
                | "udp recvfrom" (data | "*") ["from" ADDRESS:PORT] | "udp close"
     data      := N | STRING | "hex" HEX             # a call's bytes: as payload, without ()
     expectation := "expect" ("state" STATE | "error" (ERRNO|none) | "counter" NAME N
-               | "drop" REASON N | "info" KEY VALUE | "nothing")
+               | "drop" REASON N | "info" KEY VALUE | "nothing" | "invariants")
 
 ``<`` lines are sent by the peer, ``>`` lines must be sent by pystack. On ``>`` lines any number
 may be ``*`` (any value), and a field left out (``ack``, ``win``, ``urg``, the options) is not
@@ -36,11 +37,17 @@ options to none, ``ack`` is required with ``.``, and ``ecr *``/``ecr $`` echo py
 val. UDP and ICMP echo payloads of ``(N)`` are N bytes of the pattern ``i & 0xff`` (from 0 in
 each datagram); ``udp sendto ... N`` sends exactly that, so ``> udp 8080>9000 (N)`` matches it.
 On ``>`` lines the ports, ``id``, ``seq`` and ``(LEN)`` may be ``*``. A ``< icmp`` error quotes
-pystack's last TCP or UDP packet (``of udp``: its last UDP one). A ``+`` time counts from the previous line's actual time (for a ``>`` line: when the packet
+pystack's last TCP or UDP packet (``of udp``: its last UDP one). ``< raw HEX`` sends an IPv4 packet exactly as written (a fuzzer's mutated packet; nothing
+in it is translated). ``ignore outbound`` records pystack's packets instead of matching them (no
+``>`` lines then); ``expect invariants`` checks every TCP connection's sequence space and every
+TCP table and buffer against its bound (``pystack.tcp.invariants``); ``serve echo PORT`` runs
+pystack's echo service on PORT beside the script's own calls. A ``+`` time counts from the previous line's actual time (for a ``>`` line: when the packet
 came). Only ``>`` lines may have a range or ``*`` ("whenever it comes") as their time; their
 exact times allow the script's ``tolerance`` (default 0). ``= ERRNO`` after a call means the call
 must raise ``OSError`` with that errno. ``write N`` sends N pattern bytes (byte at pystack's
-relative seq s is ``s & 0xff``); ``read N`` must return exactly the peer's next N bytes. What the
+relative seq s is ``s & 0xff``); ``read N`` must return exactly the peer's next N bytes, ``read upto N`` at most N of them (none
+is fine, also when there is no connection: a fuzzer's reproducer reads so, as much as there
+was, and replayed on a sound stack there may be less). What the
 numbers mean is told in ``matching.py``; the formatter is ``formatting.py`` (in part re-exported).
 Entry points: ``parse_script``, ``parse_line``, ``parse_time``, ``format_line``.
 """
@@ -70,6 +77,7 @@ _ICMP_CODES = {
 _SIMPLE_CALLS = ("shutdown", "close", "abort")
 _SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PORTS = re.compile(r"(\S+)>(\S+)")
+SERVICES = ("echo",)  # what ``serve`` can run
 U32 = 1 << 32
 __all__ = ["ScriptSyntaxError", "format_event", "format_line", "format_packet", "parse_line"]
 __all__ += ["parse_script", "parse_time"]
@@ -119,6 +127,15 @@ def _strip_comment(text: str) -> str:
 
 def _parse_body(body: str) -> tuple[TimeSpec | None, ev.Event]:
     first, rest = [*body.split(maxsplit=1), ""][:2]
+    if first == "ignore":
+        if rest.strip() != "outbound":
+            raise ScriptSyntaxError("usage: ignore outbound")
+        return None, ev.IgnoreOutbound()
+    if first == "serve":
+        words = rest.split()
+        if len(words) != 2 or words[0] not in SERVICES:
+            raise ScriptSyntaxError(f"usage: serve ({'|'.join(SERVICES)}) PORT")
+        return None, ev.Serve(words[0], _number(words[1], "port", 65536))
     if first in ("tolerance", "ports", "end", "set"):
         return None, _parse_directive(first, rest.split())
     time = ev.NOW
@@ -212,6 +229,10 @@ def _parse_event(body: str) -> ev.Event:
             return _parse_icmp(direction, _WORD.findall(rest)[1:])
         if protocol == ["udp"]:
             return _parse_udp(direction, _WORD.findall(rest)[1:])
+        if protocol == ["raw"]:
+            if direction == OUTBOUND:
+                raise ScriptSyntaxError("only the peer sends raw packets ('< raw HEX')")
+            return _parse_raw(rest[3:])
         return _parse_packet(direction, rest)
     words = _WORD.findall(body)
     if words[0] == "expect":
@@ -467,6 +488,19 @@ def _parse_udp_call(words: list[str], error: str | None) -> ev.Call:
     )
 
 
+def _parse_raw(text: str) -> ev.RawPacket:
+    digits = "".join(text.split())
+    if not digits:
+        raise ScriptSyntaxError("usage: < raw HEX (the IPv4 packet's bytes)")
+    try:
+        data = bytes.fromhex(digits)
+    except ValueError:
+        raise ScriptSyntaxError(f"bad hex in raw packet: {digits[:40]!r}") from None
+    if len(data) > 65535:
+        raise ScriptSyntaxError(f"a raw packet of {len(data)} bytes is longer than IPv4 allows")
+    return ev.RawPacket(data)
+
+
 # calls and expectations -----------------------------------------------------------------------
 def _parse_call(name: str, words: list[str], error: str | None) -> ev.Call:
     count = len(words)
@@ -488,6 +522,8 @@ def _parse_call(name: str, words: list[str], error: str | None) -> ev.Call:
             text = _string(words[0])
             return ev.Write(len(text.encode()), text, error=error)
         return ev.Write(_number(words[0], "write length"), error=error)
+    if name == "read" and count == 2 and words[0] == "upto":
+        return ev.Read(_number(words[1], "read length"), exact=False, error=error)
     if name == "read" and count == 1:
         length = None if words[0] == "eof" else _number(words[0], "read length")
         return ev.Read(length, error=error)
@@ -500,7 +536,7 @@ def _parse_call(name: str, words: list[str], error: str | None) -> ev.Call:
 
 _CALL_USAGE = (
     'listen PORT [backlog N], connect ADDRESS:PORT [from PORT], accept [?], write N|"text", '
-    "read N|eof, shutdown, close, abort, nodelay on|off, udp ..., expect ..."
+    "read N|upto N|eof, shutdown, close, abort, nodelay on|off, udp ..., expect ..."
 )
 
 
@@ -525,9 +561,11 @@ def _parse_expectation(words: list[str]) -> ev.Expectation:
         return ev.ExpectInfo(arguments[0], int(value) if value.isdigit() else value)
     if what == "nothing" and not arguments:
         return ev.ExpectNothing()
+    if what == "invariants" and not arguments:
+        return ev.ExpectInvariants()
     raise ScriptSyntaxError(
         "usage: expect state STATE | error ERRNO|none | counter NAME N | drop REASON N "
-        "| info KEY VALUE | nothing"
+        "| info KEY VALUE | nothing | invariants"
     )
 
 

@@ -8,10 +8,14 @@ pystack emits must be the next ``>`` line, in order, at that line's time (within
 After the last line nothing may be waiting; ``end strict N`` also demands N quiet seconds.
 ``set NAME VALUE`` lines (and the ``settings`` argument) configure the stack before it starts
 (``settings.py``). UDP datagrams and ICMP messages take part the same way as TCP segments.
+With ``ignore outbound`` pystack's packets are only recorded (``outbound``), never matched, and
+``< raw HEX`` lines put the fuzzer's packets on the wire as they are (``pystack.fuzz`` writes its
+reproducers so).
 A failure raises ``ScriptFailure`` naming the line, what was expected and what pystack did (in
 the script's own notation and numbers) and the last events. See ``notation.py`` for the lines
 and ``matching.py`` for what their numbers mean.
-Entry points: ``run_script``, ``ScriptRunner`` (step by step), ``ScriptResult``, ``ScriptFailure``.
+Entry points: ``run_script``, ``ScriptRunner`` (step by step, or ``feed`` one more line),
+``ScriptResult``, ``ScriptFailure``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ from pystack.script.matching import (
 from pystack.script.notation import parse_script
 from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
 from pystack.script.settings import configure
+from pystack.services.stream import EchoService
 from pystack.stack import Stack, StackConfig
+from pystack.tcp.invariants import layer_problems
 from pystack.tcp.settings import TCPSettings
 from pystack.wire.addresses import ip_from_str, ip_to_str
 from pystack.wire.errors import MalformedPacket
@@ -54,6 +60,8 @@ from pystack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Packet
 from pystack.wire.summary import summarize_ipv4
 from pystack.wire.tcp import FIN, RST, SYN, TCPSegment
 from pystack.wire.udp import PROTO_UDP, UDPDatagram
+
+OUTBOUND_KEPT = 100_000  # packets ``ignore outbound`` keeps (the oldest go first)
 
 PEER_ADDRESS = "10.0.0.1"
 STACK_ADDRESS = "10.0.0.2/24"
@@ -79,7 +87,8 @@ class ScriptRunner:
         wire: Link | None = None,
         settings: Mapping[str, str] | None = None,
     ) -> None:
-        self.lines = parse_script(script) if isinstance(script, str) else tuple(script)
+        # a list: ``feed`` appends a line at a time (a fuzz case has thousands)
+        self.lines = list(parse_script(script) if isinstance(script, str) else script)
         # ``set`` lines and the ``settings`` argument (a ScriptFile's); a line wins
         chosen = dict(settings or {})
         chosen.update(
@@ -123,6 +132,8 @@ class ScriptRunner:
         # pystack's last TCP or UDP packet (what a '< icmp' error quotes), and per protocol
         self.last_outbound: bytes | None = None
         self.last_by_protocol: dict[str, bytes] = {}
+        self.ignore_outbound = False  # ``ignore outbound``: record pystack's packets only
+        self.outbound: deque[tuple[float, bytes]] = deque(maxlen=OUTBOUND_KEPT)
         self.index = 0
         self.finished = False
         self._line: ScriptLine | None = None
@@ -145,6 +156,17 @@ class ScriptRunner:
         self.index += 1
         self._execute(line)
         return line
+
+    def feed(self, line: ScriptLine) -> None:
+        """Execute ``line`` as if it came next in the script (a fuzzer builds its case so)."""
+        self.lines.append(line)
+        self.index = len(self.lines)
+        self._line = line
+        self._execute(line)
+
+    def poll_now(self) -> None:
+        """Poll the stack at the current time (what a line does after acting)."""
+        self._poll(self.clock.now())
 
     def result(self) -> ScriptResult:
         connection = self.application.connection
@@ -169,7 +191,23 @@ class ScriptRunner:
         except Exception as error:
             raise self.fail(f"pystack raised {type(error).__name__}: {error}") from error
         for frame in self.wire.receive(when, 1 << 20):
-            self.pending.append((when, frame))
+            if self.ignore_outbound:
+                self._keep_outbound(when, frame)
+            else:
+                self.pending.append((when, frame))
+
+    def _keep_outbound(self, when: float, frame: bytes) -> None:
+        """``ignore outbound``: record the packet; a TCP one is what a ``< icmp`` line quotes."""
+        self.outbound.append((when, frame))
+        try:
+            _, segment = self._decode(frame)
+        except MalformedPacket:
+            return
+        if segment is not None:
+            self.last_outbound = frame
+            self._learn_isn(segment, 0)  # so '<' lines' acks still count from pystack's ISN
+            if segment.timestamp is not None:
+                self.latest_local_tsval = segment.timestamp[0]
 
     def _advance(self, until: float) -> None:
         """Poll at each deadline up to ``until``, then at ``until``; stop at pystack's first packet."""
@@ -214,6 +252,10 @@ class ScriptRunner:
             self.end_strict = event.seconds
         elif isinstance(event, ev.Setting):
             pass  # applied when the stack was made
+        elif isinstance(event, ev.IgnoreOutbound):
+            self.ignore_outbound = True
+        elif isinstance(event, ev.Serve):
+            self.stack.add_application(EchoService(self.stack, event.port))
         elif isinstance(event, ev.Wire) and event.direction == OUTBOUND:
             self._expect_packet(line, event)
         else:
@@ -238,8 +280,15 @@ class ScriptRunner:
         elif isinstance(event, ev.Echo):
             self._send_payload(PROTO_ICMP, inbound_echo(event).build(), when)
             self._record(when, format_event(event), line)
+        elif isinstance(event, ev.RawPacket):
+            self._inject_raw(line, event, when)
         elif isinstance(event, ev.Call):
             self._call(line, event, when)
+        elif isinstance(event, ev.ExpectInvariants):
+            problems = layer_problems(self.stack.tcp)
+            if problems:
+                raise self.fail(f"invariant broken: {problems[0]}", details=problems[1:])
+            self._record(when, format_event(event), line)
         else:
             assert not isinstance(event, ev.Directive)
             try:
@@ -253,6 +302,8 @@ class ScriptRunner:
 
     def _finish(self) -> None:
         self._advance(self.clock.now())
+        if self.ignore_outbound:
+            return
         if self.pending:
             raise self._unexpected("the script has ended")
         if self.end_strict is not None:
@@ -300,6 +351,23 @@ class ScriptRunner:
         """An IP packet from the peer to pystack."""
         source, destination = self.peer_address, self._local_address()
         self._send_ip(IPv4Packet(source, destination, protocol, payload), when)
+
+    def _inject_raw(self, line: ScriptLine, raw: ev.RawPacket, when: float) -> None:
+        """Put the bytes on the wire as they are; a valid SYN to the script's ports starts the
+        peer's byte stream (``read N`` checks against it), as a ``<`` SYN line does."""
+        segment: TCPSegment | None = None
+        try:
+            _, segment = self._decode(raw.data)
+        except MalformedPacket:
+            pass  # sent all the same: that is what the line is for
+        if (
+            segment is not None
+            and segment.flags & SYN
+            and (segment.src_port, segment.dst_port) == (self.peer_port, self.local_port)
+        ):
+            self.application.read_position = self.numbering.wire_to_peer(segment.seq + 1)
+        self.wire.send(raw.data, when)
+        self._record(when, f"< raw {summarize_ipv4(raw.data)}", line)
 
     def _send_ip(self, packet: IPv4Packet, when: float) -> None:
         self.wire.send(packet.build(), when)

@@ -140,6 +140,7 @@ class ConnectionInput(ConnectionOutput):
         self.take_syn_options(segment, now)
         if flags & ACK:
             self.snd_una = segment.ack
+            self._pull_up_snd_nxt(segment.ack)
             self.note_window(segment)
             self._sample_rtt_from_syn(segment, now)
             self.retransmit_deadline = None
@@ -155,6 +156,13 @@ class ConnectionInput(ConnectionOutput):
         self.snd_wnd = segment.window
         self.snd_wl1, self.snd_wl2 = segment.seq, segment.ack
         self.send_syn(now, ack_of=segment)
+
+    def _pull_up_snd_nxt(self, ack: int) -> None:
+        """SND.NXT is never below SND.UNA: an ACK of our SYN pulls it up, as ``_new_ack`` does
+        for data. (A smaller path MSS sets SND.NXT back to SND.UNA to resend the SYN; its ACK
+        may come before the resend. Found by ``pystack fuzz --self``.)"""
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
 
     def _sample_rtt_from_syn(self, segment: TCPSegment, now: float) -> None:
         if self.retransmissions == 0:
@@ -357,6 +365,7 @@ class ConnectionInput(ConnectionOutput):
             if not self.owner.admit(self, now):
                 return AfterAck.STOP  # accept queue full: the listener's overflow policy applied
             self.snd_una = ack
+            self._pull_up_snd_nxt(ack)
             self.note_window(segment)
             self.retransmit_deadline = None
             self._sample_rtt_from_syn(segment, now)

@@ -80,6 +80,10 @@ class SequenceGenerator:
         age = (count - (cookie >> 27)) & 0x1F
         if age > COOKIE_MAX_AGE:
             return None
+        if count - age < 0:
+            # Made before the clock started: forged (on virtual time, which starts at 0, the
+            # counter is small; a negative one would not even pack). Found by the fuzzer.
+            return None
         index = cookie >> 24 & 0x7
         mac = self._cookie_mac(local, lport, remote, rport, peer_isn, count - age)
         if mac != cookie & 0xFFFFFF:

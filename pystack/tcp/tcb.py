@@ -31,7 +31,8 @@ Which code may change what:
   SYN-ACK in ``process_syn_sent``, and ``open_from_cookie``.
 - ``snd_nxt``: output as it sends (``send_syn``, ``_send_data``, ``_maybe_send_fin``, and
   ``_send_new_data`` stepping over SACKed data); input ``_new_ack`` (pulled up to an ACK beyond
-  it); connection's going back to SND.UNA: after an RTO (``_retransmission_timeout``) and after
+  it), and the ACK of our SYN (``_pull_up_snd_nxt``, in SYN-SENT and SYN-RECEIVED);
+  connection's going back to SND.UNA: after an RTO (``_retransmission_timeout``) and after
   a smaller path MSS (``lower_path_mss``); and ``open_from_cookie``.
 - ``snd_max``: output as it sends (also ``retransmit_first``, ``send_window_probe``) and
   ``open_from_cookie``.
