@@ -1,8 +1,10 @@
 """The script corpus (scripts/): every ``.pkt`` file passes on pystack, has its header, and the
 corpus keeps its size and its topics.
 
-Each script runs in-process on virtual time through ``run_script`` with the stack's default
-settings, so the whole corpus takes about a second. The test id of a script is its path under
+Each script runs in-process on virtual time through ``run_script``, with the stack's default
+settings unless its ``set`` lines change them, so the whole corpus takes a few seconds. The
+protocols and their topics are ``TOPICS`` (tcp, udp, icmp), each topic with at least
+``MINIMUM_PER_TOPIC`` scripts. The test id of a script is its path under
 scripts/ (``tcp/handshake/passive_open.pkt``): ``pytest tests/script/test_corpus.py -k
 passive_open`` runs one. scripts/README.md describes the layout and the header.
 """
@@ -19,7 +21,10 @@ from pystack.script import ScriptFailure, parse_script, run_script
 CORPUS = Path(__file__).resolve().parents[2] / "scripts"
 SCRIPTS = sorted(CORPUS.rglob("*.pkt"))
 TCP_TOPICS = ("handshake", "data", "loss", "close", "rfc5961", "options", "icmp", "malformed")
-MINIMUM_SCRIPTS = 75
+UDP_TOPICS = ("exchange", "unreachable", "ports")
+ICMP_TOPICS = ("echo", "errors")
+TOPICS = {"tcp": TCP_TOPICS, "udp": UDP_TOPICS, "icmp": ICMP_TOPICS}
+MINIMUM_SCRIPTS = 180
 MINIMUM_PER_TOPIC = 4
 # Line 2 of a header: where the behaviour is required (rfc) or why pystack chose it (policy).
 _SOURCE = re.compile(r"# (rfc|policy): \S")
@@ -71,12 +76,13 @@ def test_corpus_has_enough_scripts_in_every_topic() -> None:
             continue  # scripts/examples/: docs/script-format.md's examples, outside the topics
         # scripts/<protocol>/<topic>/<name>.pkt and nothing else
         assert len(parts) == 3, f"{script_id(path)} is not scripts/PROTOCOL/TOPIC/NAME.pkt"
-        if parts[0] == "tcp":
-            assert parts[1] in TCP_TOPICS, f"{script_id(path)}: unknown topic {parts[1]!r}"
+        assert parts[0] in TOPICS, f"{script_id(path)}: unknown protocol {parts[0]!r}"
+        assert parts[1] in TOPICS[parts[0]], f"{script_id(path)}: unknown topic {parts[1]!r}"
         by_topic[f"{parts[0]}/{parts[1]}"] = by_topic.get(f"{parts[0]}/{parts[1]}", 0) + 1
-    for topic in TCP_TOPICS:
-        count = by_topic.get(f"tcp/{topic}", 0)
-        assert count >= MINIMUM_PER_TOPIC, f"tcp/{topic} has {count} scripts"
+    for protocol, topics in TOPICS.items():
+        for topic in topics:
+            count = by_topic.get(f"{protocol}/{topic}", 0)
+            assert count >= MINIMUM_PER_TOPIC, f"{protocol}/{topic} has {count} scripts"
 
 
 def test_header_check_names_each_problem() -> None:
@@ -99,3 +105,35 @@ def test_a_corpus_script_with_a_wrong_expectation_fails() -> None:
     assert wrong != text
     with pytest.raises(ScriptFailure, match="ack: expected 2, got 1"):
         run_script(wrong)
+
+
+def test_a_udp_script_with_a_wrong_expectation_fails() -> None:
+    # UDP lines are checked too: the ECONNREFUSED is reported once, so a second one is wrong.
+    path = CORPUS / "udp" / "unreachable" / "connected_refused_once.pkt"
+    text = path.read_text(encoding="utf-8")
+    wrong = text.replace("+0     udp send 5\n", "+0     udp send 5 = ECONNREFUSED\n", 1)
+    assert wrong != text
+    with pytest.raises(ScriptFailure, match="ECONNREFUSED"):
+        run_script(wrong)
+
+
+def test_an_icmp_echo_script_with_a_wrong_reply_fails() -> None:
+    path = CORPUS / "icmp" / "echo" / "reply_same_id_seq_data.pkt"
+    text = path.read_text(encoding="utf-8")
+    wrong = text.replace("echo-reply id 4660 seq 2 (56)", "echo-reply id 4660 seq 3 (56)")
+    assert wrong != text
+    with pytest.raises(ScriptFailure, match="seq"):
+        run_script(wrong)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["tcp/options/sack_off_not_offered.pkt", "tcp/loss/cubic_fast_retransmit_keeps_70_percent.pkt"],
+)
+def test_a_settings_script_fails_without_its_set_line(name: str) -> None:
+    # The set lines are what the script is about: under the default settings it fails.
+    text = (CORPUS / name).read_text(encoding="utf-8")
+    without = "\n".join(line for line in text.splitlines() if not line.startswith("set "))
+    assert without != text.rstrip("\n")
+    with pytest.raises(ScriptFailure):
+        run_script(without)
