@@ -47,27 +47,65 @@ class StreamService:
         self.stack = stack
         self.port = port if port is not None else self.default_port
         self.listener = stack.tcp.listen(self.port, backlog)
-        self.connections: list[TCPConnection] = []
+        # The open connections, in accept order (an insertion-ordered dict used as a set: O(1)
+        # removal when one closes).
+        self.connections: dict[TCPConnection, None] = {}
+        # The readiness set: connections with news since they were last served. The TCP layer
+        # adds a connection here (through its ``ready_set``) when a segment, a timer or an ICMP
+        # error reached it or it closed; ``step`` serves only these, so a poll costs O(active
+        # connections), not O(open ones): closing 10,000 echo connections went from 7-15 s
+        # (every connection served on every poll) to linear in the connections.
+        self._ready: dict[TCPConnection, None] = {}
+        # Connections that could not send because the stack's shared buffer memory is full
+        # while nothing of theirs is in flight: no ACK of theirs will come to report room, so
+        # they are served on every step (as every connection was before the readiness set).
+        self._starved: dict[TCPConnection, None] = {}
+        self._now = 0.0
         self.served = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.serve_calls = 0  # connections served, ever: the work the readiness set bounds
 
     def step(self, now: float) -> None:
+        self._now = now
+        ready = self._ready
         while (connection := self.listener.accept()) is not None:
-            self.connections.append(connection)
+            self.connections[connection] = None
+            connection.ready_set = ready
+            ready[connection] = None  # (it may hold data or a FIN already)
             self.served += 1
             self.opened(connection, now)
-        closed = False
-        for connection in self.connections:
+        if self._starved:
+            ready.update(self._starved)
+            self._starved.clear()
+        if not ready:
+            return
+        batch = list(ready)  # serving may add a connection again (it closed): the next step
+        ready.clear()
+        for connection in batch:
             if connection.state is TCPState.CLOSED:
-                closed = True
-            else:
+                connection.ready_set = None
+                self.connections.pop(connection, None)
+            elif connection in self.connections:
+                self.serve_calls += 1
                 self.serve(connection, now)
-        if closed:  # this runs on every poll: rebuild the list only when something closed
-            self.connections = [c for c in self.connections if c.state is not TCPState.CLOSED]
+                if (
+                    connection.may_send
+                    and not connection.send_room
+                    and not len(connection.send_buffer)
+                ):
+                    self._starved[connection] = None
+
+    def again(self, connection: TCPConnection) -> None:
+        """Serve ``connection`` at the next step although nothing new arrived (a service that
+        stopped at its per-step bound with work left)."""
+        self._ready[connection] = None
 
     def next_deadline(self) -> float | None:
-        return None  # (stepped on every poll; nothing here waits for a time)
+        # Due at once while a connection waits to be served (``again``, or news that arrived
+        # after this poll's step, e.g. looped back during the flush); else only new input
+        # (which the layer reports in the readiness set) brings work.
+        return self._now if self._ready else None
 
     def opened(self, connection: TCPConnection, now: float) -> None:
         """A new connection was accepted."""
@@ -77,8 +115,11 @@ class StreamService:
 
     def close(self, now: float) -> None:
         self.listener.close(now)
-        for connection in self.connections:
+        for connection in list(self.connections):
+            connection.ready_set = None
             connection.abort(now)
+        self.connections.clear()
+        self._ready.clear()
         self.stack.remove_application(self)
 
     def _finish_if_peer_done(self, connection: TCPConnection, now: float) -> None:
@@ -153,6 +194,8 @@ class ChargenService(StreamService):
             self.bytes_out += accepted
             if accepted == 0:
                 break
+        else:
+            self.again(connection)  # room left after the bound: go on at the next step
         self._sent[connection] = sent
         if self.limit is not None and sent >= self.limit:
             connection.close(now)

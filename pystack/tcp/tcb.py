@@ -18,9 +18,13 @@ operations of ``TCPConnection``: ``open_active``, ``open_passive`` and ``open_fr
 ``segments_to_send`` and ``on_timer`` (layer), ``send``, ``receive``, ``peek``, ``shutdown``,
 ``close``, ``abort``, ``set_nodelay``, ``set_keepalive`` (user), ``icmp_error``,
 ``lower_path_mss``, ``end_time_wait_for_new_syn`` and ``recycle_time_wait`` (layer); the layer
-also calls ``abort`` on a closed connection still finishing when its table is full. The one
-field another module writes is ``scheduled``: the layer's own timer-heap bookkeeping, kept here
-to save a dict.
+also calls ``abort`` on a closed connection still finishing when its table is full. Two fields
+are written by other modules, each kept here to save a dict per connection: ``scheduled``, the
+layer's own timer-heap bookkeeping, and ``ready_set``, which the application holding the
+connection sets to its readiness set (an insertion-ordered dict used as a set): the layer adds
+the connection to it whenever segment arrival, a timer, an ICMP error or the end of the
+connection may have changed what the application sees, so a service steps only those
+connections instead of all of them on every poll.
 
 Which code may change what:
 
@@ -68,7 +72,7 @@ Sans-IO: the block never sends; it queues ``TCPSegment`` values that the layer p
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from pystack.stats import DropReason, Statistics
 from pystack.tcp.buffers import BufferPool, OutOfOrderQueue, ReceiveBuffer, SendBuffer
@@ -187,6 +191,7 @@ class TransmissionControlBlock:
         "rcv_nxt",
         "rcv_wscale",
         "read_shutdown",
+        "ready_set",
         "receive_buffer",
         "receive_mss",
         "recover",
@@ -336,6 +341,9 @@ class TransmissionControlBlock:
         # output queue, pulled by the layer
         self.outbox: list[TCPSegment] = []
         self.scheduled: float | None = None  # the layer's timer heap bookkeeping
+        # The holding application's readiness set (see the top of this module); None: nobody
+        # asked to be told.
+        self.ready_set: dict[Any, None] | None = None
         self.trace_notes: dict[int, int] | None = None  # outbox index -> cause, when tracing
 
     # ---------------------------------------------------------------------------------------
