@@ -199,7 +199,8 @@ class IPv4Layer:
         except MalformedPacket as error:
             self._drop_malformed(error.reason, data)
             return
-        self.statistics.count("ipv4.received")
+        # The counter table itself, not Statistics.count: one method call less per packet.
+        self.statistics.counters["ipv4.received"] += 1
         self.process_packet(packet, now, from_loopback)
 
     def process_packet(self, packet: IPv4Packet, now: float, from_loopback: bool) -> None:
@@ -311,7 +312,7 @@ class IPv4Layer:
         if route is None:
             self._drop_packet(DropReason.IPV4_NO_ROUTE, packet)
             return False
-        self.statistics.count("ipv4.sent")
+        self.statistics.counters["ipv4.sent"] += 1  # (the table: one call less per packet)
         total_length = packet.total_length  # (a property: computed once here)
         if route.device == LOOPBACK:
             if len(self.loopback) >= self.settings.loopback_queue:

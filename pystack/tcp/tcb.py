@@ -102,6 +102,8 @@ SEND_CAUSES = (
     "keepalive probe",
     "retransmit: SYN timeout",
 )
+# The counter of each state, named once here rather than formatted on every transition.
+_STATE_COUNTERS = {state: f"tcp.state.{state.name.lower()}" for state in TCPState}
 TIMESTAMP_SPACE = 12  # NOP NOP TS: the options every segment carries once timestamps are on
 
 
@@ -360,7 +362,7 @@ class TransmissionControlBlock:
         if len(transitions) > self.settings.transitions_kept:
             del transitions[0]
         self.owner.connection_transition(self, transition)
-        self.statistics.count(f"tcp.state.{new.name.lower()}")
+        self.statistics.counters[_STATE_COUNTERS[new]] += 1
         if new is TCPState.CLOSED:
             self.stop_timers()
             self.release_memory()
