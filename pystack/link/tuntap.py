@@ -223,10 +223,11 @@ class _KernelLink:
         return MAXIMUM_TUN_MTU if self._offload else 0
 
     def send_segmented(self, frame: SegmentedFrame, now: float) -> None:
-        """Write a large TCP frame for the kernel to cut into ``segment_size`` pieces (TSO)."""
+        """Write a large TCP frame for the kernel to cut into ``segment_size`` pieces (TSO), or
+        with ``segment_size`` 0 one frame whose checksum the kernel completes."""
         header = VNET_HEADER.pack(
             VNET_NEEDS_CSUM,
-            VNET_GSO_TCPV4,
+            VNET_GSO_TCPV4 if frame.segment_size else VNET_GSO_NONE,
             frame.header_length,
             frame.segment_size,
             frame.checksum_start,

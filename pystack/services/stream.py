@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 CHARGEN_LINE = 72  # RFC 864: 72 printable characters, then CR LF
 CHARGEN_CHARACTERS = bytes(range(32, 127))  # the 95 printable ASCII characters
+CHARGEN_RUN = 1 << 18  # bytes chargen offers send at most at a time
 OWN_NAME = "pystack.test"  # what ``--serve dns`` answers with the stack's own address
 
 
@@ -169,6 +170,11 @@ class ChargenService(StreamService):
             raise ValueError("chargen limit must be >= 0")
         self.limit = limit
         self._pattern = chargen_pattern()
+        # The pattern repeated past CHARGEN_RUN bytes: any chunk up to CHARGEN_RUN long starting
+        # anywhere in the first cycle is a slice of it, a view handed to send without building
+        # the chunk (which cost three copies of it: 32 us per 64 KiB segment under cProfile).
+        cycles = CHARGEN_RUN // len(self._pattern) + 2
+        self._run = memoryview(self._pattern * cycles)
         self._sent: dict[TCPConnection, int] = {}
 
     def serve(self, connection: TCPConnection, now: float) -> None:
@@ -180,16 +186,15 @@ class ChargenService(StreamService):
                 connection.close(now)
             self._sent.pop(connection, None)
             return
-        pattern, cycle = self._pattern, len(self._pattern)
+        run, cycle = self._run, len(self._pattern)
         for _ in range(64):  # bounded work per step
             room = connection.send_room
             remaining = None if self.limit is None else self.limit - sent
             if room == 0 or remaining == 0:
                 break
-            want = room if remaining is None else min(room, remaining)
+            want = min(room if remaining is None else min(room, remaining), CHARGEN_RUN)
             start = sent % cycle
-            chunk = (pattern[start:] + pattern * (want // cycle + 1))[:want]
-            accepted = connection.send(chunk, now)
+            accepted = connection.send(run[start : start + want], now)
             sent += accepted
             self.bytes_out += accepted
             if accepted == 0:
