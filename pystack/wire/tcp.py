@@ -295,16 +295,21 @@ class TCPSegment(NamedTuple):
     @property
     def timestamp(self) -> tuple[int, int] | None:
         # Read several times per segment: the scan inline, without ``option``'s call (180 ->
-        # 110 ns). A TIMESTAMP value is always the (tsval, tsecr) tuple.
+        # 145 ns).
         for option in self.options:
             if option.kind == OPT_TIMESTAMP:
-                return option.value  # type: ignore[return-value]
+                value = option.value
+                return value if isinstance(value, tuple) else None
         return None
 
     @property
     def sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        value = self.option(OPT_SACK)
-        return value if isinstance(value, tuple) else ()
+        # Asked of every ACK once SACK is on: the scan inline, as for ``timestamp``.
+        for option in self.options:
+            if option.kind == OPT_SACK:
+                value = option.value
+                return value if isinstance(value, tuple) else ()
+        return ()
 
     def flag_string(self) -> str:
         letters = "".join(letter for bit, letter in _FLAG_LETTERS if self.flags & bit)
