@@ -7,6 +7,8 @@ They are applications, not protocol code: each owns a listener and is stepped by
 after input is processed (whoever builds one adds it with ``Stack.add_application``, as
 ``start_services`` does; ``close`` removes it), so they work the same on a real device (``pystack up --serve``) and in
 a simulation. They never block and respect flow control: echo reads only as much as it can send.
+A step serves only the connections with news (the readiness set the TCP layer fills through
+``TCPConnection.ready_set``), so its cost follows the active connections, not the open ones.
 ``start_services`` also starts the UDP forms of echo, discard and daytime (``datagram.py``) and,
 for ``dns``, a DNS server answering ``pystack.test`` with the stack's own address plus the names
 it is given (``pystack up --serve dns --hosts FILE``).
@@ -54,8 +56,8 @@ class StreamService:
         # The readiness set: connections with news since they were last served. The TCP layer
         # adds a connection here (through its ``ready_set``) when a segment, a timer or an ICMP
         # error reached it or it closed; ``step`` serves only these, so a poll costs O(active
-        # connections), not O(open ones): closing 10,000 echo connections went from 7-15 s
-        # (every connection served on every poll) to linear in the connections.
+        # connections), not O(open ones): closing 10,000 echo connections in the simulator took
+        # 490,688 ``serve`` calls when every connection was served on every poll, 10,000 now.
         self._ready: dict[TCPConnection, None] = {}
         # Connections that could not send because the stack's shared buffer memory is full
         # while nothing of theirs is in flight: no ACK of theirs will come to report room, so

@@ -15,7 +15,12 @@ memory is counted by use in ``memory`` (a ``BufferPool``: bytes really held, not
 at ``memory_limit`` new connections are refused too. ``under_pressure`` says when listeners
 answer SYNs with cookies instead of table entries. Connections that have
 something to send are marked dirty and drained by ``flush(now)``; their timers live in one heap
-(``run_timers``/``next_deadline``), with stale entries skipped lazily.
+(``run_timers``/``next_deadline``), with stale entries skipped lazily, so a poll looks only at
+due entries however many idle connections there are (``timer_inspections`` counts the looks).
+A connection whose ``ready_set`` an application set is added to that set whenever input, a
+timer, an ICMP error or its end may have changed what the application sees (readiness, not
+scanning: docs/architecture.md). On a link with offloads, segments with data leave their
+checksum (and bursts their cutting) to the link (``send_segment``).
 Entry points: ``TCPLayer.listen``, ``TCPLayer.connect``, ``flush``, ``run_timers``.
 """
 
