@@ -26,6 +26,7 @@ from pystack.link.memory import MemoryLink
 from pystack.services.stream import DiscardService, EchoService
 from pystack.sim.network import Simulation
 from pystack.stack import Stack, StackConfig
+from pystack.tcp.connection import TCPConnection
 from pystack.tcp.state import TCPState
 from pystack.wire.addresses import ip_from_str
 
@@ -101,9 +102,11 @@ def connections() -> tuple[float, int]:
     start = time.process_time()
     for _ in range(CONNECTIONS // BATCH):
         batch = [client.tcp.connect(ip_from_str(SERVER), 7, sim.now) for _ in range(BATCH)]
-        if not sim.run_until(
-            lambda b=batch: all(c.state is TCPState.ESTABLISHED for c in b), VIRTUAL_TIMEOUT
-        ):
+
+        def established(batch: list[TCPConnection] = batch) -> bool:
+            return all(c.state is TCPState.ESTABLISHED for c in batch)
+
+        if not sim.run_until(established, VIRTUAL_TIMEOUT):
             raise Stuck("connections not established")
         for connection in batch:
             connection.close(sim.now)

@@ -18,6 +18,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import selectors
 import sys
 from pathlib import Path
 
@@ -49,10 +50,12 @@ def main() -> int:
     profiler = cProfile.Profile()
     original = StackThread._serve
 
-    def profiled_serve(self: StackThread, *rest: object) -> None:
+    def profiled_serve(
+        self: StackThread, selector: selectors.BaseSelector, every_link_has_fd: bool
+    ) -> None:
         profiler.enable()  # cProfile follows the thread that enables it: the stack thread
         try:
-            original(self, *rest)  # type: ignore[arg-type]
+            original(self, selector, every_link_has_fd)
         finally:
             profiler.disable()
 
