@@ -113,9 +113,6 @@ COUNTER_GROUPS: dict[str, dict[str, str]] = {
         "ipv4.reassembled": "datagrams reassembled from fragments",
         "ipv4.fragments_sent": "fragments sent for packets larger than the MTU",
         "ipv4.segmentation_offloaded": "oversized TCP packets handed to the link to segment",
-        "ipv4.checksum_offloaded": (
-            "TCP packets handed to the link with the checksum left for it to complete"
-        ),
         "ipv4.offloaded_frames_received": "frames whose checksums the link already verified",
         "ipv4.unconfigured_accepted": "unicast UDP accepted while unconfigured (DHCP replies)",
         "ipv4.address_changes": "interface address changes (DHCP or set)",

@@ -282,8 +282,7 @@ class Tracer:
         if isinstance(data, SegmentedFrame):  # a TSO burst: the IP packet before the cutting
             payload = len(data.frame) - data.header_length
             pieces = -(-payload // data.segment_size) if data.segment_size > 0 else 1
-            what = f"TSO burst of {pieces}" if data.segment_size > 0 else "checksum offloaded"
-            note = f"{note}; {what}" if note else what
+            note = f"{note}; TSO burst of {pieces} segments" if note else f"TSO burst of {pieces}"
             record["link"], record["bytes"] = "ip", bytes(data.frame).hex()
         else:
             record["link"] = "ethernet" if ethernet else "ip"
@@ -394,9 +393,7 @@ class Tracer:
         if isinstance(data, SegmentedFrame):
             # A TSO burst: the device cuts it and fills in each piece's checksum.
             payload = len(data.frame) - data.header_length
-            if data.segment_size <= 0:  # one frame: the device completes its checksum only
-                return self._describe_ip(data.frame, verify=False) + "  [checksum offloaded]"
-            pieces = -(-payload // data.segment_size)
+            pieces = -(-payload // data.segment_size) if data.segment_size > 0 else 1
             return (
                 self._describe_ip(data.frame, verify=False)
                 + f"  [TSO burst of {pieces} segments, checksum offloaded]"

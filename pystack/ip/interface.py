@@ -268,12 +268,6 @@ class IPv4Layer:
         route = self.routes.lookup(destination)
         return LOOPBACK_MTU if route is None or route.device == LOOPBACK else self.mtu
 
-    def offload_limit(self, destination: int) -> int:
-        """The largest TCP frame the link segments and checksums itself on the way to
-        ``destination`` (``segmentation_limit``); 0 when the route is not the link (loopback)."""
-        route = self.routes.lookup(destination)
-        return self.segmentation_limit if route is not None and route.device == LINK else 0
-
     def send(
         self,
         destination: int,
@@ -313,9 +307,7 @@ class IPv4Layer:
         self, packet: IPv4Packet, now: float, segmentation: tuple[int, int] | None = None
     ) -> bool:
         """Route and queue; ``segmentation`` = (segment size, transport header length) marks a
-        TCP packet whose checksum field holds only the pseudo-header sum: the link cuts it up
-        itself (TSO) when it is larger than the MTU, and with segment size 0 (a packet that
-        fits) only completes its checksum."""
+        TCP packet the link may cut up itself (TSO) when it is larger than the MTU."""
         route = self.routes.lookup(packet.dst)
         if route is None:
             self._drop_packet(DropReason.IPV4_NO_ROUTE, packet)
@@ -330,24 +322,6 @@ class IPv4Layer:
             return True
         if (
             segmentation is not None
-            and not segmentation[0]
-            and total_length <= self.mtu
-            and self.segmentation_limit
-            and route.device == LINK
-        ):
-            # Checksum offload without cutting (virtio NEEDS_CSUM, GSO none): the kernel sums
-            # the payload in C; in Python that is 2.3 us for 1,460 bytes, 67 us for 64 KiB.
-            header_length = packet.header_length
-            self._queue_frame(
-                SegmentedFrame(
-                    packet.build(), 0, header_length + segmentation[1], header_length, 16
-                )
-            )
-            self.statistics.counters["ipv4.checksum_offloaded"] += 1
-            return True
-        if (
-            segmentation is not None
-            and segmentation[0]
             and total_length > self.mtu
             and total_length <= self.segmentation_limit
             and route.device == LINK

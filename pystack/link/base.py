@@ -75,8 +75,7 @@ class SegmentedFrame(NamedTuple):
     The fields are the virtio-net ones, so a link needs no protocol knowledge to use them:
     ``header_length`` bytes of headers are copied onto every piece, and the transport checksum
     (at ``checksum_start + checksum_offset``, holding the pseudo-header sum) is completed by the
-    device for each piece. ``segment_size`` 0: a frame that fits, whose checksum alone the
-    device completes (checksum offload without segmentation).
+    device for each piece.
     """
 
     frame: bytes

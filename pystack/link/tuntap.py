@@ -223,11 +223,10 @@ class _KernelLink:
         return MAXIMUM_TUN_MTU if self._offload else 0
 
     def send_segmented(self, frame: SegmentedFrame, now: float) -> None:
-        """Write a large TCP frame for the kernel to cut into ``segment_size`` pieces (TSO), or
-        with ``segment_size`` 0 one frame whose checksum the kernel completes."""
+        """Write a large TCP frame for the kernel to cut into ``segment_size`` pieces (TSO)."""
         header = VNET_HEADER.pack(
             VNET_NEEDS_CSUM,
-            VNET_GSO_TCPV4 if frame.segment_size else VNET_GSO_NONE,
+            VNET_GSO_TCPV4,
             frame.header_length,
             frame.segment_size,
             frame.checksum_start,

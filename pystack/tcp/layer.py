@@ -19,8 +19,7 @@ something to send are marked dirty and drained by ``flush(now)``; their timers l
 due entries however many idle connections there are (``timer_inspections`` counts the looks).
 A connection whose ``ready_set`` an application set is added to that set whenever input, a
 timer, an ICMP error or its end may have changed what the application sees (readiness, not
-scanning: docs/architecture.md). On a link with offloads, segments with data leave their
-checksum (and bursts their cutting) to the link (``send_segment``).
+scanning: docs/architecture.md).
 Entry points: ``TCPLayer.listen``, ``TCPLayer.connect``, ``flush``, ``run_timers``.
 """
 
@@ -59,10 +58,6 @@ EventHook = Callable[[TCPConnection, float, bool], None]
 # state hook(connection, transition): every state change (``--trace``'s ``=`` lines, ``--record``)
 StateHook = Callable[[TCPConnection, Transition], None]
 
-# Segments with at least this much payload on a link with offloads leave their checksum to the
-# link: below it, summing in Python (about 0.2 us for 100 bytes) costs no more than the
-# virtio-net header the offloaded frame needs.
-CHECKSUM_OFFLOAD_MINIMUM = 256
 # States of a connection the application closed that is still exchanging FINs: recyclable
 # (after every TIME-WAIT entry) when the table is full.
 _FINISHING = frozenset(
@@ -242,7 +237,7 @@ class TCPLayer:
             mss_limit=path_mtu - IP_TCP_HEADERS,
             ts_offset=ts_offset,
             # segmentation offload only on the link, not via our loopback
-            segmentation_limit=self.ip.offload_limit(remote[0]),
+            segmentation_limit=self.ip.segmentation_limit if path_mtu == self.ip.mtu else 0,
         )
         self.connections[(local[0], local[1], remote[0], remote[1])] = connection
         ports = self._local_ports
@@ -477,21 +472,9 @@ class TCPLayer:
 
     # -- output and timers -----------------------------------------------------------------------
     def send_segment(
-        self,
-        segment: TCPSegment,
-        local: int,
-        remote: int,
-        now: float,
-        mss: int = 0,
-        offload: bool = False,
+        self, segment: TCPSegment, local: int, remote: int, now: float, mss: int = 0
     ) -> None:
-        """Build and send ``segment``. ``offload`` (the connection's path is a link with
-        offloads): a burst larger than ``mss`` is cut by the link (TSO), and a segment carrying
-        at least ``CHECKSUM_OFFLOAD_MINIMUM`` bytes has its checksum completed by the link."""
         self.statistics.counters["tcp.segments_sent"] += 1  # (the table, as on arrival)
-        if offload and len(segment.payload) >= CHECKSUM_OFFLOAD_MINIMUM:
-            self._send_offloaded(segment, local, remote, now, mss)
-            return
         if mss and len(segment.payload) > mss:
             # A TSO burst: the link cuts it into MSS pieces and completes each checksum, so the
             # checksum field holds only the pseudo-header sum (Linux's CHECKSUM_PARTIAL).
@@ -512,24 +495,6 @@ class TCPLayer:
             remote, PROTO_TCP, segment.build(local, remote), now, source=local, dont_fragment=True
         )
 
-    def _send_offloaded(
-        self, segment: TCPSegment, local: int, remote: int, now: float, mss: int
-    ) -> None:
-        """The checksum field holds only the pseudo-header sum (Linux's CHECKSUM_PARTIAL); the
-        link completes it, cutting the segment into ``mss`` pieces first when it is longer."""
-        header = HEADER_LENGTH + (len(encode_options(segment.options)) if segment.options else 0)
-        length = header + len(segment.payload)
-        partial = fold(pseudo_header_sum(local, remote, PROTO_TCP, length))
-        self.ip.send(
-            remote,
-            PROTO_TCP,
-            segment.build(local, remote, checksum=partial),
-            now,
-            source=local,
-            dont_fragment=True,
-            segmentation=(mss if mss and len(segment.payload) > mss else 0, header),
-        )
-
     def flush(self, now: float) -> None:
         """Let every connection that changed send what it may, and reschedule its timers."""
         for _ in range(4):  # sending can dirty a connection again (a loopback peer); bounded
@@ -541,7 +506,6 @@ class TCPLayer:
                 if connection.trace_notes is not None:
                     self._send_noted(connection, segments, now)
                 else:
-                    offload = connection.segmentation_limit > 0
                     for segment in segments:
                         self.send_segment(
                             segment,
@@ -549,7 +513,6 @@ class TCPLayer:
                             connection.remote_address,
                             now,
                             connection.mss,
-                            offload,
                         )
                 self._schedule(connection)
 
@@ -564,12 +527,7 @@ class TCPLayer:
             if note is not None and cause:
                 note(SEND_CAUSES[cause])
             self.send_segment(
-                segment,
-                connection.local_address,
-                connection.remote_address,
-                now,
-                connection.mss,
-                connection.segmentation_limit > 0,
+                segment, connection.local_address, connection.remote_address, now, connection.mss
             )
             if note is not None and cause:
                 note("")

@@ -25,20 +25,14 @@ class SegmentingLink:
     def __init__(self, inner: MemoryLink) -> None:
         self.inner = inner
         self.bursts: list[SegmentedFrame] = []
-        self.checksum_only: list[SegmentedFrame] = []
         self.kind, self.mtu, self.statistics = inner.kind, inner.mtu, inner.statistics
         self.send, self.receive, self.fileno = inner.send, inner.receive, inner.fileno
         self.next_deadline, self.close = inner.next_deadline, inner.close
 
     def send_segmented(self, frame: SegmentedFrame, now: float) -> None:
+        self.bursts.append(frame)
         packet = IPv4Packet.parse(frame.frame)
         burst = TCPSegment.parse(packet.payload, packet.src, packet.dst, verify_checksum=False)
-        if frame.segment_size == 0:  # checksum offload only: complete it, cut nothing
-            self.checksum_only.append(frame)
-            wire = packet._replace(payload=burst.build(packet.src, packet.dst))
-            self.inner.send(wire.build(), now)
-            return
-        self.bursts.append(frame)
         payload = burst.payload
         for start in range(0, len(payload), frame.segment_size):
             piece = payload[start : start + frame.segment_size]
@@ -96,37 +90,6 @@ def test_tcp_hands_a_segmenting_link_bursts_of_whole_mss_pieces() -> None:
     field = int.from_bytes(first.payload[16:18], "big")
     assert field == fold(pseudo_header_sum(first.src, first.dst, 6, len(first.payload)))
     assert sender.statistics()["counters"]["ipv4.segmentation_offloaded"] == len(bursts)
-
-
-def test_segments_that_fit_leave_their_checksum_to_an_offloading_link() -> None:
-    """Checksum offload without segmentation: a data segment that fits the MTU (here: the last
-    piece of each write, and every segment of a slow sender) goes to the link with the
-    pseudo-header sum in its checksum field and segment size 0; the link completes it."""
-    simulation, sender, receiver = _pair(segmenting=True)
-    data = random.Random(4).randbytes(3000)  # one write: a burst of 2 MSS pieces and a rest
-    listener = receiver.tcp.listen(80)
-    client = sender.tcp.connect(ip_from_str("10.0.0.2"), 80, simulation.now)
-    assert simulation.run_until(lambda: listener.pending > 0, 5)
-    server = listener.accept()
-    assert server is not None
-    client.set_nodelay(True)
-    for start in range(0, 3000, 600):  # five writes of 600 bytes, each sent at once
-        assert client.send(data[start : start + 600], simulation.now) == 600
-        simulation.settle()
-    assert simulation.run_until(lambda: server.readable == 3000, 5)
-    assert server.receive(3000) == data
-    link: SegmentingLink = sender.link  # type: ignore[assignment]
-    assert link.checksum_only, "no checksum-offloaded frame was handed to the link"
-    for frame in link.checksum_only:
-        packet = IPv4Packet.parse(frame.frame)
-        assert len(packet.payload) - 32 >= 256  # (a data segment: header 32 with timestamps)
-        field = int.from_bytes(packet.payload[16:18], "big")
-        assert field == fold(pseudo_header_sum(packet.src, packet.dst, 6, len(packet.payload)))
-        assert frame.checksum_start == packet.header_length and frame.checksum_offset == 16
-    counters = sender.statistics()["counters"]
-    assert counters["ipv4.checksum_offloaded"] == len(link.checksum_only)
-    # The handshake and pure ACKs (no payload) still carry a full checksum.
-    assert "ipv4.checksum_offloaded" not in receiver.statistics()["counters"]
 
 
 def test_without_a_segmenting_link_no_burst_exceeds_the_mss() -> None:
