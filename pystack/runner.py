@@ -68,6 +68,9 @@ class StackThread:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._stop = False
+        # Real time: the deadline the thread sleeps until (set under the lock before it waits
+        # in select; None: no deadline, an idle wait). ``wake_if_needed`` compares with it.
+        self._sleep_until: float | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.error: BaseException | None = None
 
@@ -102,6 +105,24 @@ class StackThread:
             os.write(self._wake_write, b"\0")
         except (BlockingIOError, OSError):
             pass  # the pipe is full (a wake-up is already pending) or closed (stopping)
+
+    def wake_if_needed(self) -> None:
+        """Wake the thread only if it must act sooner than it planned: call with the lock held,
+        after changing a stack and flushing its output from this thread. A stack with work due
+        (queued output, a dirty connection) or a timer earlier than the one the thread sleeps
+        towards wakes it; anything else leaves it asleep. A usocket ``recv`` or ``send`` then
+        costs no thread hand-off of its own: the stack thread is woken by the link (new frames)
+        or its deadline, once per burst, instead of once per call as well. On virtual time the
+        thread is the clock's driver and is always woken, as before."""
+        if self.virtual is not None:
+            self.wake()
+            return
+        planned = self._sleep_until
+        for stack in self.stacks:
+            deadline = stack.next_deadline()
+            if deadline is not None and (planned is None or deadline < planned):
+                self.wake()
+                return
 
     def call(self, function: Callable[[], T]) -> T:
         """Run ``function`` under the core lock, then wake the thread to flush its output."""
@@ -173,6 +194,7 @@ class StackThread:
                         deadline is None or stack_deadline < deadline
                     ):
                         deadline = stack_deadline
+                self._sleep_until = deadline
                 self.changed.notify_all()
             timeout = (
                 IDLE_WAIT if deadline is None else max(0.0, min(IDLE_WAIT, deadline - clock.now()))

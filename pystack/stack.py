@@ -286,17 +286,22 @@ class Stack:
         """When ``poll`` must run next; None when only new input can create work."""
         if self.ip.outbox or self.ip.loopback or not self._started:
             return self._last_now  # already due
-        tcp = self.tcp.next_deadline()
-        if tcp is not None and tcp <= self._last_now:
+        earliest = self.tcp.next_deadline()
+        if earliest is not None and earliest <= self._last_now:
             return self._last_now
-        udp = self.udp.next_deadline()
-        candidates = (self.ip.next_deadline(), self.link.next_deadline(), tcp, udp)
-        deadlines = [d for d in candidates if d is not None]
+        # A running minimum, no list: this runs after every poll of the stack thread.
+        for deadline in (
+            self.udp.next_deadline(),
+            self.ip.next_deadline(),
+            self.link.next_deadline(),
+        ):
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
         for application in self._applications:
             deadline = application.next_deadline()
-            if deadline is not None:
-                deadlines.append(deadline)
-        return min(deadlines) if deadlines else None
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     # ---------------------------------------------------------------------------------------
     def ping(

@@ -87,7 +87,7 @@ def test_echo_returns_a_small_message_exactly_then_closes_after_the_client(net: 
     assert client.received == 13 and client.received_sha256 == sha256(b"hello, echo\r\n")
     assert net.run_until_closed([client.connection], timeout=200.0)
     assert echo.served == 1 and echo.bytes_in == echo.bytes_out == 13
-    assert echo.connections == []
+    assert not echo.connections
 
 
 def test_echo_returns_4mb_exactly_through_flow_control(net: Network) -> None:
@@ -166,7 +166,7 @@ def test_chargen_without_limit_runs_until_the_client_closes(net: Network) -> Non
     assert whole == (rfc864_lines(len(whole) // 74 + 1))[: len(whole)]
     connection.close(net.sim.now)
     assert net.run_until_closed([connection], timeout=200.0)
-    assert chargen.connections == []
+    assert not chargen.connections
 
 
 @pytest.mark.parametrize("limit", [0, 1, 73, 74, 1000, 95 * 74 * 3 + 5, 700_000])
@@ -289,5 +289,5 @@ def test_several_clients_of_every_service_at_once(net: Network) -> None:
     assert net.run_until_closed([app.connection for app in apps], timeout=200.0)
     for service in (echo, discard, chargen, daytime):
         service.step(net.sim.now)
-        assert service.connections == []
+        assert not service.connections
     assert net.a.statistics()["drops"] == {} and net.b.statistics()["drops"] == {}

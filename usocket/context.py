@@ -58,11 +58,14 @@ class NetworkContext:
 
     def call_and_flush(self, function: Callable[[], T]) -> T:
         """``call``, and send what ``function`` queued from this thread at once: a segment does
-        not wait for the stack thread to be scheduled (one thread hand-off less per send)."""
+        not wait for the stack thread to be scheduled (one thread hand-off less per send); the
+        stack thread is woken only when its timers must run sooner than it planned
+        (``StackThread.wake_if_needed``), so a burst of sends or reads costs no hand-off per
+        call. ``recv`` uses it too (reading may queue a window update)."""
         with self.thread.lock:
             result = function()
             self.stack.flush(self.now())
-        self.thread.wake()  # its timers (retransmission...) may have changed
+            self.thread.wake_if_needed()
         return result
 
     def wait(self, ready: Callable[[], bool], timeout_ms: int | None) -> bool:

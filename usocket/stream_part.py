@@ -339,7 +339,7 @@ class StreamPart(SocketPart):
         if timeout == 0:
             context.catch_up(ready)  # virtual time: what has arrived by now is there to read
         while True:
-            data = context.call(attempt)
+            data = context.call_and_flush(attempt)  # (a window update leaves from here)
             if data is not None:
                 return data
             if not context.wait(ready, timeout):

@@ -200,5 +200,7 @@ class IGMPHost:
                 self._report(group, membership, now)
 
     def next_deadline(self) -> float | None:
+        if not self._groups:  # (asked after every poll; almost always no group)
+            return None
         deadlines = [m.deadline for m in self._groups.values() if m.deadline is not None]
         return min(deadlines) if deadlines else None

@@ -312,7 +312,7 @@ class SessionService(StreamService):
         for connection in ended:
             self._ended(self.sessions.pop(connection), now)
         if ended:
-            self.connections = list(self.sessions)
+            self.connections = dict.fromkeys(self.sessions)
         self._busy = busy
 
     def _accept(self, now: float) -> None:
@@ -324,7 +324,7 @@ class SessionService(StreamService):
                 self.count("refused")
                 continue
             self.sessions[connection] = self.make_session(self.make_stream(connection), now)
-            self.connections.append(connection)
+            self.connections[connection] = None
 
     def _evict(self, now: float) -> bool:
         """Reset the session with the least progress to make room; False when all are active."""
@@ -339,7 +339,7 @@ class SessionService(StreamService):
         session = self.sessions.pop(victim)
         session.stream.abort(now)
         self._ended(session, now)
-        self.connections = list(self.sessions)
+        self.connections = dict.fromkeys(self.sessions)
         self.evicted += 1
         self.count("evicted")
         return True
@@ -427,7 +427,7 @@ class SessionService(StreamService):
         for session in self.sessions.values():
             self._ended(session, now)
         self.sessions.clear()
-        self.connections = []
+        self.connections = {}
 
     def describe(self) -> str:
         scheme = " (tls)" if self.tls is not None else ""

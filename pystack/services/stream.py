@@ -7,6 +7,8 @@ They are applications, not protocol code: each owns a listener and is stepped by
 after input is processed (whoever builds one adds it with ``Stack.add_application``, as
 ``start_services`` does; ``close`` removes it), so they work the same on a real device (``pystack up --serve``) and in
 a simulation. They never block and respect flow control: echo reads only as much as it can send.
+A step serves only the connections with news (the readiness set the TCP layer fills through
+``TCPConnection.ready_set``), so its cost follows the active connections, not the open ones.
 ``start_services`` also starts the UDP forms of echo, discard and daytime (``datagram.py``) and,
 for ``dns``, a DNS server answering ``pystack.test`` with the stack's own address plus the names
 it is given (``pystack up --serve dns --hosts FILE``).
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 CHARGEN_LINE = 72  # RFC 864: 72 printable characters, then CR LF
 CHARGEN_CHARACTERS = bytes(range(32, 127))  # the 95 printable ASCII characters
+CHARGEN_RUN = 1 << 18  # bytes chargen offers send at most at a time
 OWN_NAME = "pystack.test"  # what ``--serve dns`` answers with the stack's own address
 
 
@@ -58,27 +61,65 @@ class StreamService:
         self.listener = stack.tcp.listen(self.port, backlog)
         if congestion is not None:
             stack.tcp_set_congestion_control(self.listener, congestion)
-        self.connections: list[TCPConnection] = []
+        # The open connections, in accept order (an insertion-ordered dict used as a set: O(1)
+        # removal when one closes).
+        self.connections: dict[TCPConnection, None] = {}
+        # The readiness set: connections with news since they were last served. The TCP layer
+        # adds a connection here (through its ``ready_set``) when a segment, a timer or an ICMP
+        # error reached it or it closed; ``step`` serves only these, so a poll costs O(active
+        # connections), not O(open ones): closing 10,000 echo connections in the simulator took
+        # 490,688 ``serve`` calls when every connection was served on every poll, 10,000 now.
+        self._ready: dict[TCPConnection, None] = {}
+        # Connections that could not send because the stack's shared buffer memory is full
+        # while nothing of theirs is in flight: no ACK of theirs will come to report room, so
+        # they are served on every step (as every connection was before the readiness set).
+        self._starved: dict[TCPConnection, None] = {}
+        self._now = 0.0
         self.served = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.serve_calls = 0  # connections served, ever: the work the readiness set bounds
 
     def step(self, now: float) -> None:
+        self._now = now
+        ready = self._ready
         while (connection := self.listener.accept()) is not None:
-            self.connections.append(connection)
+            self.connections[connection] = None
+            connection.ready_set = ready
+            ready[connection] = None  # (it may hold data or a FIN already)
             self.served += 1
             self.opened(connection, now)
-        closed = False
-        for connection in self.connections:
+        if self._starved:
+            ready.update(self._starved)
+            self._starved.clear()
+        if not ready:
+            return
+        batch = list(ready)  # serving may add a connection again (it closed): the next step
+        ready.clear()
+        for connection in batch:
             if connection.state is TCPState.CLOSED:
-                closed = True
-            else:
+                connection.ready_set = None
+                self.connections.pop(connection, None)
+            elif connection in self.connections:
+                self.serve_calls += 1
                 self.serve(connection, now)
-        if closed:  # this runs on every poll: rebuild the list only when something closed
-            self.connections = [c for c in self.connections if c.state is not TCPState.CLOSED]
+                if (
+                    connection.may_send
+                    and not connection.send_room
+                    and not len(connection.send_buffer)
+                ):
+                    self._starved[connection] = None
+
+    def again(self, connection: TCPConnection) -> None:
+        """Serve ``connection`` at the next step although nothing new arrived (a service that
+        stopped at its per-step bound with work left)."""
+        self._ready[connection] = None
 
     def next_deadline(self) -> float | None:
-        return None  # (stepped on every poll; nothing here waits for a time)
+        # Due at once while a connection waits to be served (``again``, or news that arrived
+        # after this poll's step, e.g. looped back during the flush); else only new input
+        # (which the layer reports in the readiness set) brings work.
+        return self._now if self._ready else None
 
     def opened(self, connection: TCPConnection, now: float) -> None:
         """A new connection was accepted."""
@@ -88,8 +129,11 @@ class StreamService:
 
     def close(self, now: float) -> None:
         self.listener.close(now)
-        for connection in self.connections:
+        for connection in list(self.connections):
+            connection.ready_set = None
             connection.abort(now)
+        self.connections.clear()
+        self._ready.clear()
         self.stack.remove_application(self)
 
     def _finish_if_peer_done(self, connection: TCPConnection, now: float) -> None:
@@ -139,6 +183,11 @@ class ChargenService(StreamService):
             raise ValueError("chargen limit must be >= 0")
         self.limit = limit
         self._pattern = chargen_pattern()
+        # The pattern repeated past CHARGEN_RUN bytes: any chunk up to CHARGEN_RUN long starting
+        # anywhere in the first cycle is a slice of it, a view handed to send without building
+        # the chunk (which cost three copies of it: 32 us per 64 KiB segment under cProfile).
+        cycles = CHARGEN_RUN // len(self._pattern) + 2
+        self._run = memoryview(self._pattern * cycles)
         self._sent: dict[TCPConnection, int] = {}
 
     def serve(self, connection: TCPConnection, now: float) -> None:
@@ -150,20 +199,21 @@ class ChargenService(StreamService):
                 connection.close(now)
             self._sent.pop(connection, None)
             return
-        pattern, cycle = self._pattern, len(self._pattern)
+        run, cycle = self._run, len(self._pattern)
         for _ in range(64):  # bounded work per step
             room = connection.send_room
             remaining = None if self.limit is None else self.limit - sent
             if room == 0 or remaining == 0:
                 break
-            want = room if remaining is None else min(room, remaining)
+            want = min(room if remaining is None else min(room, remaining), CHARGEN_RUN)
             start = sent % cycle
-            chunk = (pattern[start:] + pattern * (want // cycle + 1))[:want]
-            accepted = connection.send(chunk, now)
+            accepted = connection.send(run[start : start + want], now)
             sent += accepted
             self.bytes_out += accepted
             if accepted == 0:
                 break
+        else:
+            self.again(connection)  # room left after the bound: go on at the next step
         self._sent[connection] = sent
         if self.limit is not None and sent >= self.limit:
             connection.close(now)

@@ -15,7 +15,11 @@ memory is counted by use in ``memory`` (a ``BufferPool``: bytes really held, not
 at ``memory_limit`` new connections are refused too. ``under_pressure`` says when listeners
 answer SYNs with cookies instead of table entries. Connections that have
 something to send are marked dirty and drained by ``flush(now)``; their timers live in one heap
-(``run_timers``/``next_deadline``), with stale entries skipped lazily.
+(``run_timers``/``next_deadline``), with stale entries skipped lazily, so a poll looks only at
+due entries however many idle connections there are (``timer_inspections`` counts the looks).
+A connection whose ``ready_set`` an application set is added to that set whenever input, a
+timer, an ICMP error or its end may have changed what the application sees (readiness, not
+scanning: docs/architecture.md).
 Entry points: ``TCPLayer.listen``, ``TCPLayer.connect``, ``flush``, ``run_timers``.
 """
 
@@ -90,6 +94,9 @@ class TCPLayer:
         self._dirty: dict[TCPConnection, None] = {}  # insertion-ordered set
         self._timers: list[tuple[float, int, TCPConnection]] = []
         self._timer_order = itertools.count()
+        # Heap entries looked at by run_timers and next_deadline, ever (a plain int, not a
+        # counter: the tests check with it that timer work does not grow with idle connections).
+        self.timer_inspections = 0
         self.trace: StateHook | None = None  # state transitions, for --trace and --record
         self.send_note: Callable[[str], None] | None = None  # "retransmit: RTO" before a send
         self.event_hook: EventHook | None = None  # --trace=events
@@ -278,6 +285,9 @@ class TCPLayer:
         if isinstance(listener, TCPListener):
             listener.forget(connection)
         self._dirty[connection] = None  # a final RST may still be queued
+        ready = connection.ready_set
+        if ready is not None:  # the application sees the end (and forgets the connection)
+            ready[connection] = None
 
     def connection_transition(
         self, connection: TransmissionControlBlock, transition: Transition
@@ -360,7 +370,8 @@ class TCPLayer:
         if broadcast:
             self.statistics.drop(DropReason.TCP_BROADCAST)
             return
-        self.statistics.count("tcp.segments_received")
+        # The counter table itself, not Statistics.count: 145 -> 100 ns a segment.
+        self.statistics.counters["tcp.segments_received"] += 1
         key = (packet.dst, segment.dst_port, packet.src, segment.src_port)
         connection = self.connections.get(key)
         if segment.flags & SYN and segment.flags & (FIN | RST):
@@ -384,6 +395,9 @@ class TCPLayer:
             else:
                 connection.process_segment(segment, now)
             self._dirty[connection] = None
+            ready = connection.ready_set
+            if ready is not None:  # tell the holding application (its readiness set)
+                ready[connection] = None
             if self.event_hook is not None:
                 self.event_hook(connection, now, False)
             return
@@ -458,12 +472,15 @@ class TCPLayer:
             hard, code = None, errno.EHOSTUNREACH
         connection.icmp_error(code, hard is not None, message.summary(), now)
         self._dirty[connection] = None
+        ready = connection.ready_set
+        if ready is not None:
+            ready[connection] = None
 
     # -- output and timers -----------------------------------------------------------------------
     def send_segment(
         self, segment: TCPSegment, local: int, remote: int, now: float, mss: int = 0
     ) -> None:
-        self.statistics.count("tcp.segments_sent")
+        self.statistics.counters["tcp.segments_sent"] += 1  # (the table, as on arrival)
         if mss and len(segment.payload) > mss:
             # A TSO burst: the link cuts it into MSS pieces and completes each checksum, so the
             # checksum field holds only the pseudo-header sum (Linux's CHECKSUM_PARTIAL).
@@ -533,8 +550,13 @@ class TCPLayer:
             heapq.heapify(self._timers)
 
     def run_timers(self, now: float) -> None:
+        """Fire the due timers. Only heap entries due at ``now`` are looked at (plus the first
+        one not due), so the cost does not grow with connections whose timers are not due or
+        that have none (idle ones without keepalive): ``timer_inspections`` counts the look."""
         timers = self._timers
+        inspected = 1  # the look at the top of the heap that ends the loop
         while timers and timers[0][0] <= now:
+            inspected += 1
             deadline, _, connection = heapq.heappop(timers)
             if connection.scheduled != deadline or connection.state is TCPState.CLOSED:
                 continue  # stale entry: the connection's timers changed since
@@ -543,13 +565,22 @@ class TCPLayer:
                 self.event_hook(connection, now, True)
             connection.on_timer(now)
             self._dirty[connection] = None
+            ready = connection.ready_set
+            if ready is not None:  # a timeout may have changed what the application sees
+                ready[connection] = None
+        self.timer_inspections += inspected
 
     def next_deadline(self) -> float | None:
+        """The earliest timer, O(1) but for stale entries on top of the heap, each popped once
+        (lazy invalidation: a rescheduled timer leaves its old entry behind)."""
         if self._dirty:
             return float("-inf")
         timers = self._timers
+        inspected = 1
         while timers and (
             timers[0][2].scheduled != timers[0][0] or timers[0][2].state is TCPState.CLOSED
         ):
+            inspected += 1
             heapq.heappop(timers)
+        self.timer_inspections += inspected
         return timers[0][0] if timers else None

@@ -19,9 +19,13 @@ operations of ``TCPConnection``: ``open_active``, ``open_passive`` and ``open_fr
 ``close``, ``abort``, ``set_nodelay``, ``set_keepalive``, ``set_congestion_control`` (user;
 the listener too, for a listener's own choice), ``icmp_error``,
 ``lower_path_mss``, ``end_time_wait_for_new_syn`` and ``recycle_time_wait`` (layer); the layer
-also calls ``abort`` on a closed connection still finishing when its table is full. The one
-field another module writes is ``scheduled``: the layer's own timer-heap bookkeeping, kept here
-to save a dict.
+also calls ``abort`` on a closed connection still finishing when its table is full. Two fields
+are written by other modules, each kept here to save a dict per connection: ``scheduled``, the
+layer's own timer-heap bookkeeping, and ``ready_set``, which the application holding the
+connection sets to its readiness set (an insertion-ordered dict used as a set): the layer adds
+the connection to it whenever segment arrival, a timer, an ICMP error or the end of the
+connection may have changed what the application sees, so a service steps only those
+connections instead of all of them on every poll.
 
 Which code may change what:
 
@@ -76,7 +80,7 @@ Sans-IO: the block never sends; it queues ``TCPSegment`` values that the layer p
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from pystack.stats import DropReason, Statistics
 from pystack.tcp.buffers import BufferPool, OutOfOrderQueue, ReceiveBuffer, SendBuffer
@@ -112,6 +116,8 @@ SEND_CAUSES = (
     "retransmit: RACK lost",
 )
 RECOVERY_EVENTS_KEPT = 16  # trace_events holds at most this many undelivered notes
+# The counter of each state, named once here rather than formatted on every transition.
+_STATE_COUNTERS = {state: f"tcp.state.{state.name.lower()}" for state in TCPState}
 TIMESTAMP_SPACE = 12  # NOP NOP TS: the options every segment carries once timestamps are on
 
 
@@ -206,6 +212,7 @@ class TransmissionControlBlock:
         "rcv_nxt",
         "rcv_wscale",
         "read_shutdown",
+        "ready_set",
         "receive_buffer",
         "receive_mss",
         "recover",
@@ -386,6 +393,9 @@ class TransmissionControlBlock:
         # output queue, pulled by the layer
         self.outbox: list[TCPSegment] = []
         self.scheduled: float | None = None  # the layer's timer heap bookkeeping
+        # The holding application's readiness set (see the top of this module); None: nobody
+        # asked to be told.
+        self.ready_set: dict[Any, None] | None = None
         self.trace_notes: dict[int, int] | None = None  # outbox index -> cause, when tracing
         self.trace_events: list[str] | None = None  # "RACK: lost ...", "undo ...", when tracing
 
@@ -403,7 +413,7 @@ class TransmissionControlBlock:
         if len(transitions) > self.settings.transitions_kept:
             del transitions[0]
         self.owner.connection_transition(self, transition)
-        self.statistics.count(f"tcp.state.{new.name.lower()}")
+        self.statistics.counters[_STATE_COUNTERS[new]] += 1
         if new is TCPState.CLOSED:
             self.stop_timers()
             self.release_memory()

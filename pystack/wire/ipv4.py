@@ -12,7 +12,7 @@ import struct
 from typing import NamedTuple
 
 from pystack.wire.addresses import ip_to_str
-from pystack.wire.checksum import internet_checksum, verify
+from pystack.wire.checksum import fold, verify
 from pystack.wire.errors import MalformedPacket
 
 PROTO_ICMP = 1
@@ -28,6 +28,8 @@ _FLAG_MF = 0x2000
 _OFFSET_MASK = 0x1FFF
 
 _header = struct.Struct("!BBHHHBBHII")
+_new_tuple = tuple.__new__  # builds a NamedTuple from its fields without its Python __new__
+_header_words = struct.Struct("!HHHHHHII")  # the same header as 16-bit words (for build)
 _PROTO_NAMES = {PROTO_ICMP: "ICMP", PROTO_IGMP: "IGMP", PROTO_TCP: "TCP", PROTO_UDP: "UDP"}
 
 
@@ -70,18 +72,22 @@ class IPv4Packet(NamedTuple):
         offset = (frag & _OFFSET_MASK) << 3
         if offset + total - hlen > MAX_PACKET:
             raise MalformedPacket("ipv4.fragment_too_large", f"offset {offset} + {total - hlen}")
-        return cls(
-            src,
-            dst,
-            proto,
-            bytes(data[hlen:total]),
-            ttl,
-            tos,
-            ident,
-            bool(frag & _FLAG_DF),
-            bool(frag & _FLAG_MF),
-            offset,
-            bytes(data[HEADER_LENGTH:hlen]),
+        # tuple.__new__ directly: skips the NamedTuple's Python-level __new__ (514 -> 243 ns).
+        return _new_tuple(
+            cls,
+            (
+                src,
+                dst,
+                proto,
+                bytes(data[hlen:total]),
+                ttl,
+                tos,
+                ident,
+                bool(frag & _FLAG_DF),
+                bool(frag & _FLAG_MF),
+                offset,
+                bytes(data[HEADER_LENGTH:hlen]),
+            ),
         )
 
     @property
@@ -112,24 +118,32 @@ class IPv4Packet(NamedTuple):
             frag |= _FLAG_DF
         if self.more_fragments:
             frag |= _FLAG_MF
-        header = (
-            _header.pack(
-                0x40 | hlen >> 2,
-                self.tos,
-                total,
-                self.identification,
-                frag,
-                self.ttl,
-                self.protocol,
-                0,
-                self.src,
-                self.dst,
+        first = 0x4000 | (hlen >> 2) << 8 | self.tos
+        ttl_protocol = self.ttl << 8 | self.protocol
+        src, dst = self.src, self.dst
+        if checksum is None:
+            # Sum the header's 16-bit words from the fields themselves: one pack instead of a
+            # pack, a checksum over the bytes and a second assembly (878 -> 500 ns a header).
+            total_sum = (
+                first
+                + total
+                + self.identification
+                + frag
+                + ttl_protocol
+                + (src >> 16)
+                + (src & 0xFFFF)
+                + (dst >> 16)
+                + (dst & 0xFFFF)
+            )
+            if options:
+                total_sum += int.from_bytes(options, "big")
+            checksum = ~fold(total_sum) & 0xFFFF
+        return (
+            _header_words.pack(
+                first, total, self.identification, frag, ttl_protocol, checksum, src, dst
             )
             + options
         )
-        if checksum is None:
-            checksum = internet_checksum(header)
-        return header[:10] + checksum.to_bytes(2, "big") + header[12:]
 
     def build(self, checksum: int | None = None) -> bytes:
         return self.build_header(checksum) + self.payload
