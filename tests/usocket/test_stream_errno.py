@@ -696,10 +696,12 @@ def test_accept_queue_holds_its_slots_and_the_next_client_is_reset(
         listener.listen()
     else:
         listener.listen(backlog)
+    clients = []
     for number in range(slots):
         client = sim.new_stream()
         client.connect((LOOPBACK, 8000))  # every handshake completes
         client.send(b"%d" % number)
+        clients.append(client)
     extra = sim.new_stream()
     try:
         extra.connect((LOOPBACK, 8000))
