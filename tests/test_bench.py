@@ -17,6 +17,7 @@ import pytest
 from pystack import bench, cli, netns
 from pystack.bench import netsim, raw_tcp
 from pystack.bench.kernel import (
+    LOSS_REFERENCE,
     MEMORY_METRICS,
     METRICS,
     RAW_METRICS,
@@ -99,8 +100,9 @@ def test_quick_bench_runs_cleans_up_and_writes_every_figure(kernel: None, tmp_pa
             if metric != "ping":  # a flood ping may round to 0 us on a fast kernel
                 assert min(row[metric]["samples"]) > 0
         # a round trip's 99th percentile is never below its median
-        for p50, p99 in zip(row["rr_p50"]["samples"], row["rr_p99"]["samples"], strict=True):
-            assert p99 >= p50
+        if "rr_p50" in row:
+            for p50, p99 in zip(row["rr_p50"]["samples"], row["rr_p99"]["samples"], strict=True):
+                assert p99 >= p50
     # the kernel row has every figure: every ratio to it exists
     assert ROW_METRICS[KERNEL] == {key for key, _label, _unit in METRICS}
     for key, _label in ROWS:
@@ -108,8 +110,16 @@ def test_quick_bench_runs_cleans_up_and_writes_every_figure(kernel: None, tmp_pa
         assert set(ratios) == ROW_METRICS[key]
         for metric, found in ratios.items():
             raw = key in RAW_REFERENCE and metric in RAW_METRICS  # the raw rows' figures
-            wanted = {"kernel", "raw_tun"} if raw else {"kernel"}
+            lossy = key in LOSS_REFERENCE  # the lossy row: also over its loss-free row
+            wanted = (
+                {"kernel"} | ({"raw_tun"} if raw else set()) | ({"loss_free"} if lossy else set())
+            )
             assert set(found) == wanted
+            if lossy:
+                loss_free = document["rows"][LOSS_REFERENCE[key]][metric]["median"]
+                assert found["loss_free"] == pytest.approx(
+                    document["rows"][key][metric]["median"] / loss_free
+                )
             reference = document["rows"][KERNEL][metric]["median"]
             assert found["kernel"] == pytest.approx(
                 document["rows"][key][metric]["median"] / reference

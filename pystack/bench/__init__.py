@@ -29,6 +29,7 @@ from pystack import netns
 from pystack.bench import netsim
 from pystack.bench.kernel import (
     BIG_MTU,
+    LOSS_REFERENCE,
     MEMORY_METRICS,
     METRICS,
     RAW_REFERENCE,
@@ -98,6 +99,8 @@ ROW_HELP = f"""rows (every one served to the same kernel-side Python client, in 
                                     full checksums), at MTU 1500 and {BIG_MTU} (TUN allows up to
                                     65535; {BIG_MTU} is the issue's figure), plus a UDP counting
                                     sink and source on the same stack
+  pystack services, ..., 1% loss    the plain row's bulk transfers through pystack's impairment
+                                    link losing 1% of the frames each way (seeded): bulk only
   usocket script, ...               a MicroPython script under pystack run --link tun serving the
                                     same ports through usocket (what user code gets), same variants
   raw-TUN ceiling, ...              the least a Python TCP endpoint on TUN must do per segment
@@ -106,9 +109,10 @@ ROW_HELP = f"""rows (every one served to the same kernel-side Python client, in 
   Linux kernel, veth, mtu 1500      a kernel server across a veth pair: the kernel reference
 {FIGURE_HELP}
 ratios: each row's median over the kernel row's, and over the raw-TUN ceiling of its frame kind
-(plain rows: the plain ceiling; offload rows and MTU {BIG_MTU}: the offload ceiling).
+(plain rows: the plain ceiling; offload rows and MTU {BIG_MTU}: the offload ceiling), and the
+lossy row's over the same row without loss ("loss_free").
 JSON (--json): {{"config", "codec", "rows": {{key: {{"label", metric: {{median, min, max, samples,
-unit}}}}}}, "ratios": {{key: {{metric: {{"kernel": x, "raw_tun": y}}}}}}, "connections": {{"count",
+unit}}}}}}, "ratios": {{key: {{metric: {{"kernel": x, "raw_tun": y, "loss_free": z}}}}}}, "connections": {{"count",
 metric: {{...}}}}, "netsim": {{...}}}}; a figure a peer lacks is absent.
 
 netsim (no root needed), smoltcp's tests/netsim.rs on pystack's virtual time, pystack beside
@@ -386,12 +390,15 @@ def summary(samples: list[float], unit: str) -> dict[str, Any]:
 
 
 def ratios(rows: dict[str, Row]) -> dict[str, dict[str, dict[str, float]]]:
-    """Each row's median over the kernel's and over the raw-TUN ceiling of its frame kind."""
+    """Each row's median over the kernel's, over the raw-TUN ceiling of its frame kind, and
+    (the lossy row) over the same row without loss."""
     result: dict[str, dict[str, dict[str, float]]] = {}
     for key, row in rows.items():
         references = {"kernel": rows[KERNEL_REFERENCE]}
         if key in RAW_REFERENCE:
             references["raw_tun"] = rows[RAW_REFERENCE[key]]
+        if key in LOSS_REFERENCE:
+            references["loss_free"] = rows[LOSS_REFERENCE[key]]
         result[key] = {}
         for metric, samples in row.items():
             result[key][metric] = {
@@ -418,7 +425,8 @@ def table(rows: dict[str, Row], result_ratios: dict[str, dict[str, dict[str, flo
             if not samples:
                 continue
             found = result_ratios[key].get(metric, {})
-            pair = "  ".join(f"{found[n]:.2f}x {n}" for n in ("kernel", "raw_tun") if n in found)
+            names = ("kernel", "raw_tun", "loss_free")
+            pair = "  ".join(f"{found[n]:.2f}x {n}" for n in names if n in found)
             if key == KERNEL_REFERENCE:
                 pair = ""
             lines.append(f"  {metric_label + ' ' + unit:<40}{_cell(samples):>34}  {pair}")

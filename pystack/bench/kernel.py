@@ -60,6 +60,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("usocket_tun_1500", "usocket script, TUN offloads, mtu 1500"),
     ("usocket_plain_1500", "usocket script, plain frames, mtu 1500"),
     ("usocket_tun_65520", "usocket script, TUN offloads, mtu 65520"),
+    ("pystack_plain_1500_loss1", "pystack services, plain frames, mtu 1500, 1% loss each way"),
     ("raw_tun_plain_1500", "raw-TUN ceiling, plain frames, mtu 1500"),
     ("raw_tun_offload_1500", "raw-TUN ceiling, TUN offloads, mtu 1500"),
     ("kernel_veth_1500", "Linux kernel, veth, mtu 1500"),
@@ -77,11 +78,19 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("ping", "ICMP echo RTT", "us"),
 )
 ALL = frozenset(key for key, _label, _unit in METRICS)
-# What each row measures: the raw-TUN endpoint speaks TCP only, one connection after another.
+# What each row measures: the raw-TUN endpoint speaks TCP only, one connection after another;
+# the lossy row is there for bulk under loss only.
 RAW_METRICS = frozenset({"in", "out", "rr_p50", "rr_p99", "rr_tps"})
+BULK_METRICS = frozenset({"in", "out"})
 ROW_METRICS: dict[str, frozenset[str]] = {
-    key: RAW_METRICS if key.startswith("raw_tun") else ALL for key, _label in ROWS
+    key: RAW_METRICS if key.startswith("raw_tun") else BULK_METRICS if "loss" in key else ALL
+    for key, _label in ROWS
 }
+# The impairment of the lossy row (pystack's impairment link between the stack and its TUN
+# device: every frame, either way, lost with probability 1%; seeded, so runs draw alike) and
+# the loss-free row its bulk figures are divided by (the issue's target: >= 50% of it).
+LOSS_IMPAIRMENT = "loss=1%,seed=1"
+LOSS_REFERENCE = {"pystack_plain_1500_loss1": "pystack_plain_1500"}
 # The reference each row is divided by, beside the kernel: the raw ceiling of its frame kind.
 RAW_REFERENCE = {
     "pystack_tun_1500": "raw_tun_offload_1500",
@@ -497,17 +506,24 @@ class UdpBench:
         return 0.0 if self.pending else None  # a past deadline: step again at once
 
 
-def measure_pystack(sizes: Sizes, mtu: int, offload: bool) -> Row:
-    """pystack's discard, chargen and echo services (``pystack up --serve``) over TUN."""
+def measure_pystack(sizes: Sizes, mtu: int, offload: bool, impair: str | None = None) -> Row:
+    """pystack's discard, chargen and echo services (``pystack up --serve``) over TUN; with
+    ``impair`` (an impairment spec, docs/impairment.md) only the two bulk figures."""
     options = HostOptions(
         offload=offload,
         netns=f"pystack-bench-{os.getpid()}",
         link="tun",
         mtu=mtu,
         serve=f"discard,echo,chargen={sizes.bulk}",
+        impair=impair,
     )
     with KernelHost(options) as host:
         assert host.namespace is not None and host.thread is not None and host.stack is not None
+        if impair is not None:
+            return {
+                "in": _one(host.namespace, "send", 9, sizes.bulk, sizes.repeat),
+                "out": _one(host.namespace, "recv", 19, sizes.bulk, sizes.repeat),
+            }
         stack = host.stack
         host.thread.call(lambda: stack.add_application(UdpBench(stack)))
         return {
@@ -825,6 +841,7 @@ def measure_all(sizes: Sizes, progress: Callable[[str], None]) -> tuple[dict[str
         "pystack_tun_1500": lambda: measure_pystack(sizes, 1500, True),
         "pystack_plain_1500": lambda: measure_pystack(sizes, 1500, False),
         "pystack_tun_65520": lambda: measure_pystack(sizes, BIG_MTU, True),
+        "pystack_plain_1500_loss1": lambda: measure_pystack(sizes, 1500, False, LOSS_IMPAIRMENT),
         "usocket_tun_1500": lambda: measure_usocket(sizes, 1500, True),
         "usocket_plain_1500": lambda: measure_usocket(sizes, 1500, False),
         "usocket_tun_65520": lambda: measure_usocket(sizes, BIG_MTU, True),
