@@ -16,13 +16,15 @@ the time of the longest. Each run is a forked child of its own (its namespace is
 and removed by the child); results come back in the input order. ``Workers.stop()`` (its
 ``with`` block's end, also on Ctrl-C or SIGTERM) sends SIGTERM to each child still running, by
 its PID, which unwinds the child like Ctrl-C (so it removes its namespace); a child that does
-not end within ``STOP_GRACE`` seconds is killed and the namespaces named after it removed.
+not end within ``STOP_GRACE`` seconds is killed, and any namespace still named after a stopped
+child's PID is removed.
 Entry points: ``Outcome``, ``ScriptOutcome``, ``run_one``, ``Workers``, ``first_difference``,
 ``markdown_report``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import multiprocessing
 import os
@@ -211,12 +213,11 @@ class Workers:
             if process.is_alive():
                 process.kill()
                 process.join()
-                # It could not remove its namespace: remove those named after its PID.
-                if process.pid is not None:
-                    try:
-                        remove_namespaces_of(process.pid)
-                    except NamespaceError:
-                        pass
+            # A child killed, or stopped between making its namespace and owning it, leaves
+            # that namespace behind: remove the ones named after its (now ended) PID.
+            if process.pid is not None:
+                with contextlib.suppress(NamespaceError):
+                    remove_namespaces_of(process.pid)
             receiver.close()
         self.running.clear()
 

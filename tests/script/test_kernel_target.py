@@ -243,9 +243,7 @@ def test_settings_reach_the_kernel(kernel: None) -> None:
 
 
 def test_a_value_the_kernel_refuses_is_a_clear_error(kernel: None) -> None:
-    with pytest.raises(
-        KernelTargetError, match=r"sysctl net\.ipv4\.tcp_ecn=300: Invalid argument"
-    ):
+    with pytest.raises(KernelTargetError, match=r"sysctl net\.ipv4\.tcp_ecn=300: Invalid argument"):
         kernel_run("0 listen 8080", {"ecn": "300"})
     assert my_namespaces() == []
 
