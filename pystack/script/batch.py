@@ -4,7 +4,8 @@
 
     passed, not listed  -> PASS      failed, listed  -> XFAIL   (both as expected)
     failed, not listed  -> FAIL      passed, listed  -> XPASS   (both news)
-    could not run (a ``set`` the target does not know, an error in the target) -> ERROR
+    could not run (a ``set`` the target does not know) -> ERROR, or XFAIL when listed
+    an error in the target itself (a bug: any other exception) -> ERROR, listed or not
 
 ``first_difference`` is the one-line summary of a failure (its line, reason and first detail);
 ``markdown_report`` puts the outcomes of all targets side by side, with the first difference of
@@ -109,8 +110,11 @@ def run_one(target: Target, script: ScriptFile, expectation: Expectation | None)
             script.path, target.name, outcome, difference, str(failure), expectation=expectation
         )
     except ValueError as error:  # the target cannot run this script (e.g. an unknown setting)
+        # Listed, it is an expected failure (a setting Linux has not, say): the entry's reason
+        # says why; unlisted, an ERROR.
+        outcome = Outcome.XFAIL if listed else Outcome.ERROR
         return ScriptOutcome(
-            script.path, target.name, Outcome.ERROR, _one_line(error), expectation=expectation
+            script.path, target.name, outcome, _one_line(error), expectation=expectation
         )
     except Exception as error:  # a bug in a target is reported, not a traceback
         message = f"the {target.name} target raised {type(error).__name__}: {_one_line(error)}"
