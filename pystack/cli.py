@@ -463,8 +463,7 @@ def _add_script_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     script.add_argument(
         "--jobs",
-        type=_jobs,
-        default=1,
+        default="1",
         metavar="N",
         help="run N scripts at once, each in a worker process of its own (default 1; at most "
         f"{batch.MAX_JOBS}); the output keeps the input order. A kernel run mostly waits for "
@@ -475,12 +474,6 @@ def _add_script_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         action="store_true",
         help="also print the trace of scripts that pass and the report of expected failures",
     )
-
-
-def _jobs(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= batch.MAX_JOBS:
-        raise argparse.ArgumentTypeError(f"expected a number of jobs 1..{batch.MAX_JOBS}: {text!r}")
-    return int(text)
 
 
 def _seconds(text: str) -> float:
@@ -568,6 +561,10 @@ def _script_options_problem(arguments: argparse.Namespace) -> str | None:
             return "--expect: the file name is empty"
         explicit[key] = path
     arguments.expect_files = explicit
+    jobs = str(arguments.jobs)
+    if not jobs.isdigit() or not 1 <= int(jobs) <= batch.MAX_JOBS:
+        return f"--jobs: expected a number of jobs 1..{batch.MAX_JOBS}, got {jobs!r}"
+    arguments.jobs = int(jobs)
     return _file_problem("report", arguments.report, written=True)
 
 
