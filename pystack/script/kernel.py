@@ -221,6 +221,11 @@ KERNEL_COUNTERS: dict[str, tuple[str, str, str]] = {
     "tcp.syn_cookies_sent": ("netstat", "TcpExt", "SyncookiesSent"),
     "tcp.syn_cookies_accepted": ("netstat", "TcpExt", "SyncookiesRecv"),
     "tcp.out_of_order_segments": ("netstat", "TcpExt", "TCPOFOQueue"),
+    "udp.sent": ("snmp", "Udp", "OutDatagrams"),
+    "icmp.echo_replies_sent": ("snmp", "Icmp", "OutEchoReps"),
+    "icmp.received.type8": ("snmp", "Icmp", "InEchos"),
+    "icmp.errors_sent.type3": ("snmp", "Icmp", "OutDestUnreachs"),
+    # not udp.delivered: Linux counts UDP InDatagrams when the application reads, not on queueing
 }
 KERNEL_DROPS: dict[str, tuple[str, str, str]] = {
     "TCP_BAD_CHECKSUM": ("snmp", "Tcp", "InCsumErrors"),

@@ -371,3 +371,51 @@ def test_a_late_line_is_noted_at_its_own_entry(
     result = kernel_run(PASSIVE_OPEN)
     [listen] = [entry for entry in result.events if entry.line == 2]
     assert listen.note.startswith("late by 100")
+
+
+def test_udp_and_icmp_lines_run_on_a_kernel_udp_socket(kernel: None) -> None:
+    result = kernel_run(
+        """
+        0 udp bind 7
+        +0 < udp 9000>7 "hello"
+        +0 udp recvfrom "hello" from 10.0.0.1:9000
+        +0 udp sendto 10.0.0.1:9000 "hello"
+        +0 > udp 7>9000 "hello"
+        +0 udp recvfrom * = EAGAIN
+        +0 < udp 9000>5000 (12)
+        +0 > icmp unreachable port
+        +0 < icmp echo id 7 seq 1 (56)
+        +0 > icmp echo-reply id 7 seq 1 (56)
+        +0 udp connect 10.0.0.1:9000
+        +0 udp send 3
+        +0 > udp 7>9000 (3)
+        +0 < icmp unreachable port of udp
+        +0 udp recvfrom * = ECONNREFUSED
+        +0 udp close
+        +0 expect counter udp.sent 2
+        +0 expect counter icmp.echo_replies_sent 1
+        +0 expect counter icmp.received.type8 1
+        +0 expect counter icmp.errors_sent.type3 1
+        """
+    )
+    assert result.unobservable == []  # every counter above has its kernel equivalent
+    assert '> udp 7>9000 "hello"' in result.trace
+    assert my_namespaces() == []
+
+
+def test_a_setting_reaches_the_kernel_syn_retries(kernel: None) -> None:
+    # Linux turns syn_retries into a time limit as if the timeouts doubled (1 + 2 s = 3 s) but
+    # retransmits every 1 s (tcp_syn_linear_timeouts): SYNs at 0, 1, 2, gone at 3 s. With the
+    # default (6) it would still be in SYN-SENT.
+    kernel_run(
+        """
+        0 connect 10.0.0.1:9000
+        +0 > S 0:0(0) <...>
+        +1 > S 0:0(0) <...>
+        +1 > S 0:0(0) <...>
+        +1.5 expect state CLOSED
+        +0 expect error ETIMEDOUT
+        """,
+        {"syn_retries": "1"},
+    )
+    assert my_namespaces() == []
