@@ -12,12 +12,16 @@ Scripts whose *written* time is longer than ``CI_LIMIT`` real seconds are left o
 named in ``TOO_LONG`` with why (``pystack script scripts --target kernel`` still runs them); the
 test checks that list is exactly the corpus's scripts above the limit, so none is left out
 silently. The kernel target's tolerance (25 ms, plus 1/8 of a timer's length) is what the runs
-use: the corpus must hold under the load of this machine (see docs/linux-differences.md).
+use: the corpus must hold under the load of this machine (see docs/linux-differences.md). A
+script whose outcome is not the expected one runs once more, alone, before the test fails
+(real time: 1 run in 4 of the whole corpus had one packet read late); the first outcome is
+reported as a warning.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 
@@ -53,6 +57,8 @@ def test_too_long_names_exactly_the_scripts_above_the_limit() -> None:
     assert long_ones == set(TOO_LONG)
 
 
+# ~92 s measured (the longest script is 90 s); a second chance for a long script adds its time
+@pytest.mark.timeout(240)
 def test_the_corpus_on_the_kernel_matches_the_expected_outcomes(kernel: None) -> None:
     expected = load_expected(EXPECTED)
     assert expected.missing() == [], "kernel.txt names scripts that do not exist"
@@ -66,6 +72,19 @@ def test_the_corpus_on_the_kernel_matches_the_expected_outcomes(kernel: None) ->
     with Workers(JOBS) as workers:
         outcomes = list(workers.run(tasks))
     assert [outcome.path for outcome in outcomes] == [script.path for script in scripts]
+    # Real time on a loaded machine: a packet read late by more than the tolerance fails a
+    # timed line now and then (1 run in 4 measured). Such a script runs once more, alone (no
+    # other worker competing); it must then be as expected. The first outcome is kept as a
+    # warning, so a script that needs the second chance is seen, not hidden.
+    again = [index for index, outcome in enumerate(outcomes) if not outcome.outcome.as_expected]
+    if again:
+        first = [outcome_line(outcomes[index], False) for index in again]
+        warnings.warn(
+            "ran again after a first outcome not as expected:\n" + "\n".join(first), stacklevel=1
+        )
+        with Workers(1) as workers:
+            for index, outcome in zip(again, workers.run([tasks[i] for i in again]), strict=True):
+                outcomes[index] = outcome
     wrong = [
         outcome_line(outcome, False) for outcome in outcomes if not outcome.outcome.as_expected
     ]
