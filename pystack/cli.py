@@ -477,6 +477,14 @@ def _add_script_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "first difference of each that did not pass everywhere",
     )
     script.add_argument(
+        "--jobs",
+        default="1",
+        metavar="N",
+        help="run N scripts at once, each in a worker process of its own (default 1; at most "
+        f"{batch.MAX_JOBS}); the output keeps the input order. A kernel run mostly waits for "
+        "Linux's real timers, so many jobs finish the corpus in about its longest script's time",
+    )
+    script.add_argument(
         "--verbose",
         action="store_true",
         help="also print the trace of scripts that pass and the report of expected failures",
@@ -573,6 +581,10 @@ def _script_options_problem(arguments: argparse.Namespace) -> str | None:
             return "--expect: the file name is empty"
         explicit[key] = path
     arguments.expect_files = explicit
+    jobs = str(arguments.jobs)
+    if not jobs.isdigit() or not 1 <= int(jobs) <= batch.MAX_JOBS:
+        return f"--jobs: expected a number of jobs 1..{batch.MAX_JOBS}, got {jobs!r}"
+    arguments.jobs = int(jobs)
     return _file_problem("report", arguments.report, written=True)
 
 
@@ -916,13 +928,17 @@ def _run_scripts(
     targets: Sequence[Target],
     expectations: Mapping[str, Mapping[str, ExpectedOutcomes]],
 ) -> list[batch.ScriptOutcome]:
-    results = []
-    several = len(targets) > 1
+    tasks: list[batch.Task] = []
     for script in scripts:
         for target in targets:
             outcomes = expectations[target.name].get(script.path)
             expectation = outcomes.lookup(script.path) if outcomes is not None else None
-            result = batch.run_one(target, script, expectation)
+            tasks.append((target, script, expectation))
+    results = []
+    several = len(targets) > 1
+    # The workers are stopped (by PID) when the block ends, also on Ctrl-C or SIGTERM.
+    with batch.Workers(arguments.jobs) as workers:
+        for result in workers.run(tasks):
             results.append(result)
             print(batch.outcome_line(result, several), flush=True)
             failed_badly = result.outcome is batch.Outcome.FAIL

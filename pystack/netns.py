@@ -326,5 +326,19 @@ def remove_stale_namespaces() -> list[str]:
     return removed
 
 
+def remove_namespaces_of(pid: int) -> list[str]:
+    """Remove the ``pystack-<pid>-<n>`` namespaces of process ``pid``, which must have ended
+    (a worker killed before its own ``close()`` ran). Returns the names removed."""
+    if _process_alive(pid):
+        raise NamespaceError(f"process {pid} still runs: its namespaces are its own")
+    removed = []
+    for name in list_namespaces():
+        match = _STALE_NAME.fullmatch(name)
+        if match is not None and int(match.group(1)) == pid:
+            _command(["ip", "netns", "delete", name], COMMAND_TIMEOUT)
+            removed.append(name)
+    return removed
+
+
 def _process_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()

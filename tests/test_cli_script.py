@@ -175,6 +175,18 @@ def test_a_setting_the_target_does_not_know_is_an_error_line(
     )
 
 
+def test_a_listed_script_the_target_cannot_run_is_an_expected_failure(
+    corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # e.g. a setting Linux has not (set initial_rto on the kernel): listed with its reason
+    path = corpus / "tcp" / "ecn.pkt"
+    path.write_text("set ecn on\n" + PASSING)
+    expect(corpus, "tcp/ecn.pkt xfail policy pystack has no ECN\n")
+    status, out, _ = script([str(path)], capsys)
+    assert status == 0
+    assert out.splitlines()[0] == f"XFAIL {path}: policy: pystack has no ECN"
+
+
 class WithoutSack:
     """A second target for the tests: pystack with SACK off (so SACK scripts differ)."""
 

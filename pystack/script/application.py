@@ -61,6 +61,24 @@ class TCPLike(Protocol):
     ) -> ConnectionLike: ...
 
 
+class UDPLike(Protocol):
+    """The UDP socket surface a script's ``udp`` calls use (pystack's ``UDPEndpoint``)."""
+
+    port: int
+
+    def connect(self, address: tuple[int, int]) -> None: ...
+
+    def take_error(self) -> int: ...
+
+    def send(self, data: bytes, now: float) -> int: ...
+
+    def send_to(self, data: bytes, address: tuple[int, int], now: float) -> int: ...
+
+    def receive(self) -> tuple[bytes, tuple[int, int]] | None: ...
+
+    def close(self, now: float | None = None) -> None: ...
+
+
 class CheckFailed(Exception):
     """A call or expectation did not go as the line says; ``details`` add lines to the report."""
 
@@ -80,7 +98,7 @@ class Application:
         self.connection: ConnectionLike | None = None
         self.written = bytearray()  # every byte the application gave the current connection
         self.read_position: int | None = None  # peer script seq of the next byte to read
-        self.udp: UDPEndpoint | None = None  # the script's UDP socket
+        self.udp: UDPLike | None = None  # the script's UDP socket
 
     @property
     def tcp(self) -> TCPLike:
@@ -178,7 +196,12 @@ class Application:
         )
 
     # UDP --------------------------------------------------------------------------------------
-    def require_udp(self) -> UDPEndpoint:
+    def open_udp(self, port: int) -> UDPLike:
+        """A UDP socket bound to ``port`` (0: an ephemeral one)."""
+        endpoint: UDPEndpoint = self.stack.udp.open(0, port)
+        return endpoint
+
+    def require_udp(self) -> UDPLike:
         if self.udp is None:
             raise CheckFailed("no UDP socket yet: open one with 'udp bind PORT' first")
         return self.udp
@@ -189,7 +212,7 @@ class Application:
         if isinstance(call, ev.UDPBind):
             if self.udp is not None:
                 raise CheckFailed("the script's UDP socket is open already ('udp close' first)")
-            self.udp = self.stack.udp.open(0, call.port)
+            self.udp = self.open_udp(call.port)
             return f"port {self.udp.port}" if call.port == 0 else ""
         endpoint = self.require_udp()
         if isinstance(call, ev.UDPConnect):
@@ -209,7 +232,7 @@ class Application:
             return ""
         return self._receive_datagram(endpoint, call)
 
-    def _receive_datagram(self, endpoint: UDPEndpoint, call: ev.UDPRecvFrom) -> str:
+    def _receive_datagram(self, endpoint: UDPLike, call: ev.UDPRecvFrom) -> str:
         datagram = endpoint.receive()
         if datagram is None:
             raise OSError(errno.EAGAIN, "no datagram queued")  # the socket never blocks here

@@ -44,8 +44,14 @@ Design choices, and why:
   (a fresh namespace counts from 0). Anything else is "not observable on kernel": listed in the
   result's ``unobservable`` and noted in the trace, never passed silently.
 - **Settings are sysctls.** A script's ``set NAME VALUE`` settings become sysctls of the
-  namespace (``KERNEL_SYSCTLS``; ``mss`` becomes ``TCP_MAXSEG`` on each socket); an unknown name
-  is a ``KernelTargetError`` before anything starts.
+  namespace or socket options (``KERNEL_SETTINGS``: ``mss`` is ``TCP_MAXSEG``, ``min_rto`` is
+  ``tcp_rto_min_us`` ...); a name Linux cannot set (``KERNEL_UNSETTABLE``: ``initial_rto``,
+  ``delayed_ack``) or an unknown one is a ``KernelTargetError`` before anything starts.
+- **UDP and ICMP too.** ``< udp`` and ``< icmp echo`` lines are written to the device like TCP
+  segments, ``> udp``/``> icmp`` lines read what the kernel sends (its port unreachables and
+  echo replies), and ``udp bind``/``connect``/``sendto``/``send``/``recvfrom``/``close`` run on
+  a kernel UDP socket (``KernelUDPSocket``); the ICMP errors it reports surface as the errno of
+  its next call, as on pystack.
 
 Timers differ by design (Linux: minimum RTO 200 ms, delayed ACK 40 ms and quick ACKs at the start
 of a connection; pystack: RTO 1 s, ...): such scripts are expected to fail here, and the report
@@ -109,15 +115,106 @@ NAMESPACE_CALL_TIMEOUT = 10.0  # seconds for one job in the namespace (socket cr
 KERNEL_ADDRESS = STACK_ADDRESS.split("/")[0]  # the kernel plays the script's "pystack" side
 CLONE_NEWNET = 0x40000000
 
-# `set NAME VALUE` -> the namespace sysctl it becomes (``on``/``off`` are 1/0).
-KERNEL_SYSCTLS = {
-    "sack": "net.ipv4.tcp_sack",
-    "timestamps": "net.ipv4.tcp_timestamps",
-    "wscale": "net.ipv4.tcp_window_scaling",
-    "ecn": "net.ipv4.tcp_ecn",
-    "syncookies": "net.ipv4.tcp_syncookies",
+
+# `set NAME VALUE` on the kernel: every name the pystack target knows (settings.py) maps to
+# what Linux has for it, or is refused with the reason (KERNEL_UNSETTABLE). A sysctl is the
+# namespace's own (these are per network namespace), a socket option is set on each socket
+# before listen/connect. Values are checked by settings.py's parsers, then converted.
+@dataclass(frozen=True)
+class KernelSetting:
+    kind: str  # "sysctl" or "socket"
+    key: str | tuple[int, int]  # the sysctl's name, or (level, option)
+    convert: Callable[[str], str | int]  # the script's value -> the sysctl's text / option int
+    meaning: str  # what Linux does with it, for the docs and errors
+
+
+def _switch(value: str) -> str:
+    if value not in ("on", "off"):
+        raise ValueError("expected on or off")
+    return "1" if value == "on" else "0"
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def convert(value: str) -> int:
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise ValueError(f"expected a whole number {low}..{high}")
+        return int(value)
+
+    return convert
+
+
+def _scaled(unit: float, low: int, high: int) -> Callable[[str], str]:
+    """Seconds -> a whole number of ``unit`` within the sysctl's own range."""
+
+    def convert(value: str) -> str:
+        number = round(float(value) / unit)
+        if not low <= number <= high:
+            raise ValueError(f"expected {low * unit:g}..{high * unit:g} seconds")
+        return str(number)
+
+    return convert
+
+
+def _congestion(value: str) -> str:
+    # pystack's names: newreno (Linux calls RFC 5681's algorithm "reno") and cubic.
+    names = {"newreno": "reno", "cubic": "cubic"}
+    if value not in names:
+        raise ValueError("expected newreno or cubic")
+    return names[value]
+
+
+KERNEL_SETTINGS: dict[str, KernelSetting] = {
+    "sack": KernelSetting("sysctl", "net.ipv4.tcp_sack", _switch, "tcp_sack"),
+    "timestamps": KernelSetting("sysctl", "net.ipv4.tcp_timestamps", _switch, "tcp_timestamps"),
+    "wscale": KernelSetting("sysctl", "net.ipv4.tcp_window_scaling", _switch, "tcp_window_scaling"),
+    # kernel-only names (pystack has neither): the number goes to Linux, which checks its range
+    "ecn": KernelSetting("sysctl", "net.ipv4.tcp_ecn", _whole(0, 2**31 - 1), "tcp_ecn"),
+    "syncookies": KernelSetting(
+        "sysctl", "net.ipv4.tcp_syncookies", _whole(0, 2**31 - 1), "tcp_syncookies"
+    ),
+    "mss": KernelSetting(
+        "socket", (socket.IPPROTO_TCP, socket.TCP_MAXSEG), _whole(88, 65495), "TCP_MAXSEG"
+    ),
+    # Linux 6.11+: the RTO's lower bound in microseconds (was only a route's rto_min before).
+    "min_rto": KernelSetting(
+        "sysctl", "net.ipv4.tcp_rto_min_us", _scaled(1e-6, 1, 2**31 - 1), "tcp_rto_min_us"
+    ),
+    # Linux 6.15+: the RTO's upper bound in milliseconds, 1000..120000 (TCP_RTO_MAX is 120 s).
+    "max_rto": KernelSetting(
+        "sysctl", "net.ipv4.tcp_rto_max_ms", _scaled(1e-3, 1000, 120000), "tcp_rto_max_ms"
+    ),
+    "syn_retries": KernelSetting(
+        "sysctl", "net.ipv4.tcp_syn_retries", _whole(1, 127), "tcp_syn_retries"
+    ),
+    "synack_retries": KernelSetting(
+        "sysctl", "net.ipv4.tcp_synack_retries", _whole(0, 255), "tcp_synack_retries"
+    ),
+    # Linux doubles what SO_RCVBUF/SO_SNDBUF ask for (the rest is its bookkeeping overhead),
+    # and its window is a share of the buffer (tcp_adv_win_scale): not pystack's byte count.
+    "receive_buffer": KernelSetting(
+        "socket", (socket.SOL_SOCKET, socket.SO_RCVBUF), _whole(1, 2**30), "SO_RCVBUF"
+    ),
+    "send_buffer": KernelSetting(
+        "socket", (socket.SOL_SOCKET, socket.SO_SNDBUF), _whole(1, 2**30), "SO_SNDBUF"
+    ),
+    "congestion_control": KernelSetting(
+        "sysctl", "net.ipv4.tcp_congestion_control", _congestion, "tcp_congestion_control"
+    ),
+    # RACK is bit 1 of tcp_recovery; the tail loss probe is tcp_early_retrans 3 (see below).
+    "rack_tlp": KernelSetting("sysctl", "net.ipv4.tcp_recovery", _switch, "tcp_recovery"),
+    "dsack": KernelSetting("sysctl", "net.ipv4.tcp_dsack", _switch, "tcp_dsack"),
 }
-SOCKET_SETTINGS = ("mss",)  # set on each socket (TCP_MAXSEG) before listen/connect
+# A second sysctl some settings also set: converted value -> the companion's value.
+KERNEL_COMPANIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "rack_tlp": ("net.ipv4.tcp_early_retrans", {"1": "3", "0": "0"}),  # 3: TLP on, 0: off
+}
+# Names the pystack target knows that Linux cannot set: a script using one is an ERROR here.
+KERNEL_UNSETTABLE = {
+    "initial_rto": "Linux's initial RTO is fixed at 1 s (TCP_TIMEOUT_INIT; only a BPF "
+    "program can change it)",
+    "delayed_ack": "Linux's delayed-ACK timeout is not a setting (it adapts between 40 ms "
+    "and 200 ms; only a BPF program can bound it)",
+}
 
 # pystack counter -> (/proc/net file, group, kernel name). Only close equivalents: the kernel's
 # counter counts the same event (in a fresh namespace both start at 0).
@@ -131,6 +228,11 @@ KERNEL_COUNTERS: dict[str, tuple[str, str, str]] = {
     "tcp.syn_cookies_sent": ("netstat", "TcpExt", "SyncookiesSent"),
     "tcp.syn_cookies_accepted": ("netstat", "TcpExt", "SyncookiesRecv"),
     "tcp.out_of_order_segments": ("netstat", "TcpExt", "TCPOFOQueue"),
+    "udp.sent": ("snmp", "Udp", "OutDatagrams"),
+    "icmp.echo_replies_sent": ("snmp", "Icmp", "OutEchoReps"),
+    "icmp.received.type8": ("snmp", "Icmp", "InEchos"),
+    "icmp.errors_sent.type3": ("snmp", "Icmp", "OutDestUnreachs"),
+    # not udp.delivered: Linux counts UDP InDatagrams when the application reads, not on queueing
 }
 KERNEL_DROPS: dict[str, tuple[str, str, str]] = {
     "TCP_BAD_CHECKSUM": ("snmp", "Tcp", "InCsumErrors"),
@@ -208,6 +310,7 @@ class KernelSandbox:
     def __init__(self, settings: Mapping[str, str] | None = None) -> None:
         self.settings = dict(settings or {})
         sysctls = sysctl_values(self.settings)  # a bad name fails before anything is made
+        self.socket_options = socket_options(self.settings)
         self.sockets: list[socket.socket] = []
         self.namespace: Namespace | None = None
         self.link: TunLink | None = None
@@ -243,14 +346,15 @@ class KernelSandbox:
         except OSError as error:
             raise KernelTargetError(f"sysctl {name}={value}: {error.strerror}") from None
 
-    def socket(self) -> socket.socket:
-        """A non-blocking TCP socket in the namespace, closed with the sandbox."""
-        made = in_namespace(self.name, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    def socket(self, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A non-blocking TCP (or ``SOCK_DGRAM``: UDP) socket in the namespace, closed with the
+        sandbox; a TCP socket gets the script's socket options (``mss``, buffers)."""
+        made = in_namespace(self.name, lambda: socket.socket(socket.AF_INET, kind))
         made.setblocking(False)
         self.sockets.append(made)
-        mss = self.settings.get("mss")
-        if mss is not None:
-            made.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, int(mss))
+        if kind == socket.SOCK_STREAM:
+            for level, option, value in self.socket_options:
+                made.setsockopt(level, option, value)
         return made
 
     def counters(self) -> dict[tuple[str, str, str], int]:
@@ -310,21 +414,46 @@ class KernelSandbox:
 
 
 def sysctl_values(settings: Mapping[str, str]) -> dict[str, str]:
-    """The sysctls ``settings`` become; ``KernelTargetError`` names an unknown setting."""
-    sysctls = {}
+    """The sysctls ``settings`` become; ``KernelTargetError`` names a setting Linux lacks."""
+    values: dict[str, str] = {}
+    for name, value in kernel_settings(settings).items():
+        if KERNEL_SETTINGS[name].kind == "sysctl":
+            values[str(KERNEL_SETTINGS[name].key)] = str(value)
+            if name in KERNEL_COMPANIONS:
+                companion, table = KERNEL_COMPANIONS[name]
+                values[companion] = table[str(value)]
+    return values
+
+
+def socket_options(settings: Mapping[str, str]) -> list[tuple[int, int, int]]:
+    """(level, option, value) to set on each socket for ``settings``."""
+    options = []
+    for name, value in kernel_settings(settings).items():
+        setting = KERNEL_SETTINGS[name]
+        if setting.kind == "socket":
+            assert isinstance(setting.key, tuple) and isinstance(value, int)
+            options.append((*setting.key, value))
+    return options
+
+
+def kernel_settings(settings: Mapping[str, str]) -> dict[str, str | int]:
+    """Each setting's converted value; ``KernelTargetError`` (one line) for a name Linux cannot
+    set, a name no target knows, or a bad value."""
+    converted: dict[str, str | int] = {}
     for name, value in settings.items():
-        if name in SOCKET_SETTINGS:
-            if not value.isdigit():
-                raise KernelTargetError(f"set {name}: expected a number, got {value!r}")
-            continue
-        if name not in KERNEL_SYSCTLS:
-            known = ", ".join(sorted([*KERNEL_SYSCTLS, *SOCKET_SETTINGS]))
+        if name in KERNEL_UNSETTABLE:
+            raise KernelTargetError(
+                f"set {name}: not settable on the kernel: {KERNEL_UNSETTABLE[name]}"
+            )
+        setting = KERNEL_SETTINGS.get(name)
+        if setting is None:
+            known = ", ".join(sorted(KERNEL_SETTINGS))
             raise KernelTargetError(f"set {name}: not a setting of the kernel target ({known})")
-        number = {"on": "1", "off": "0"}.get(value, value)
-        if not number.isdigit():
-            raise KernelTargetError(f"set {name}: expected on, off or a number, got {value!r}")
-        sysctls[KERNEL_SYSCTLS[name]] = number
-    return sysctls
+        try:
+            converted[name] = setting.convert(value)
+        except ValueError as error:
+            raise KernelTargetError(f"set {name} {value}: bad value ({error})") from None
+    return converted
 
 
 # the kernel's socket table (NETLINK_SOCK_DIAG, linux/inet_diag.h) ------------------------------
@@ -538,6 +667,45 @@ class KernelListener:
         return KernelConnection(self.sandbox, accepted, port)
 
 
+class KernelUDPSocket:
+    """A non-blocking kernel UDP socket in the shape ``application.UDPLike`` describes.
+
+    Linux keeps an ICMP error a connected socket got and raises it from the next call itself,
+    so ``take_error`` has nothing to add: the call's own ``OSError`` carries it.
+    """
+
+    def __init__(self, sandbox: KernelSandbox, port: int) -> None:
+        self.sock = sandbox.socket(socket.SOCK_DGRAM)
+        self.sock.bind((KERNEL_ADDRESS, port))
+        self.port: int = self.sock.getsockname()[1]
+
+    def connect(self, address: tuple[int, int]) -> None:
+        self.sock.connect((ip_to_str(address[0]), address[1]))
+
+    def take_error(self) -> int:
+        return 0
+
+    def send(self, data: bytes, now: float) -> int:
+        return self.sock.send(data)
+
+    def send_to(self, data: bytes, address: tuple[int, int], now: float) -> int:
+        return self.sock.sendto(data, (ip_to_str(address[0]), address[1]))
+
+    def receive(self) -> tuple[bytes, tuple[int, int]] | None:
+        try:
+            data, (host, port) = self.sock.recvfrom(65535)
+        except BlockingIOError:
+            return None
+        return data, (ip_from_str(host), port)
+
+    def ready(self) -> bool:
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)
+
+    def close(self, now: float | None = None) -> None:
+        self.sock.close()
+
+
 class KernelTCP:
     """``listen`` and ``connect`` on kernel sockets (``application.TCPLike``)."""
 
@@ -582,6 +750,10 @@ class KernelApplication(Application):
         self.connection: KernelConnection | None = None  # type: ignore[assignment]
         self.written = bytearray()
         self.read_position: int | None = None
+        self.udp: KernelUDPSocket | None = None
+
+    def open_udp(self, port: int) -> KernelUDPSocket:
+        return KernelUDPSocket(self.sandbox, port)
 
     @property
     def tcp(self) -> KernelTCP:  # type: ignore[override]
@@ -591,6 +763,10 @@ class KernelApplication(Application):
         """Whether ``call`` would wait now: its result is not there yet."""
         if isinstance(call, ev.Accept) and not call.optional and self.listener is not None:
             return not self.listener.ready()
+        if isinstance(call, ev.UDPRecvFrom) and self.udp is not None:
+            # A datagram written to the device reaches the socket a moment later: wait for it
+            # (a line that expects EAGAIN has an error, and waiting calls never have one).
+            return not self.udp.ready()
         connection = self.connection
         if not isinstance(call, ev.Read) or connection is None or connection.closed:
             return False
@@ -611,6 +787,8 @@ class KernelApplication(Application):
         """The descriptor whose readiness may complete the waiting ``call``."""
         if isinstance(call, ev.Accept) and self.listener is not None:
             return [self.listener.sock.fileno()]
+        if isinstance(call, ev.UDPRecvFrom) and self.udp is not None:
+            return [self.udp.sock.fileno()]
         if self.connection is not None and not self.connection.closed:
             return [self.connection.sock.fileno()]
         return []
@@ -785,7 +963,7 @@ class KernelScriptRunner(ScriptRunner):
             self._collect(line)
             self._call(line, event, when)
             return
-        if isinstance(event, Packet | ev.ICMP):
+        if isinstance(event, Packet | ev.ICMP | ev.UDP | ev.Echo):
             super()._act(line, event, when)
             return
         self._collect(line)
@@ -937,6 +1115,9 @@ class KernelTarget:
     """Runs scripts against Linux in a fresh namespace each (the ``Target`` protocol)."""
 
     name = "kernel"
+    real_time = (
+        True  # its scripts take their written time (``batch.Workers`` starts long ones first)
+    )
 
     def __init__(self, tolerance: float = KERNEL_TOLERANCE) -> None:
         self.tolerance = tolerance
@@ -971,7 +1152,7 @@ def run_kernel_script(
 
 # The lines of today's notation; a line type added later must be taught here first.
 _SUPPORTED = (
-    *(Packet, ev.ICMP, ev.Call, ev.Tolerance, ev.Ports, ev.EndStrict),
+    *(Packet, ev.ICMP, ev.UDP, ev.Echo, ev.Call, ev.Tolerance, ev.Ports, ev.EndStrict),
     *(ev.ExpectState, ev.ExpectError, ev.ExpectCounter, ev.ExpectDrop, ev.ExpectInfo),
     ev.ExpectNothing,
 )

@@ -22,13 +22,16 @@ from pystack.netns import NAME_PREFIX, list_namespaces
 from pystack.script import ScriptFailure, ScriptResult, parse_script, run_script
 from pystack.script.events import ScriptLine, TimeSpec
 from pystack.script.kernel import (
-    KERNEL_SYSCTLS,
+    KERNEL_SETTINGS,
+    KERNEL_UNSETTABLE,
     KernelScriptRunner,
     KernelTarget,
     KernelTargetError,
     run_kernel_script,
+    socket_options,
     sysctl_values,
 )
+from pystack.script.settings import PYSTACK_SETTINGS
 
 TOLERANCE = 0.5  # seconds; see the module docstring
 
@@ -64,21 +67,50 @@ class FakeScriptFile:
 
 # -- refused before any namespace exists (no kernel needed) -----------------------------------
 def test_settings_map_to_namespace_sysctls() -> None:
-    assert sysctl_values({"sack": "off", "timestamps": "on", "wscale": "0"}) == {
+    assert sysctl_values({"sack": "off", "timestamps": "on", "wscale": "off"}) == {
         "net.ipv4.tcp_sack": "0",
         "net.ipv4.tcp_timestamps": "1",
         "net.ipv4.tcp_window_scaling": "0",
     }
     assert sysctl_values({"mss": "536"}) == {}  # a socket option, not a sysctl
-    assert set(KERNEL_SYSCTLS) >= {"sack", "timestamps", "wscale"}
+
+
+def test_every_pystack_setting_maps_to_linux_or_is_refused_with_a_reason() -> None:
+    # A name the pystack target knows must not fall through to "no such setting" on Linux.
+    for name in PYSTACK_SETTINGS:
+        assert (name in KERNEL_SETTINGS) != (name in KERNEL_UNSETTABLE), name
+    assert sysctl_values(
+        {
+            "min_rto": "0.2",
+            "max_rto": "60",
+            "syn_retries": "3",
+            "synack_retries": "2",
+            "congestion_control": "newreno",
+        }
+    ) == {
+        "net.ipv4.tcp_rto_min_us": "200000",
+        "net.ipv4.tcp_rto_max_ms": "60000",
+        "net.ipv4.tcp_syn_retries": "3",
+        "net.ipv4.tcp_synack_retries": "2",
+        "net.ipv4.tcp_congestion_control": "reno",
+    }
+    assert socket_options({"mss": "536", "receive_buffer": "4096", "send_buffer": "8192"}) == [
+        (socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536),
+        (socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),
+        (socket.SOL_SOCKET, socket.SO_SNDBUF, 8192),
+    ]
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"initial_rto": "1"}, "set initial_rto: not a setting of the kernel target"),
-        ({"sack": "maybe"}, "set sack: expected on, off or a number"),
-        ({"mss": "big"}, "set mss: expected a number"),
+        ({"initial_rto": "1"}, "set initial_rto: not settable on the kernel: Linux's initial RTO"),
+        ({"delayed_ack": "0.2"}, "set delayed_ack: not settable on the kernel"),
+        ({"nagle": "off"}, "set nagle: not a setting of the kernel target"),
+        ({"sack": "maybe"}, "set sack maybe: bad value"),
+        ({"mss": "big"}, "set mss big: bad value"),
+        ({"max_rto": "500"}, "set max_rto 500: bad value .expected 1..120 seconds"),
+        ({"congestion_control": "bbr"}, "set congestion_control bbr: bad value"),
     ],
 )
 def test_unknown_or_bad_setting_is_a_clear_error(settings: dict[str, str], message: str) -> None:
@@ -211,10 +243,8 @@ def test_settings_reach_the_kernel(kernel: None) -> None:
 
 
 def test_a_value_the_kernel_refuses_is_a_clear_error(kernel: None) -> None:
-    with pytest.raises(
-        KernelTargetError, match=r"sysctl net\.ipv4\.tcp_sack=300: Invalid argument"
-    ):
-        kernel_run("0 listen 8080", {"sack": "300"})
+    with pytest.raises(KernelTargetError, match=r"sysctl net\.ipv4\.tcp_ecn=300: Invalid argument"):
+        kernel_run("0 listen 8080", {"ecn": "300"})
     assert my_namespaces() == []
 
 
@@ -341,3 +371,51 @@ def test_a_late_line_is_noted_at_its_own_entry(
     result = kernel_run(PASSIVE_OPEN)
     [listen] = [entry for entry in result.events if entry.line == 2]
     assert listen.note.startswith("late by 100")
+
+
+def test_udp_and_icmp_lines_run_on_a_kernel_udp_socket(kernel: None) -> None:
+    result = kernel_run(
+        """
+        0 udp bind 7
+        +0 < udp 9000>7 "hello"
+        +0 udp recvfrom "hello" from 10.0.0.1:9000
+        +0 udp sendto 10.0.0.1:9000 "hello"
+        +0 > udp 7>9000 "hello"
+        +0 udp recvfrom * = EAGAIN
+        +0 < udp 9000>5000 (12)
+        +0 > icmp unreachable port
+        +0 < icmp echo id 7 seq 1 (56)
+        +0 > icmp echo-reply id 7 seq 1 (56)
+        +0 udp connect 10.0.0.1:9000
+        +0 udp send 3
+        +0 > udp 7>9000 (3)
+        +0 < icmp unreachable port of udp
+        +0 udp recvfrom * = ECONNREFUSED
+        +0 udp close
+        +0 expect counter udp.sent 2
+        +0 expect counter icmp.echo_replies_sent 1
+        +0 expect counter icmp.received.type8 1
+        +0 expect counter icmp.errors_sent.type3 1
+        """
+    )
+    assert result.unobservable == []  # every counter above has its kernel equivalent
+    assert '> udp 7>9000 "hello"' in result.trace
+    assert my_namespaces() == []
+
+
+def test_a_setting_reaches_the_kernel_syn_retries(kernel: None) -> None:
+    # Linux turns syn_retries into a time limit as if the timeouts doubled (1 + 2 s = 3 s) but
+    # retransmits every 1 s (tcp_syn_linear_timeouts): SYNs at 0, 1, 2, gone at 3 s. With the
+    # default (6) it would still be in SYN-SENT.
+    kernel_run(
+        """
+        0 connect 10.0.0.1:9000
+        +0 > S 0:0(0) <...>
+        +1 > S 0:0(0) <...>
+        +1 > S 0:0(0) <...>
+        +1.5 expect state CLOSED
+        +0 expect error ETIMEDOUT
+        """,
+        {"syn_retries": "1"},
+    )
+    assert my_namespaces() == []
