@@ -124,7 +124,7 @@ CLONE_NEWNET = 0x40000000
 class KernelSetting:
     kind: str  # "sysctl" or "socket"
     key: str | tuple[int, int]  # the sysctl's name, or (level, option)
-    convert: Callable[[str], str | int]  # the script's value -> the sysctl's text / option int
+    convert: Callable[[str], str | int | bytes]  # the value -> sysctl text / option int or bytes
     meaning: str  # what Linux does with it, for the docs and errors
 
 
@@ -197,8 +197,14 @@ KERNEL_SETTINGS: dict[str, KernelSetting] = {
     "send_buffer": KernelSetting(
         "socket", (socket.SOL_SOCKET, socket.SO_SNDBUF), _whole(1, 2**30), "SO_SNDBUF"
     ),
+    # A socket option, not the namespace's sysctl: a new namespace may only choose among
+    # net.ipv4.tcp_allowed_congestion_control (on some machines "reno bbr", without cubic),
+    # while root may give any available algorithm to its own socket.
     "congestion_control": KernelSetting(
-        "sysctl", "net.ipv4.tcp_congestion_control", _congestion, "tcp_congestion_control"
+        "socket",
+        (socket.IPPROTO_TCP, socket.TCP_CONGESTION),
+        lambda value: _congestion(value).encode(),
+        "TCP_CONGESTION",
     ),
     # RACK is bit 1 of tcp_recovery; the tail loss probe is tcp_early_retrans 3 (see below).
     "rack_tlp": KernelSetting("sysctl", "net.ipv4.tcp_recovery", _switch, "tcp_recovery"),
@@ -425,21 +431,21 @@ def sysctl_values(settings: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
-def socket_options(settings: Mapping[str, str]) -> list[tuple[int, int, int]]:
+def socket_options(settings: Mapping[str, str]) -> list[tuple[int, int, int | bytes]]:
     """(level, option, value) to set on each socket for ``settings``."""
-    options = []
+    options: list[tuple[int, int, int | bytes]] = []
     for name, value in kernel_settings(settings).items():
         setting = KERNEL_SETTINGS[name]
         if setting.kind == "socket":
-            assert isinstance(setting.key, tuple) and isinstance(value, int)
+            assert isinstance(setting.key, tuple) and isinstance(value, int | bytes)
             options.append((*setting.key, value))
     return options
 
 
-def kernel_settings(settings: Mapping[str, str]) -> dict[str, str | int]:
+def kernel_settings(settings: Mapping[str, str]) -> dict[str, str | int | bytes]:
     """Each setting's converted value; ``KernelTargetError`` (one line) for a name Linux cannot
     set, a name no target knows, or a bad value."""
-    converted: dict[str, str | int] = {}
+    converted: dict[str, str | int | bytes] = {}
     for name, value in settings.items():
         if name in KERNEL_UNSETTABLE:
             raise KernelTargetError(

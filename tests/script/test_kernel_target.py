@@ -85,19 +85,30 @@ def test_every_pystack_setting_maps_to_linux_or_is_refused_with_a_reason() -> No
             "max_rto": "60",
             "syn_retries": "3",
             "synack_retries": "2",
-            "congestion_control": "newreno",
+            "rack_tlp": "off",
+            "dsack": "on",
         }
     ) == {
         "net.ipv4.tcp_rto_min_us": "200000",
         "net.ipv4.tcp_rto_max_ms": "60000",
         "net.ipv4.tcp_syn_retries": "3",
         "net.ipv4.tcp_synack_retries": "2",
-        "net.ipv4.tcp_congestion_control": "reno",
+        "net.ipv4.tcp_recovery": "0",  # RACK off ...
+        "net.ipv4.tcp_early_retrans": "0",  # ... and the tail loss probe with it
+        "net.ipv4.tcp_dsack": "1",
     }
-    assert socket_options({"mss": "536", "receive_buffer": "4096", "send_buffer": "8192"}) == [
+    assert socket_options(
+        {
+            "mss": "536",
+            "receive_buffer": "4096",
+            "send_buffer": "8192",
+            "congestion_control": "newreno",
+        }
+    ) == [
         (socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536),
         (socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),
         (socket.SOL_SOCKET, socket.SO_SNDBUF, 8192),
+        (socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"reno"),  # per socket: see KERNEL_SETTINGS
     ]
 
 
