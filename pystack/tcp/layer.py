@@ -386,6 +386,9 @@ class TCPLayer:
             and connection.state is TCPState.TIME_WAIT
             and segment.flags & (SYN | ACK | FIN | RST) == SYN
             and self._may_reuse(connection, segment)
+            # Only for a listener that takes the new SYN: without one, TIME-WAIT stays and the
+            # SYN is answered as any SYN in a synchronized state (RFC 5961 4: a challenge ACK).
+            and self._listener_for(packet.dst, segment.dst_port) is not None
         ):
             connection.end_time_wait_for_new_syn(now)
             connection = None
@@ -401,15 +404,17 @@ class TCPLayer:
             if self.event_hook is not None:
                 self.event_hook(connection, now, False)
             return
-        listener = self.listeners.get((packet.dst, segment.dst_port)) or self.listeners.get(
-            (0, segment.dst_port)
-        )
+        listener = self._listener_for(packet.dst, segment.dst_port)
         if listener is not None:
             listener.process_segment(segment, packet.dst, packet.src, now)
             return
         self.statistics.drop(DropReason.TCP_NO_LISTENER)
         if not segment.flags & RST:
             self.send_reset_for(segment, packet.dst, packet.src, now)
+
+    def _listener_for(self, address: int, port: int) -> TCPListener | None:
+        """The listener on ``address``:``port``, or on the wildcard address and ``port``."""
+        return self.listeners.get((address, port)) or self.listeners.get((0, port))
 
     @staticmethod
     def _may_reuse(connection: TCPConnection, segment: TCPSegment) -> bool:
