@@ -590,11 +590,36 @@ def finding_text(finding: DifferentialFinding, seed: int) -> str:
     return "\n".join([*head, *finding.lines]) + "\n"
 
 
+def replay_finding(path: Path) -> tuple[str, bool]:
+    """Run a saved case (``finding_text``'s file, or any script of the same kind) on both
+    stacks again; the report and whether an unexplained difference is still there."""
+    lines = [
+        line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
+    mine, theirs = observe_pystack(lines), observe_kernel(lines)
+    comparison = compare(mine, theirs, load_expected(), lines)
+    report = [f"{path}:"]
+    if comparison.same:
+        report.append("  the same on both stacks")
+    elif comparison.unexplained:
+        report.append("  unexplained differences:")
+        report += [f"    {line}" for line in comparison.differences]
+    else:
+        report.append(f"  explained by: {', '.join(comparison.explained_by)}")
+    for name, outcome in (("pystack", mine), ("kernel", theirs)):
+        report.append(f"  {name} sent:")
+        report += [f"    {line}" for line in outcome.raw] or ["    (nothing)"]
+        report += [f"  {name} {line}" for line in outcome.calls]
+        report.append(f"  {name} state at the end: {outcome.state}")
+    return "\n".join(report), comparison.unexplained
+
+
 @dataclass
 class DifferentialSettings:
     seed: int = 1
     seconds: float = 60.0
     cases: int | None = None
+    packets: int | None = None  # budget of the peer's '<' segments (checked between cases)
     out: str | None = None
 
 
@@ -618,6 +643,7 @@ class DifferentialProgress:
 class DifferentialResult:
     settings: DifferentialSettings
     cases: int = 0
+    packets: int = 0  # '<' segments sent to each stack
     same: int = 0
     explained: dict[str, int] = field(default_factory=dict)  # entry name -> cases it explained
     explained_cases: int = 0
@@ -629,7 +655,7 @@ class DifferentialResult:
     def summary(self) -> str:
         lines = [
             f"differential campaign, seed {self.settings.seed}: {self.cases} cases in "
-            f"{self.elapsed:.0f} s; {self.same} the same, {self.explained_cases} explained "
+            f"{self.elapsed:.0f} s ({self.packets} peer segments each); {self.same} the same, {self.explained_cases} explained "
             f"by the expected list, {len(self.findings)} unexplained"
             + (" (interrupted)" if self.interrupted else "")
         ]
@@ -666,7 +692,10 @@ def run_differential(
         while time.monotonic() - started < settings.seconds and (
             settings.cases is None or result.cases < settings.cases
         ):
+            if settings.packets is not None and result.packets >= settings.packets:
+                break
             lines = generate_case(rng)
+            result.packets += sum(" < " in f" {line}" for line in lines)
             mine = pystack_observer(lines)
             theirs = kernel_observer(lines)
             result.cases += 1
@@ -719,6 +748,7 @@ __all__ = [
     "compare",
     "generate_case",
     "load_expected",
+    "replay_finding",
     "observe",
     "run_differential",
 ]
