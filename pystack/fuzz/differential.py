@@ -143,6 +143,8 @@ def generate_case(rng: random.Random) -> list[str]:
         if model.reset:
             break
         lines += _step(rng, model)
+    if model.unacked and not model.reset:
+        lines += _step(rng, model)  # the ACK of the last write (or FIN)
     lines.append(f"+{QUIET_TAIL:g} expect nothing")
     return lines
 
@@ -563,6 +565,9 @@ def _describe(where: str, ours: str, theirs: str) -> str:
 
 
 # findings and the campaign ---------------------------------------------------------------------
+Observer = Callable[[Sequence[str]], Outcome]
+
+
 @dataclass(frozen=True)
 class DifferentialFinding:
     case: int
@@ -590,13 +595,16 @@ def finding_text(finding: DifferentialFinding, seed: int) -> str:
     return "\n".join([*head, *finding.lines]) + "\n"
 
 
-def replay_finding(path: Path) -> tuple[str, bool]:
+def replay_finding(
+    path: Path, pystack_observer: Observer | None = None
+) -> tuple[str, bool]:
     """Run a saved case (``finding_text``'s file, or any script of the same kind) on both
     stacks again; the report and whether an unexplained difference is still there."""
     lines = [
         line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
-    mine, theirs = observe_pystack(lines), observe_kernel(lines)
+    mine = (pystack_observer or observe_pystack)(lines)
+    theirs = observe_kernel(lines)
     comparison = compare(mine, theirs, load_expected(), lines)
     report = [f"{path}:"]
     if comparison.same:
@@ -666,9 +674,6 @@ class DifferentialResult:
             lines.append(f"  finding {number} (case {finding.case}){where}:")
             lines += [f"    {line}" for line in finding.comparison.differences]
         return "\n".join(lines)
-
-
-Observer = Callable[[Sequence[str]], Outcome]
 
 
 def run_differential(

@@ -165,7 +165,8 @@ def hook_fields(rng: random.Random, plan: list[Planned]) -> list[Planned]:
         plan[index] = replace(segment, ack=(segment.ack + delta) % (1 << 32))
     else:
         flags = rng.choice(("S.", "SF", "F", "FP.", "R.", "P", ".", "SR", "U."))
-        plan[index] = replace(segment, flags=flags, ack=segment.ack if "." in flags else None)
+        ack = (1 if segment.ack is None else segment.ack) if "." in flags else None
+        plan[index] = replace(segment, flags=flags, ack=ack)
     return plan
 
 
@@ -208,6 +209,8 @@ def hook_segmentation(rng: random.Random, plan: list[Planned]) -> list[Planned]:
     overlap = rng.choice((0, 0, 1, 5))
     while start < end:
         size = min(end - start, rng.choice((1, 2, 10, 100, 500)))
+        if start == segment.seq:
+            size = min(size, segment.length - 1)  # at least two pieces
         pieces.append(replace(segment, gap=0.002, seq=start, length=size))
         start += max(1, size - overlap) if start + size < end else size
     pieces[0] = replace(pieces[0], gap=segment.gap)
