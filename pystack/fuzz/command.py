@@ -234,7 +234,9 @@ def _with_signals(body: Callable[[], int]) -> int:
         signal.signal(signal.SIGTERM, previous[1])
 
 
-def _progress_printer(terminal: bool) -> Callable[[DifferentialProgress | ServiceProgress], None] | None:
+def _progress_printer(
+    terminal: bool,
+) -> Callable[[DifferentialProgress | ServiceProgress], None] | None:
     def show(progress: DifferentialProgress | ServiceProgress) -> None:
         print(f"\r{progress.line()}\033[K", end="", flush=True)
 

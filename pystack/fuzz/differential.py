@@ -114,9 +114,7 @@ def generate_case(rng: random.Random) -> list[str]:
     model = _Model()
     lines = ["ignore outbound"]
     gap = f"+{LINE_GAP:g}"
-    syn_options = [
-        name for name in ("mss 1460", "sackOK", "TS", "wscale 7") if rng.random() < 0.7
-    ]
+    syn_options = [name for name in ("mss 1460", "sackOK", "TS", "wscale 7") if rng.random() < 0.7]
     model.timestamps = "TS" in syn_options
     scaled = "wscale 7" in syn_options
     model.window = rng.choice((512, 64, 8)) if scaled else rng.choice((65535, 4000, 1000))
@@ -180,7 +178,7 @@ def _step(rng: random.Random, m: _Model) -> list[str]:
         kind = "dup_ack"  # nothing after the peer's FIN
     if kind == "old_data" and s <= 11:
         kind = "dup_ack"
-    if kind == "write" and m.local_fin or kind in ("shutdown", "close") and m.local_fin:
+    if (kind == "write" and m.local_fin) or (kind in ("shutdown", "close") and m.local_fin):
         kind = "read"
     gap = m.gap(kind in UNACCEPTABLE)
     opts = m.options()
@@ -595,9 +593,7 @@ def finding_text(finding: DifferentialFinding, seed: int) -> str:
     return "\n".join([*head, *finding.lines]) + "\n"
 
 
-def replay_finding(
-    path: Path, pystack_observer: Observer | None = None
-) -> tuple[str, bool]:
+def replay_finding(path: Path, pystack_observer: Observer | None = None) -> tuple[str, bool]:
     """Run a saved case (``finding_text``'s file, or any script of the same kind) on both
     stacks again; the report and whether an unexplained difference is still there."""
     lines = [
@@ -753,7 +749,7 @@ __all__ = [
     "compare",
     "generate_case",
     "load_expected",
-    "replay_finding",
     "observe",
+    "replay_finding",
     "run_differential",
 ]

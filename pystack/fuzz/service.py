@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pystack.script import events as ev
 from pystack.script.kernel import (
     KERNEL_ADDRESS,
     KernelSandbox,
@@ -232,7 +233,9 @@ def hook_ordering(rng: random.Random, plan: list[Planned]) -> list[Planned]:
 
 def hook_timing(rng: random.Random, plan: list[Planned]) -> list[Planned]:
     """Gaps stretched or squeezed (0 to 0.3 s: past Linux's 200 ms minimum RTO at most once)."""
-    return [replace(s, gap=rng.choice((0.0, s.gap, 0.1, 0.3))) if i else s for i, s in enumerate(plan)]
+    return [
+        replace(s, gap=rng.choice((0.0, s.gap, 0.1, 0.3))) if i else s for i, s in enumerate(plan)
+    ]
 
 
 def hook_window(rng: random.Random, plan: list[Planned]) -> list[Planned]:
@@ -343,8 +346,7 @@ class ServiceResult:
             f"fuzz --target kernel, port {self.settings.port} ({self.settings.service}), "
             f"seed {self.settings.seed}: {self.cases} cases, {self.packets} packets in "
             f"{self.elapsed:.0f} s; {len(self.findings)} findings, "
-            f"{len(self.interesting)} interesting"
-            + (" (interrupted)" if self.interrupted else "")
+            f"{len(self.interesting)} interesting" + (" (interrupted)" if self.interrupted else "")
         ]
         moved = {name: value for name, value in sorted(self.counters.items()) if value}
         if moved:
@@ -393,7 +395,7 @@ class ServiceCampaign:
         parsed = parse_script("\n".join(lines))
         runner = KernelScriptRunner(parsed, sandbox)
         peer_port = next(
-            (line.event.peer for line in parsed if type(line.event).__name__ == "Ports"), 0
+            (line.event.peer for line in parsed if isinstance(line.event, ev.Ports)), 0
         )
         sent: list[str] = []
         keep = runner._keep_outbound
@@ -457,7 +459,9 @@ class ServiceCampaign:
             try:
                 problem = self.healthy(sandbox)
                 if problem is not None:
-                    raise KernelTargetError(f"the service is not serving before any case: {problem}")
+                    raise KernelTargetError(
+                        f"the service is not serving before any case: {problem}"
+                    )
                 self._cases(sandbox, rng, result, started, show)
             except KeyboardInterrupt:
                 result.interrupted = True
@@ -530,13 +534,17 @@ class ServiceCampaign:
                 break  # the service is down: more cases would say nothing new
             alarms = [name for name in delta if name in ALARM_COUNTERS and delta[name] > 0]
             if alarms:
-                what = "; ".join(f"{name} +{delta[name]}: {ALARM_COUNTERS[name]}" for name in alarms)
+                what = "; ".join(
+                    f"{name} +{delta[name]}: {ALARM_COUNTERS[name]}" for name in alarms
+                )
                 self._found(result, "alarm", what, lines, delta, sent, header)
             new = [name for name in delta if name in WATCHED_COUNTERS and name not in seen]
             if new:
                 seen.update(new)
                 what = "first to move " + ", ".join(new)
-                finding = ServiceFinding(result.cases, "interesting", what, tuple(lines), delta, sent)
+                finding = ServiceFinding(
+                    result.cases, "interesting", what, tuple(lines), delta, sent
+                )
                 result.interesting.append(finding)
                 self._save(result, finding, header)
             if show is not None:
@@ -557,9 +565,7 @@ class ServiceCampaign:
         result.findings.append(finding)
         self._save(result, finding, header)
 
-    def _save(
-        self, result: ServiceResult, finding: ServiceFinding, header: Sequence[str]
-    ) -> None:
+    def _save(self, result: ServiceResult, finding: ServiceFinding, header: Sequence[str]) -> None:
         settings = self.settings
         if settings.out is None or len(result.saved) >= MAX_SAVED:
             return
@@ -601,4 +607,3 @@ def service_script(
 def _counters(sandbox: KernelSandbox) -> dict[str, int]:
     """The namespace's counters as ``Group.Name`` -> value."""
     return {f"{group}.{name}": value for (_, group, name), value in sandbox.counters().items()}
-

@@ -10,6 +10,7 @@ ACK) that must report the difference and save a script whose replay shows it aga
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
@@ -88,7 +89,7 @@ def test_unacceptable_segments_are_spaced_by_the_reply_interval() -> None:
             for when, text in timed
             if any(p.search(f" {text}") for p in patterns.values()) and "S 0:0(0)" not in text
         ]
-        for earlier, later in zip(marks, marks[1:], strict=False):
+        for earlier, later in itertools.pairwise(marks):
             assert later - earlier >= REPLY_INTERVAL - 1e-9, (seed, marks)
             checked += 1
     assert checked > 10
@@ -118,7 +119,9 @@ def test_the_repository_list_parses_and_every_entry_has_a_reason() -> None:
     entries = load_expected()
     assert len(entries) >= 5
     for entry in entries:
-        assert entry.kind in ("RFC", "Linux choice", "pystack choice", "harness", "known bug"), entry.name
+        assert entry.kind in ("RFC", "Linux choice", "pystack choice", "harness", "known bug"), (
+            entry.name
+        )
         assert len(entry.reason) > 40, entry.name
         assert (entry.match is not None) != (entry.pystack is not None), entry.name
 
@@ -129,7 +132,7 @@ def test_a_malformed_list_is_one_line_naming_its_line(tmp_path: Path) -> None:
     with pytest.raises(ExpectedListError, match=r"list.txt:\d+: \[x\]: side must be"):
         load_expected(bad)
     bad.write_text("stream: packets\n")
-    with pytest.raises(ExpectedListError, match="list.txt:1: expected"):
+    with pytest.raises(ExpectedListError, match=r"list\.txt:1: expected"):
         load_expected(bad)
 
 
