@@ -375,7 +375,10 @@ class ServiceCampaign:
                     raise ValueError(f"unknown hook {hook!r} (known: {', '.join(HOOKS)})")
                 self.hooks.append((hook, HOOKS[hook]))
             else:
-                self.hooks.append((getattr(hook, "__name__", "custom"), hook))
+                known = [name for name, builtin in HOOKS.items() if builtin is hook]
+                self.hooks.append(
+                    (known[0] if known else getattr(hook, "__name__", "custom"), hook)
+                )
 
     # one case -----------------------------------------------------------------------------------
     def plan(self, rng: random.Random) -> tuple[list[Planned], list[str]]:

@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,19 @@ def test_the_command_line_runs_a_campaign_and_says_what_it_did(kernel: None) -> 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "fuzz --target kernel, port 9 (discard), seed 4: 3 cases" in done.stdout
+
+
+def test_a_custom_hook_through_the_python_api(kernel: None, tmp_path: Path) -> None:
+    """The docs/fuzzing.md example's shape: a hook of one's own beside a built-in one."""
+    seen: list[int] = []
+
+    def urgent_everywhere(rng: random.Random, plan: list[Planned]) -> list[Planned]:
+        seen.append(len(plan))
+        return [replace(s, flags="U" + s.flags) if s.length else s for s in plan]
+
+    settings = ServiceSettings(port=7, seconds=60.0, seed=2, cases=4, mutations=1)
+    campaign = ServiceCampaign(settings, hooks=[urgent_everywhere, HOOKS["segmentation"]])
+    assert [name for name, _ in campaign.hooks] == ["urgent_everywhere", "segmentation"]
+    result = campaign.run()
+    assert result.cases == 4 and not result.findings, result.summary()
+    assert seen  # the custom hook ran on some of the cases (seed 2 picks it)
