@@ -132,7 +132,7 @@ def check(arguments: argparse.Namespace) -> str | None:
     """The first problem with the options, as one line; None when they are fine."""
     modes = [arguments.self_fuzz, arguments.differential, arguments.target is not None]
     if sum(modes) != 1:
-        return "fuzz: say what to fuzz: one of --self, --differential, --target kernel"
+        return "fuzz: say what to fuzz: --self, --differential or --target kernel (one of them)"
     if not 0 < arguments.port < 65536:
         return "fuzz: --port must be 1 to 65535"
     if arguments.hooks is not None:

@@ -348,6 +348,12 @@ def observe(runner: ScriptRunner) -> Outcome:
         calls.append(f"line {line.number}: {line.text.split(None, 1)[1]} -> {result}")
     connection = runner.application.connection
     state = "no connection" if connection is None else connection.state.value
+    accepted = any(": accept -> ok" in call for call in calls)
+    if accepted and state == "SYN-RECEIVED":
+        # An accepted connection never returns to SYN-RECEIVED: the kernel's socket table
+        # (searched by ports) shows a new connection on the same ports, made by a later SYN
+        # to the listener; the application's own connection is gone.
+        state = "CLOSED"
     return Outcome(collapse_acks(sent), tuple(calls), state, tuple(raw))
 
 

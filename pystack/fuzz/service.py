@@ -456,21 +456,22 @@ class ServiceCampaign:
         rng = random.Random(settings.seed)
         result = ServiceResult(settings)
         started = time.monotonic()
-        with KernelSandbox() as sandbox:
-            result.namespace = sandbox.name
-            server = self._start_service(sandbox)
-            try:
-                problem = self.healthy(sandbox)
-                if problem is not None:
-                    raise KernelTargetError(
-                        f"the service is not serving before any case: {problem}"
-                    )
-                self._cases(sandbox, rng, result, started, show)
-            except KeyboardInterrupt:
-                result.interrupted = True
-            finally:
-                if server is not None:
-                    server.stop()
+        try:  # Ctrl-C or SIGTERM at any point: the ``with`` and ``finally`` remove everything
+            with KernelSandbox() as sandbox:
+                result.namespace = sandbox.name
+                server = self._start_service(sandbox)
+                try:
+                    problem = self.healthy(sandbox)
+                    if problem is not None:
+                        raise KernelTargetError(
+                            f"the service is not serving before any case: {problem}"
+                        )
+                    self._cases(sandbox, rng, result, started, show)
+                finally:
+                    if server is not None:
+                        server.stop()
+        except KeyboardInterrupt:
+            result.interrupted = True
         result.elapsed = time.monotonic() - started
         return result
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,7 +87,7 @@ def test_bad_options_are_one_line_and_exit_2() -> None:
     for arguments, message in (
         (["--target", "kernel", "--hooks", "nope"], "--hooks: unknown nope"),
         (["--target", "kernel", "--port", "0"], "--port must be"),
-        (["--differential", "--target", "kernel"], "one of --self"),
+        (["--differential", "--target", "kernel"], "say what to fuzz: --self, --differential"),
         (["--target", "kernel", "--replay", "x.pkt"], "--replay goes with --differential"),
     ):
         done = subprocess.run(
@@ -166,3 +168,26 @@ def test_a_custom_hook_through_the_python_api(kernel: None, tmp_path: Path) -> N
     result = campaign.run()
     assert result.cases == 4 and not result.findings, result.summary()
     assert seen  # the custom hook ran on some of the cases (seed 2 picks it)
+
+
+def test_sigterm_stops_the_campaign_and_removes_its_namespace(kernel: None) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pystack", "fuzz", "--target", "kernel", "--seconds", "60",
+         "--seed", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    prefix = f"{NAME_PREFIX}{process.pid}-"
+    try:
+        deadline = time.monotonic() + 30
+        while not any(name.startswith(prefix) for name in list_namespaces()):
+            assert time.monotonic() < deadline and process.poll() is None, "never started"
+            time.sleep(0.05)  # polling for the namespace to appear, bounded by the deadline
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert "(interrupted)" in out
+    assert not [name for name in list_namespaces() if name.startswith(prefix)]
