@@ -49,7 +49,7 @@ from pystack.script.notation import parse_script
 from pystack.script.report import ScriptFailure
 from pystack.script.runner import ScriptRunner
 from pystack.wire.errors import MalformedPacket
-from pystack.wire.tcp import RST
+from pystack.wire.tcp import FIN, RST, SYN
 
 LINE_GAP = 0.05  # seconds between lines: above pystack's 40 ms delayed ACK, so it fires first
 QUIET_TAIL = 0.15  # seconds the case waits at its end (for late ACKs; below Linux's 200 ms RTO)
@@ -325,6 +325,11 @@ def observe(runner: ScriptRunner) -> Outcome:
             line, failure = failed.line, failed
         if line is None:
             break
+        if _later_syn(line.event) and position is not None:
+            # The runner takes any SYN line as the start of the peer's byte stream; a SYN that
+            # is challenged (or opens a connection the application never accepts) does not
+            # change the stream the application reads.
+            runner.application.read_position = position
         if not isinstance(line.event, ev.Call):
             if failure is not None:  # an escaped exception, an unexpected state: the outcome
                 calls.append(f"line {line.number}: {failure.reason}")
@@ -355,6 +360,10 @@ def observe(runner: ScriptRunner) -> Outcome:
         # to the listener; the application's own connection is gone.
         state = "CLOSED"
     return Outcome(collapse_acks(sent), tuple(calls), state, tuple(raw))
+
+
+def _later_syn(event: object) -> bool:
+    return isinstance(event, ev.Packet) and event.flags & (SYN | FIN | RST) == SYN
 
 
 def _normalized(runner: ScriptRunner, frame: bytes) -> str:
