@@ -7,8 +7,10 @@ the target's namespace (a socket belongs to its namespace for ever, whichever th
 
 One daemon thread runs a ``select`` loop over the listener and its clients, so nothing blocks:
 ``echo`` (RFC 862) sends back what it reads, ``discard`` (RFC 863) drops it. Bounded: at most
-``MAX_CLIENTS`` connections (a newcomer beyond that is closed at once) and ``BUFFER_LIMIT`` bytes
-not yet echoed per client (reading pauses until the peer takes them: TCP's own back-pressure).
+``MAX_CLIENTS`` connections (when full, the one idle longest is closed to make room: a fuzzer
+leaves connections half-open, and a newcomer must still be served), a client idle for
+``IDLE_LIMIT`` seconds is closed, and at most ``BUFFER_LIMIT`` bytes not yet echoed per client
+(reading pauses until the peer takes them: TCP's own back-pressure).
 ``stop()`` ends the thread and closes every socket it holds.
 Entry points: ``EchoServer``, ``SERVICES``.
 """
@@ -19,11 +21,13 @@ import contextlib
 import select
 import socket
 import threading
+import time
 
 SERVICES = ("echo", "discard")
 MAX_CLIENTS = 64
 BUFFER_LIMIT = 1 << 16  # bytes read but not yet echoed, per client
 LOOP_PERIOD = 0.05  # seconds a select waits before it looks at ``stop`` again
+IDLE_LIMIT = 5.0  # seconds a client may stay silent before it is closed
 
 
 class EchoServer:
@@ -36,6 +40,7 @@ class EchoServer:
         self.service = service
         self.accepted = 0  # connections taken, for a caller's report
         self.clients: dict[socket.socket, bytearray] = {}
+        self.active: dict[socket.socket, float] = {}  # client -> when it last did something
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kernel-echo", daemon=True)
         self._thread.start()
@@ -62,6 +67,10 @@ class EchoServer:
                 for ready in writable:
                     if ready in self.clients:
                         self._write(ready)
+                now = time.monotonic()
+                for client, when in list(self.active.items()):
+                    if now - when > IDLE_LIMIT:
+                        self._drop(client)
         except (OSError, ValueError):
             pass  # the sockets were closed under us: stop() or the sandbox is going away
         finally:
@@ -74,10 +83,10 @@ class EchoServer:
             return
         self.accepted += 1
         if len(self.clients) >= MAX_CLIENTS:
-            client.close()
-            return
+            self._drop(min(self.active, key=self.active.__getitem__))  # the one idle longest
         client.setblocking(False)
         self.clients[client] = bytearray()
+        self.active[client] = time.monotonic()
 
     def _read(self, client: socket.socket) -> None:
         try:
@@ -88,7 +97,9 @@ class EchoServer:
             data = b""  # reset by the peer: the connection is over
         if not data:
             self._drop(client)
-        elif self.service == "echo":
+            return
+        self.active[client] = time.monotonic()
+        if self.service == "echo":
             self.clients[client] += data
 
     def _write(self, client: socket.socket) -> None:
@@ -101,9 +112,11 @@ class EchoServer:
             self._drop(client)
             return
         del pending[:sent]
+        self.active[client] = time.monotonic()
 
     def _drop(self, client: socket.socket) -> None:
         self.clients.pop(client, None)
+        self.active.pop(client, None)
         with contextlib.suppress(OSError):
             client.close()
 
