@@ -50,7 +50,7 @@ from pystack.script.notation import parse_script
 from pystack.script.report import ScriptFailure
 from pystack.script.runner import ScriptRunner
 from pystack.wire.errors import MalformedPacket
-from pystack.wire.tcp import FIN, RST, SYN
+from pystack.wire.tcp import FIN, RST, SYN, TCPSegment
 
 LINE_GAP = 0.05  # seconds between lines: above pystack's 40 ms delayed ACK, so it fires first
 QUIET_TAIL = 0.15  # seconds the case waits at its end (for late ACKs; below Linux's 200 ms RTO)
@@ -60,6 +60,7 @@ EXPECTED_FILE = Path(__file__).with_name("expected_differences.txt")
 LOCAL_PORT, PEER_PORT = 8080, 9000
 MAX_FINDINGS_SAVED = 100  # bound on the files a campaign writes
 MAX_PACKETS = 1000  # packets recorded per run (a case makes a few dozen)
+WINDOW_UPDATE = " (window update)"  # marks a pure ACK that only opened the window
 # A kernel run whose lines ran this late (a loaded machine) may have let Linux's 200 ms RTO or
 # its delayed ACK fire where the case keeps timers out: a differing case run so late is run
 # again, at most ``LATE_RERUNS`` times, before its difference counts.
@@ -312,13 +313,24 @@ def observe(runner: ScriptRunner) -> Outcome:
     sent: list[str] = []
     raw: list[str] = []
     keep = runner._keep_outbound
+    previous: list[TCPSegment] = []  # the last segment sent
 
     def record(when: float, frame: bytes) -> None:
         # Shown when it is sent: a later SYN (a new connection) re-bases the numbering.
         keep(when, frame)
-        if len(sent) < MAX_PACKETS:
-            sent.append(_normalized(runner, frame))
-            raw.append(f"{when:.3f} {runner._show(frame)}")
+        if len(sent) >= MAX_PACKETS:
+            return
+        text = _normalized(runner, frame)
+        try:
+            _, segment = runner._decode(frame)
+        except MalformedPacket:
+            segment = None
+        if segment is not None:
+            if previous and _window_update(previous[0], segment):
+                text += WINDOW_UPDATE
+            previous[:] = [segment]
+        sent.append(text)
+        raw.append(f"{when:.3f} {runner._show(frame)}")
 
     setattr(runner, "_keep_outbound", record)  # noqa: B010 - the one hook, on this runner only
     while True:
@@ -368,6 +380,17 @@ def observe(runner: ScriptRunner) -> Outcome:
         state = "CLOSED"
     late = getattr(runner, "worst_lateness", 0.0)
     return Outcome(collapse_acks(sent), tuple(calls), state, tuple(raw), late)
+
+
+def _window_update(before: TCPSegment, segment: TCPSegment) -> bool:
+    """A pure ACK that repeats the previous segment's ACK and only opens the window."""
+    return (
+        segment.flags & (SYN | FIN | RST) == 0
+        and not segment.payload
+        and segment.ack == before.ack
+        and segment.seq == before.seq + len(before.payload)
+        and segment.window > before.window
+    )
 
 
 def _later_syn(event: object) -> bool:
