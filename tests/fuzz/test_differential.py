@@ -223,3 +223,16 @@ def test_the_real_pystack_challenges_the_same_rst(kernel: None) -> None:
         observe_pystack(case), differential.observe_kernel(case), load_expected(), case
     )
     assert not comparison.unexplained, comparison.differences
+
+
+def test_without_root_both_kernel_campaigns_say_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pystack.cli import main
+    from pystack.fuzz import command
+
+    monkeypatch.setattr(command, "require_root", lambda: "network namespaces need root")
+    for argv in (["fuzz", "--differential"], ["fuzz", "--target", "kernel"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == "fuzz: network namespaces need root\n"
