@@ -314,6 +314,7 @@ def observe(runner: ScriptRunner) -> Outcome:
     raw: list[str] = []
     keep = runner._keep_outbound
     previous: list[TCPSegment] = []  # the last segment sent
+    reading = [False]  # the line being run is a read (its window update comes at once)
 
     def record(when: float, frame: bytes) -> None:
         # Shown when it is sent: a later SYN (a new connection) re-bases the numbering.
@@ -326,7 +327,7 @@ def observe(runner: ScriptRunner) -> Outcome:
         except MalformedPacket:
             segment = None
         if segment is not None:
-            if previous and _window_update(previous[0], segment):
+            if reading[0] and previous and _window_update(previous[0], segment):
                 text += WINDOW_UPDATE
             previous[:] = [segment]
         sent.append(text)
@@ -337,6 +338,8 @@ def observe(runner: ScriptRunner) -> Outcome:
         application = runner.application
         position, written = application.read_position, len(application.written)
         events_before = len(runner.events)
+        upcoming = runner.lines[runner.index] if runner.index < len(runner.lines) else None
+        reading[0] = upcoming is not None and isinstance(upcoming.event, ev.Read)
         failure: ScriptFailure | None = None
         try:
             line = runner.step()
@@ -383,12 +386,14 @@ def observe(runner: ScriptRunner) -> Outcome:
 
 
 def _window_update(before: TCPSegment, segment: TCPSegment) -> bool:
-    """A pure ACK that repeats the previous segment's ACK and only opens the window."""
+    """A pure ACK that repeats the previous segment's ACK and only opens the window (called
+    for packets sent while a read runs: an answer to a peer's segment is never one)."""
+    consumed = len(before.payload) + (1 if before.flags & (SYN | FIN) else 0)
     return (
         segment.flags & (SYN | FIN | RST) == 0
         and not segment.payload
         and segment.ack == before.ack
-        and segment.seq == before.seq + len(before.payload)
+        and segment.seq == (before.seq + consumed) & 0xFFFFFFFF
         and segment.window > before.window
     )
 
