@@ -249,7 +249,7 @@ def _step(rng: random.Random, m: _Model) -> list[str]:
 class Outcome:
     """What one stack did in one case (normalized; see the module docstring)."""
 
-    packets: tuple[str, ...]
+    packets: tuple[str, ...]  # normalized, in order (not yet collapsed: ``compare`` does it)
     calls: tuple[str, ...]
     state: str
     raw: tuple[str, ...] = ()  # the packets as sent (relative numbers), with times
@@ -286,15 +286,22 @@ def normalize_packet(text: str) -> str:
 
 def collapse_acks(packets: Sequence[str]) -> tuple[str, ...]:
     """A run of pure ACKs whose ack number grows becomes its last one (delayed vs quick ACKs);
-    a duplicate ACK (same ack number) stays: it means something (a challenge, a hole)."""
+    a duplicate ACK (same ack number) stays, and is never replaced by a later one: it means
+    something (a challenge ACK, a hole)."""
     kept: list[str] = []
+    growing = False  # whether kept[-1] is a pure ACK that moved the ack number on
     for packet in packets:
         previous = kept[-1] if kept else None
         if previous is not None and _pure_ack(packet) and _pure_ack(previous):
-            if _ack_of(packet) > _ack_of(previous) and "sack" not in previous:
+            duplicate = _ack_of(packet) == _ack_of(previous)
+            if not duplicate and growing and _ack_of(packet) > _ack_of(previous):
                 kept[-1] = packet
                 continue
+            kept.append(packet)
+            growing = not duplicate and "sack" not in packet
+            continue
         kept.append(packet)
+        growing = _pure_ack(packet) and "sack" not in packet
     return tuple(kept)
 
 
@@ -382,7 +389,7 @@ def observe(runner: ScriptRunner) -> Outcome:
         # to the listener; the application's own connection is gone.
         state = "CLOSED"
     late = getattr(runner, "worst_lateness", 0.0)
-    return Outcome(collapse_acks(sent), tuple(calls), state, tuple(raw), late)
+    return Outcome(tuple(sent), tuple(calls), state, tuple(raw), late)
 
 
 def _window_update(before: TCPSegment, segment: TCPSegment) -> bool:
@@ -578,8 +585,10 @@ def compare(
     expected: Sequence[ExpectedDifference],
     case: Sequence[str] = (),
 ) -> Comparison:
-    """Equal, explained by entries of the list, or differing (with what differs)."""
-    if pystack.streams() == kernel.streams():
+    """Equal, explained by entries of the list, or differing (with what differs). Pure ACKs
+    are collapsed (``collapse_acks``) after the entries' rewrites, so a dropped window update
+    does not split a run of ACKs."""
+    if _collapsed(pystack.streams()) == _collapsed(kernel.streams()):
         return Comparison(True, (), ())
     sides = {"pystack": pystack.streams(), "kernel": kernel.streams()}
     used: list[str] = []
@@ -606,6 +615,10 @@ def compare(
         if where.startswith(entry.stream + " ") and entry.explains(ours, theirs, text):
             return Comparison(False, (*used, entry.name), ())
     return Comparison(False, (), tuple(_describe(*difference) for difference in left))
+
+
+def _collapsed(streams: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    return {**streams, "packets": collapse_acks(streams["packets"])}
 
 
 def _first_difference(

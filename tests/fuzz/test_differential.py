@@ -113,6 +113,8 @@ def test_growing_acks_collapse_but_duplicates_stay() -> None:
     assert collapse_acks(quick) == collapse_acks(delayed)
     challenge = [". 1:1(0) ack 21 win +", ". 1:1(0) ack 21 win +"]
     assert collapse_acks(challenge) == tuple(challenge)
+    later = [*challenge, ". 1:1(0) ack 31 win +"]  # a later ACK does not swallow the challenge
+    assert collapse_acks(later) == tuple(later)
 
 
 def test_the_repository_list_parses_and_every_entry_has_a_reason() -> None:
