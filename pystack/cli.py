@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     pystack.bench.add_arguments(bench)
     fuzz = commands.add_parser(
         "fuzz",
-        help="fuzz pystack on virtual time: generated calls and packets, invariants, reproducers",
+        help="fuzz pystack (--self), pystack against Linux (--differential), a kernel service (--target kernel)",
         description=pystack.fuzz.command.DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -62,7 +62,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pystack.script",),
     ("pystack.host",),  # building a host: ``build_stack``, ``KernelHost`` (up --link tun|tap)
     ("pystack.sim",),  # the simulated network: hosts built like the real ones
-    # ``pystack fuzz --self``: cases fed through the script runner to a host with services
+    # ``pystack fuzz``: --self (cases fed through the script runner to a host with services),
+    # --differential and --target kernel (the kernel target of pystack.script)
     ("pystack.fuzz",),
     ("usocket",),  # MicroPython's socket surface over a StackThread; no pystack.runtime
     ("pystack.runtime",),  # ``pystack run``: the script's world, its modules over usocket

@@ -6,6 +6,11 @@ reference peer, the invariants, the coverage), ``generator.py`` the fuzzing peer
 case's calls and packets, ``reproducer.py`` minimizes findings into scripts and captures,
 ``campaign.py`` runs many cases guided by state-transition coverage (``pystack fuzz --self``).
 ``one_input`` is the entry point for coverage-guided fuzzers (tools/atheris_fuzz.py).
+Against Linux (root, a namespace; imported by their command, not here, so ``--self`` needs no
+kernel code): ``differential.py`` runs each generated case on pystack and on the kernel and
+compares what they did against ``expected_differences.txt`` (``pystack fuzz --differential``);
+``service.py`` perturbs connections to a kernel-side service through mutation hooks
+(``pystack fuzz --target kernel``).
 Entry points: ``one_input``, ``FindingError``, ``run_case``, ``run_campaign``,
 ``CampaignSettings``.
 """

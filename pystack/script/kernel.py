@@ -91,6 +91,7 @@ from pystack.script import events as ev
 from pystack.script.application import DEFAULT_BACKLOG, Application, CheckFailed, ConnectionLike
 from pystack.script.events import OUTBOUND, Packet, ScriptLine
 from pystack.script.formatting import format_event, format_seconds
+from pystack.script.kernel_service import EchoServer
 from pystack.script.matching import MASK, Numbering
 from pystack.script.notation import parse_script
 from pystack.script.report import ScriptFailure, ScriptResult, TraceEntry
@@ -304,6 +305,24 @@ def in_namespace(namespace: str, job: Callable[[], T]) -> T:
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def serve_echo_in_namespace(namespace: str, port: int, service: str = "echo") -> EchoServer:
+    """Start ``kernel_service.EchoServer`` on PORT of ``namespace``'s 0.0.0.0 (``serve echo``)."""
+
+    def listen() -> socket.socket:
+        made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            made.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            made.bind(("0.0.0.0", port))
+            made.listen(16)
+        except OSError:
+            made.close()
+            raise
+        made.setblocking(False)
+        return made
+
+    return EchoServer(in_namespace(namespace, listen), service)
 
 
 class KernelSandbox:
@@ -776,6 +795,8 @@ class KernelApplication(Application):
         connection = self.connection
         if not isinstance(call, ev.Read) or connection is None or connection.closed:
             return False
+        if not call.exact:
+            return False  # ``read upto N`` takes what is there now, as on pystack
         # SO_RCVLOWAT makes the socket readable only once N bytes are there (or the end of
         # the stream or an error): select() then wakes the runner exactly when the read can
         # complete, instead of at every partial arrival.
@@ -886,6 +907,7 @@ class KernelScriptRunner(ScriptRunner):
         self.scheduled = 0.0  # the current line's time as written (real seconds)
         self.late_note = ""
         self.ignored = 0  # frames from the kernel that are not IPv4 (none expected)
+        self.services: list[EchoServer] = []  # ``serve echo PORT``: stopped with the run
 
     def fail(
         self,
@@ -902,7 +924,9 @@ class KernelScriptRunner(ScriptRunner):
     def _drain(self) -> None:
         """Take every frame the kernel has sent; finish a waiting call whose result is there."""
         for frame in self.wire.receive(self.clock.now(), 1 << 20):
-            if frame[:1] and frame[0] >> 4 == 4:
+            if frame[:1] and frame[0] >> 4 == 4 and self.ignore_outbound:
+                self._keep_outbound(self.clock.now(), frame)  # recorded, never matched
+            elif frame[:1] and frame[0] >> 4 == 4:
                 self.pending.append((self.clock.now(), frame))
             else:
                 self.ignored += 1
@@ -960,6 +984,9 @@ class KernelScriptRunner(ScriptRunner):
     def _execute(self, line: ScriptLine) -> None:
         if isinstance(line.event, ev.Tolerance):
             self.tolerance = max(line.event.seconds, self.minimum_tolerance)
+            return
+        if isinstance(line.event, ev.Serve):  # the built-in echo server, inside the namespace
+            self.services.append(serve_echo_in_namespace(self.sandbox.name, line.event.port))
             return
         super()._execute(line)
 
@@ -1032,6 +1059,12 @@ class KernelScriptRunner(ScriptRunner):
     def _finish(self) -> None:
         self._collect(None)
         super()._finish()
+
+    def stop_services(self) -> None:
+        """Stop the ``serve echo`` servers (their sockets close with the sandbox too)."""
+        for service in self.services:
+            service.stop()
+        self.services.clear()
 
     def result(self) -> ScriptResult:
         # Read-only properties where ConnectionLike has attributes: what a reader reads is there.
@@ -1146,7 +1179,11 @@ def run_kernel_lines(
         first = unsupported[0]
         raise KernelTargetError(f"line {first.number}: not supported on the kernel: {first.text}")
     with KernelSandbox(settings) as sandbox:
-        return KernelScriptRunner(lines, sandbox, tolerance=tolerance).run()
+        runner = KernelScriptRunner(lines, sandbox, tolerance=tolerance)
+        try:
+            return runner.run()
+        finally:
+            runner.stop_services()
 
 
 def run_kernel_script(
@@ -1161,4 +1198,5 @@ _SUPPORTED = (
     *(Packet, ev.ICMP, ev.UDP, ev.Echo, ev.Call, ev.Tolerance, ev.Ports, ev.EndStrict),
     *(ev.ExpectState, ev.ExpectError, ev.ExpectCounter, ev.ExpectDrop, ev.ExpectInfo),
     ev.ExpectNothing,
+    *(ev.IgnoreOutbound, ev.Serve),  # recording only; the echo server inside the namespace
 )
