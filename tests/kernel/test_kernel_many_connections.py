@@ -134,6 +134,13 @@ def host(kernel: None) -> Iterator[KernelHost]:
     started = KernelHost(HostOptions(netns=name, link="tun", serve="echo", stack_config=config))
     try:
         started.start()
+        assert started.namespace is not None and started.link is not None
+        # The kernel -> pystack queue of a TUN device holds txqueuelen packets (500 by default).
+        # When the client closes 10,000 sockets at once, its FINs, and the RSTs of orphans it
+        # gives up on, come in a burst; a RST dropped there is never sent again, and its
+        # connection would stay ESTABLISHED in pystack (118 did in one quiet run). A queue as
+        # long as the table keeps the burst whole.
+        started.namespace.ip("link", "set", "dev", started.link.name, "txqueuelen", str(COUNT))
         yield started
     finally:
         started.close()
