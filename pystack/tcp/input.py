@@ -736,21 +736,27 @@ class ConnectionInput(ConnectionOutput):
         window = self.receive_window_edge()
         if seq_diff(seq_add(seq, len(payload)), rcv_nxt) > window:
             payload = payload[: max(0, window - seq_diff(seq, rcv_nxt))]
-        if payload and self.sack and self.settings.dsack and self._held_already(seq, len(payload)):
-            # RFC 2883 4.1.2: a duplicate of data held out of order: D-SACK it; the block
-            # holding it comes next (the insert below makes it the most recent).
-            self.dsack_block = (seq, seq_add(seq, len(payload)))
+        if payload and self.sack and self.settings.dsack:
+            # RFC 2883 4 (4.1.3): data held out of order already, all or part of it: D-SACK
+            # the duplicate part; the block holding it comes next (the insert below makes it
+            # the most recent).
+            duplicate = self._held_part(seq, len(payload))
+            if duplicate is not None:
+                self.dsack_block = duplicate
         if payload and not self.out_of_order.insert(seq, payload, rcv_nxt):
             self.drop(DropReason.TCP_OUT_OF_ORDER_LIMIT)
         self.statistics.count("tcp.out_of_order_segments")
         self.send_ack(now)  # RFC 5681 4.2: a duplicate ACK (with SACK blocks) at once
 
-    def _held_already(self, seq: int, size: int) -> bool:
-        """Is all of [seq, seq + size) already held in the out-of-order queue?"""
+    def _held_part(self, seq: int, size: int) -> tuple[int, int] | None:
+        """The first part of [seq, seq + size) already held in the out-of-order queue, or None."""
+        end = seq_add(seq, size)
         for left, right in self.out_of_order.ranges():
-            if seq_diff(seq, left) >= 0 and seq_diff(right, seq_add(seq, size)) >= 0:
-                return True
-        return False
+            low = seq if seq_diff(seq, left) >= 0 else left
+            high = end if seq_diff(right, end) >= 0 else right
+            if seq_diff(high, low) > 0:
+                return (low, high)
+        return None
 
     def _deliver(self, data: bytes) -> None:
         self.rcv_nxt = seq_add(self.rcv_nxt, len(data))
