@@ -34,6 +34,9 @@ class ConnectionLike(Protocol):
     @property
     def at_eof(self) -> bool: ...
 
+    @property
+    def readable(self) -> int: ...
+
     def send(self, data: bytes, now: float) -> int: ...
 
     def set_nodelay(self, enabled: bool) -> None: ...
@@ -178,6 +181,11 @@ class Application:
                 raise CheckFailed(f"expected end of stream, but {len(data)} bytes were readable")
             if not connection.at_eof:
                 raise CheckFailed("expected end of stream, but the peer's FIN has not arrived")
+            return ""
+        if call.exact and call.length == 0:  # ``read 0``: nothing is readable now
+            waiting = connection.readable
+            if waiting:
+                raise CheckFailed(f"read 0 bytes, but {waiting} were readable")
             return ""
         if self.read_position is None:
             raise CheckFailed("read before any SYN from the peer: its byte stream is unknown")

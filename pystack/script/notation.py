@@ -547,7 +547,8 @@ def _parse_expectation(words: list[str]) -> ev.Expectation:
         for state in TCPState:
             if state.value == name:
                 return ev.ExpectState(state)
-        raise ScriptSyntaxError(f"unknown state {arguments[0]!r}")
+        names = ", ".join(state.value for state in TCPState)
+        raise ScriptSyntaxError(f"unknown state {arguments[0]!r} (one of: {names})")
     if what == "error" and len(arguments) == 1:
         return ev.ExpectError(None if arguments[0] == "none" else _errno_name(arguments[0]))
     if what == "counter" and len(arguments) == 2:

@@ -277,6 +277,13 @@ def test_read_checks_the_bytes_the_peer_sent() -> None:
     assert error.reason == "read 5 bytes, expected 10"
 
 
+def test_read_0_checks_that_nothing_is_readable() -> None:
+    error = failure(HANDSHAKE + "+0 < P. 1:11(10) ack 1 win 65535\n+0 read 0\n")
+    assert error.reason == "read 0 bytes, but 10 were readable"
+    hole = "+0 < P. 11:21(10) ack 1 win 65535\n+0 > . 1:1(0) ack 1 <...>\n+0 read 0\n"
+    run(HANDSHAKE + hole)  # the 10 bytes after the hole are not readable yet
+
+
 def test_payload_must_be_what_the_application_wrote() -> None:
     runner = ScriptRunner(textwrap.dedent(HANDSHAKE) + "+0 write 5\n+0 > P. 1:6(5) ack 1\n")
     while runner.index < len(runner.lines) - 1:
