@@ -618,6 +618,10 @@ class KernelConnection:
             return False
         return self.eof
 
+    @property
+    def readable(self) -> int:
+        return self.available()
+
     def available(self) -> int:
         """Bytes waiting to be read (SIOCINQ)."""
         if self.closed:
@@ -795,8 +799,8 @@ class KernelApplication(Application):
         connection = self.connection
         if not isinstance(call, ev.Read) or connection is None or connection.closed:
             return False
-        if not call.exact:
-            return False  # ``read upto N`` takes what is there now, as on pystack
+        if not call.exact or call.length == 0:
+            return False  # ``read upto N`` takes what is there now, ``read 0`` checks it is none
         # SO_RCVLOWAT makes the socket readable only once N bytes are there (or the end of
         # the stream or an error): select() then wakes the runner exactly when the read can
         # complete, instead of at every partial arrival.
@@ -881,6 +885,8 @@ class KernelScriptRunner(ScriptRunner):
     """
 
     application: KernelApplication
+    # Linux's window sizes and option layout are its configuration, not the script's subject
+    exact_layout = False
 
     def __init__(
         self,

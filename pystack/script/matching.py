@@ -22,6 +22,7 @@ Entry points: ``Numbering``, ``inbound_segment``, ``icmp_error``, ``describe``, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from pystack.script.events import (
     ICMP,
@@ -200,10 +201,16 @@ _FIELDS = (
 )
 
 
-def mismatches(expected: Packet, actual: Packet, latest_peer_tsval: int | None) -> list[str]:
+def mismatches(
+    expected: Packet, actual: Packet, latest_peer_tsval: int | None, *, exact_layout: bool = True
+) -> list[str]:
     """How ``actual`` (from ``describe``) differs from the ``>`` line ``expected``; [] if it fits.
 
     ``*`` and fields the line leaves out match anything; ``ecr $`` must be the peer's latest TS val.
+    With ``exact_layout`` False (the kernel target) what another stack sets by its own
+    configuration is compared by meaning only: a window is open or closed (a nonzero ``win``
+    matches any nonzero window, ``win 0`` only 0), options are compared without their order
+    and padding (NOP, EOL), and a window scale option's shift is not compared.
     """
     problems = []
     if expected.flags != actual.flags:
@@ -211,10 +218,16 @@ def mismatches(expected: Packet, actual: Packet, latest_peer_tsval: int | None) 
         problems.append(f"flags: expected {wanted}, got {got}")
     for attribute, name in _FIELDS:
         wanted_field, got_field = getattr(expected, attribute), getattr(actual, attribute)
-        if isinstance(wanted_field, int) and wanted_field != got_field:
-            problems.append(f"{name}: expected {wanted_field}, got {got_field}")
+        if not isinstance(wanted_field, int) or wanted_field == got_field:
+            continue
+        if not exact_layout and attribute == "window" and wanted_field and got_field:
+            continue  # both open: the size is the receiver's configuration
+        problems.append(f"{name}: expected {wanted_field}, got {got_field}")
     if isinstance(expected.options, tuple) and isinstance(actual.options, tuple):
-        if not _options_match(expected.options, actual.options, latest_peer_tsval):
+        wanted_options, got_options = expected.options, actual.options
+        if not exact_layout:
+            wanted_options, got_options = _by_kind(wanted_options, True), _by_kind(got_options)
+        if not _options_match(wanted_options, got_options, latest_peer_tsval):
             wanted_text = ",".join(format_option(o) for o in expected.options)
             got_text = ",".join(format_option(o) for o in actual.options)
             latest = (
@@ -222,6 +235,21 @@ def mismatches(expected: Packet, actual: Packet, latest_peer_tsval: int | None) 
             )
             problems.append(f"options: expected <{wanted_text}>, got <{got_text}>{latest}")
     return problems
+
+
+_PADDING = (tcp.OPT_NOP, tcp.OPT_EOL)
+
+
+def _by_kind(options: tuple[OptionSpec, ...], expected: bool = False) -> tuple[OptionSpec, ...]:
+    """The options without padding, in order of kind (a stable sort: repeated kinds keep theirs).
+
+    In ``expected`` options a window scale's shift becomes ``*``: the shift a host offers
+    follows from its buffer sizes (RFC 7323 2.3), so only whether it offers one is compared.
+    """
+    kept = sorted((o for o in options if o.kind not in _PADDING), key=lambda o: o.kind)
+    if expected:
+        kept = [replace(o, values=(Wildcard.ANY,)) if o.kind == tcp.OPT_WSCALE else o for o in kept]
+    return tuple(kept)
 
 
 def _options_match(

@@ -75,6 +75,9 @@ SPIN_LIMIT = 10_000  # polls at one instant before the stack counts as stuck
 class ScriptRunner:
     """Executes a script line by line (``step``) or whole (``run``) against one stack."""
 
+    # windows and option layout compared exactly (pystack's own); see matching.mismatches
+    exact_layout = True
+
     def __init__(
         self,
         script: str | Sequence[ScriptLine],
@@ -508,7 +511,9 @@ class ScriptRunner:
 
     def _problems(self, expected: Packet, packet: IPv4Packet, segment: TCPSegment) -> list[str]:
         actual = describe(segment, self.numbering, OUTBOUND)
-        problems = mismatches(expected, actual, self.latest_peer_tsval)
+        problems = mismatches(
+            expected, actual, self.latest_peer_tsval, exact_layout=self.exact_layout
+        )
         if packet.dst != self.peer_address or segment.dst_port != self.peer_port:
             problems.append(
                 f"sent to {ip_to_str(packet.dst)}:{segment.dst_port}, not to the peer "

@@ -136,3 +136,38 @@ def test_every_differing_field_is_reported() -> None:
     assert [problem.split(":")[0] for problem in problems] == [
         "flags", "seq", "end", "length", "ack", "win",
     ]  # fmt: skip
+
+
+# The kernel target (exact_layout=False): another stack's window size and option layout are its
+# configuration; what is compared is whether the window is open and which options it sent.
+SYN_ACK = "> S. 0:0(0) ack 1 win 64240 <mss 1460,nop,nop,sackOK,nop,wscale 7>"
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        "> S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,nop,wscale 7>",  # pystack's own layout
+        "> S. 0:0(0) ack 1 win 1 <wscale 7,mss 1460,sackOK>",
+        "> S. 0:0(0) ack 1 <mss 1460,sackOK,nop,wscale 3>",  # the shift follows the buffers
+        "> S. 0:0(0) ack 1 win 64240 <mss 1460,nop,nop,sackOK,nop,wscale 7>",
+    ],
+)
+def test_kernel_layout_matches_any_open_window_and_option_order(expected: str) -> None:
+    assert mismatches(packet(expected), actual(SYN_ACK), None, exact_layout=False) == []
+
+
+@pytest.mark.parametrize(
+    ("expected", "got", "problem"),
+    [
+        ("> . 1:1(0) ack 1 win 0", "> . 1:1(0) ack 1 win 64240", "win: expected 0, got 64240"),
+        ("> . 1:1(0) ack 1 win 65535", "> . 1:1(0) ack 1 win 0", "win: expected 65535, got 0"),
+        ("> S. 0:0(0) ack 1 <mss 1460,sackOK>", SYN_ACK, "options: expected <mss 1460,sackOK>"),
+        ("> S. 0:0(0) ack 1 <mss 1460,sackOK,TS val * ecr 0>", SYN_ACK, "options: expected <mss"),
+        ("> S. 0:0(0) ack 1 <mss 536,wscale 7,sackOK>", SYN_ACK, "options: expected <mss 536"),
+    ],
+)
+def test_kernel_layout_still_tells_closed_windows_and_other_options(
+    expected: str, got: str, problem: str
+) -> None:
+    problems = mismatches(packet(expected), actual(got), None, exact_layout=False)
+    assert any(problem in text for text in problems), problems
