@@ -429,15 +429,16 @@ SCRIPT_DESCRIPTION = """\
 Runs packet scripts (docs/script-format.md) and prints one line per script and target:
 PASS, FAIL (with the first difference, then the full report), XFAIL (a failure the
 expected-outcome file lists, with its reason) or XPASS (a listed script that passed).
-ERROR means the target could not run the script (e.g. a 'set' it does not know).
+ERROR means the target could not run the script (e.g. a 'set' it does not know); SKIP, that
+--max-seconds left it out.
 
 Expected-outcome files (one per target) list the scripts a target is expected to fail:
     PATH xfail CATEGORY REASON     (CATEGORY: rfc, policy or linux)
 with PATH relative to the directory above the file's. Without --expect, each script uses the
 nearest expected/TARGET.txt in its directory or one above it (scripts/expected/pystack.txt).
 
-Exit status: 0 if every outcome is the expected one (PASS or XFAIL), 1 if not (FAIL, XPASS,
-ERROR), 2 for a usage error: a bad option, a script or expected-outcome file that cannot be
+Exit status: 0 if every outcome is the expected one (PASS, XFAIL or SKIP), 1 if not (FAIL,
+XPASS, ERROR), 2 for a usage error: a bad option, a script or expected-outcome file that cannot be
 read or parsed (one path:line: message line), an unknown or unavailable target.
 """
 
@@ -483,6 +484,13 @@ def _add_script_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="run N scripts at once, each in a worker process of its own (default 1; at most "
         f"{batch.MAX_JOBS}); the output keeps the input order. A kernel run mostly waits for "
         "Linux's real timers, so many jobs finish the corpus in about its longest script's time",
+    )
+    script.add_argument(
+        "--max-seconds",
+        metavar="S",
+        help="on a real-time target (kernel), skip (SKIP, not run) the scripts whose written "
+        "time is longer than S seconds; e.g. 100 leaves out the corpus's four long scripts "
+        "(keepalive_off_by_default.pkt alone takes 8000 s)",
     )
     script.add_argument(
         "--verbose",
@@ -585,6 +593,13 @@ def _script_options_problem(arguments: argparse.Namespace) -> str | None:
     if not jobs.isdigit() or not 1 <= int(jobs) <= batch.MAX_JOBS:
         return f"--jobs: expected a number of jobs 1..{batch.MAX_JOBS}, got {jobs!r}"
     arguments.jobs = int(jobs)
+    if arguments.max_seconds is not None:
+        try:
+            arguments.max_seconds = float(arguments.max_seconds)
+        except ValueError:
+            arguments.max_seconds = -1.0
+        if not 0 <= arguments.max_seconds < float("inf"):
+            return "--max-seconds: expected a number of seconds >= 0"
     return _file_problem("report", arguments.report, written=True)
 
 
@@ -929,16 +944,24 @@ def _run_scripts(
     expectations: Mapping[str, Mapping[str, ExpectedOutcomes]],
 ) -> list[batch.ScriptOutcome]:
     tasks: list[batch.Task] = []
+    # in input order: an outcome decided here (a script too long for --max-seconds), or None
+    # for the next task's outcome from the workers
+    planned: list[batch.ScriptOutcome | None] = []
     for script in scripts:
         for target in targets:
             outcomes = expectations[target.name].get(script.path)
             expectation = outcomes.lookup(script.path) if outcomes is not None else None
-            tasks.append((target, script, expectation))
+            skipped = batch.skip_if_longer(target, script, arguments.max_seconds)
+            planned.append(skipped)
+            if skipped is None:
+                tasks.append((target, script, expectation))
     results = []
     several = len(targets) > 1
     # The workers are stopped (by PID) when the block ends, also on Ctrl-C or SIGTERM.
     with batch.Workers(arguments.jobs) as workers:
-        for result in workers.run(tasks):
+        ran = workers.run(tasks)
+        for decided in planned:
+            result = decided if decided is not None else next(ran)
             results.append(result)
             print(batch.outcome_line(result, several), flush=True)
             failed_badly = result.outcome is batch.Outcome.FAIL

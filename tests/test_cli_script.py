@@ -245,3 +245,49 @@ def test_the_installed_command_has_no_traceback_for_a_bad_file(tmp_path: Path) -
     )
     assert result.returncode == 2
     assert result.stderr == f"pystack: {bad}:1: port: expected a number, got 'eighty'\n"
+
+
+class RealTime:
+    """A target that says it runs on real time (as the kernel does), so --max-seconds applies."""
+
+    name = "realtime"
+    real_time = True
+
+    def run(self, script: ScriptFile) -> ScriptResult:
+        return ScriptRunner(script.lines, settings=script.settings).run()
+
+    def close(self) -> None:
+        pass
+
+
+def test_max_seconds_skips_long_scripts_on_a_real_time_target_only(
+    corpus: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    factory: type[Target] = RealTime
+    monkeypatch.setitem(TARGETS, "realtime", factory)
+    long_ping = PING + "+500 < icmp echo id 1 seq 2 (8)\n+0 > icmp echo-reply id 1 seq 2 (8)\n"
+    (corpus / "tcp" / "long.pkt").write_text(long_ping)
+    (corpus / "tcp" / "wrong.pkt").unlink()
+    report = tmp_path / "report.md"
+    argv = [str(corpus), "--target", "pystack,realtime", "--max-seconds", "100", "--jobs", "2"]
+    status, out, _ = script([*argv, "--report", str(report)], capsys)
+    long, ok, ping = (
+        str(corpus / name) for name in ("tcp/long.pkt", "tcp/ok.pkt", "icmp/ping.pkt")
+    )
+    assert out.splitlines() == [
+        f"PASS {ping} [pystack]",
+        f"PASS {ping} [realtime]",
+        f"PASS {long} [pystack]",  # virtual time: run whatever its length
+        f"SKIP {long} [realtime]: not run: its written time, 500 s, is longer than "
+        "--max-seconds 100",
+        f"PASS {ok} [pystack]",
+        f"PASS {ok} [realtime]",
+        "6 runs: 5 PASS, 1 SKIP",
+    ]
+    assert status == 0
+    assert f"| `{long}` | PASS | SKIP |" in report.read_text()
+    status, _, err = script([str(corpus), "--max-seconds", "soon"], capsys)
+    assert status == 2 and "--max-seconds" in err

@@ -51,10 +51,11 @@ class Outcome(enum.Enum):
     XFAIL = "XFAIL"
     XPASS = "XPASS"
     ERROR = "ERROR"
+    SKIP = "SKIP"  # not run: asked for (``--max-seconds``)
 
     @property
     def as_expected(self) -> bool:
-        return self in (Outcome.PASS, Outcome.XFAIL)
+        return self in (Outcome.PASS, Outcome.XFAIL, Outcome.SKIP)
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,22 @@ def real_seconds(target: Target, script: ScriptFile) -> float:
     return longest
 
 
+def skip_if_longer(
+    target: Target, script: ScriptFile, max_seconds: float | None
+) -> ScriptOutcome | None:
+    """A SKIP outcome when ``script`` would take longer than ``max_seconds`` real seconds on
+    ``target`` (``real_seconds``; never on virtual time), else None: run it."""
+    if max_seconds is None:
+        return None
+    seconds = real_seconds(target, script)
+    if seconds <= max_seconds:
+        return None
+    reason = (
+        f"not run: its written time, {seconds:g} s, is longer than --max-seconds {max_seconds:g}"
+    )
+    return ScriptOutcome(script.path, target.name, Outcome.SKIP, reason)
+
+
 def _work(task: Task, sender: Connection) -> None:
     """A worker: run one task, send its outcome. SIGTERM and SIGHUP unwind it like Ctrl-C, so
     a kernel run's ``finally`` blocks remove its namespace."""
@@ -277,7 +294,7 @@ def outcome_line(result: ScriptOutcome, show_target: bool) -> str:
     text = f"{result.outcome.value} {where}"
     if result.unobservable:
         text += f" {result.unobservable_note}"
-    if result.outcome in (Outcome.FAIL, Outcome.ERROR):
+    if result.outcome in (Outcome.FAIL, Outcome.ERROR, Outcome.SKIP):
         return f"{text}: {result.difference}"
     if result.expectation is not None:
         entry = result.expectation
@@ -318,7 +335,8 @@ def markdown_report(targets: Sequence[str], results: Sequence[ScriptOutcome]) ->
         "# Script outcomes",
         "",
         f"{len(paths)} scripts on {', '.join(targets)}: {summary or 'nothing run'}. "
-        "PASS and XFAIL are as expected; FAIL, XPASS and ERROR are not.",
+        "PASS, XFAIL and SKIP (not run: --max-seconds) are as expected; FAIL, XPASS and ERROR "
+        "are not.",
         "",
         "| script | " + " | ".join(targets) + " |",
         "|---|" + "---|" * len(targets),
