@@ -36,7 +36,9 @@ STOP_TIMEOUT = 2.0  # seconds a started process gets between SIGTERM and SIGKILL
 _CREATE_ATTEMPTS = 1000
 _VALID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _VALID_DEVICE = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
-_STALE_NAME = re.compile(re.escape(NAME_PREFIX) + r"(\d+)-\d+")
+# pystack-<pid>-<n> (Namespace.create), pystack-t<pid>-<label> (the test suite's own names)
+_STALE_NAME = re.compile(re.escape(NAME_PREFIX) + r"t?(\d+)-[A-Za-z0-9_.]+")
+_swept = False  # whether this process has removed the namespaces of dead ones yet
 _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
 
@@ -126,6 +128,7 @@ class Namespace:
         reason = require_root()
         if reason is not None:
             raise NamespaceError(reason)
+        _sweep_once()
         if name is not None:
             _check_name(name, "namespace", _VALID_NAME)
             _command(["ip", "netns", "add", name], COMMAND_TIMEOUT)
@@ -310,11 +313,22 @@ def _quiet_ipv6(namespace: Namespace, device_name: str) -> None:
         namespace.ip("link", "set", "dev", device_name, "addrgenmode", "none")
 
 
-def remove_stale_namespaces() -> list[str]:
-    """Remove ``pystack-<pid>-<n>`` namespaces whose creating process no longer runs.
+def _sweep_once() -> None:
+    """Before this process's first namespace: remove those left by pystack processes that
+    ended without ``close()`` (``kill -9``, a test run stopped by its timeout)."""
+    global _swept
+    if not _swept:
+        _swept = True
+        remove_stale_namespaces()
 
-    Only names this module generates are considered, and only when that pid is gone (a crash
-    that skipped ``close()``). Returns the names removed.
+
+def remove_stale_namespaces() -> list[str]:
+    """Remove ``pystack-<pid>-<n>`` (and the test suite's ``pystack-t<pid>-<label>``)
+    namespaces whose creating process no longer runs.
+
+    Only names pystack generates are considered, and only when that pid is gone (a crash
+    that skipped ``close()``). ``Namespace.create`` calls it once per process. Returns the names
+    removed.
     """
     removed = []
     for name in list_namespaces():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
+from pystack import netns as netns_module
 from pystack.link.tuntap import TunLink
 from pystack.netns import (
     Namespace,
@@ -104,3 +106,28 @@ def test_moved_device_configured_only_inside_namespace(netns: Namespace) -> None
         assert link.name not in root.stdout
     finally:
         link.close()
+
+
+def test_namespaces_of_ended_pystack_processes_are_swept_before_the_first_create(
+    kernel: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(ended.stdout)  # a process that has ended: its namespaces are leftovers
+    leftovers = [f"pystack-{pid}-0", f"pystack-t{pid}-tcp3"]
+    others = [f"pystack-{os.getpid()}-999", "pystackish-1-0"]  # a live owner; not our name
+    for name in leftovers + others:
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        monkeypatch.setattr(netns_module, "_swept", False)
+        with Namespace.create():
+            present = list_namespaces()
+            assert not set(leftovers) & set(present)
+            assert set(others) <= set(present)
+    finally:
+        for name in leftovers + others:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
