@@ -7,7 +7,9 @@ descriptor stays valid after the move), then ``configure_peer(ns, name, "10.0.0.
 
 Must not: touch the namespace this process runs in. Addresses are only ever given inside a
 namespace (``ip -n NAME ...``), by default only in one this process created; a namespace is only
-removed by the ``Namespace`` that created it; only processes started through ``Namespace.popen``
+removed by the ``Namespace`` that created it, or, once that process has ended without removing
+it (``kill -9``), by the next pystack process's ``create`` (``remove_stale_namespaces``: only
+names of pystack's own forms, only of processes that have ended); only processes started through ``Namespace.popen``
 are ever stopped, by their own handle. Every command has a timeout.
 
 Entry points: ``Namespace.create()``, ``Namespace.attach(name)``, ``Namespace.run/popen/ip``,
@@ -24,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -36,9 +39,12 @@ STOP_TIMEOUT = 2.0  # seconds a started process gets between SIGTERM and SIGKILL
 _CREATE_ATTEMPTS = 1000
 _VALID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _VALID_DEVICE = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
-# pystack-<pid>-<n> (Namespace.create), pystack-t<pid>-<label> (the test suite's own names)
-_STALE_NAME = re.compile(re.escape(NAME_PREFIX) + r"t?(\d+)-[A-Za-z0-9_.]+")
+# pystack-<pid>-<n> (Namespace.create), pystack-t<pid>-<label> (the test suite's own names,
+# for namespaces its tests and their child processes make): the number is the pid of the process
+# whose end leaves them stale; create(name) refuses the first form with another process's pid
+_STALE_NAME = re.compile(re.escape(NAME_PREFIX) + r"(?:(\d+)-\d+|t(\d+)-[A-Za-z0-9_.]+)")
 _swept = False  # whether this process has removed the namespaces of dead ones yet
+_sweep_lock = threading.Lock()
 _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
 
@@ -131,6 +137,12 @@ class Namespace:
         _sweep_once()
         if name is not None:
             _check_name(name, "namespace", _VALID_NAME)
+            generated = _STALE_NAME.fullmatch(name)
+            if generated is not None and generated.group(1) not in (None, str(os.getpid())):
+                raise NamespaceError(
+                    f"namespace name {name!r} has the form pystack gives its own namespaces "
+                    f"(the number is the pid of their process): choose another"
+                )
             _command(["ip", "netns", "add", name], COMMAND_TIMEOUT)
         else:
             name = cls._add_unique()
@@ -315,11 +327,24 @@ def _quiet_ipv6(namespace: Namespace, device_name: str) -> None:
 
 def _sweep_once() -> None:
     """Before this process's first namespace: remove those left by pystack processes that
-    ended without ``close()`` (``kill -9``, a test run stopped by its timeout)."""
+    ended without ``close()`` (``kill -9``, a test run stopped by its timeout). Best effort:
+    a failure here must not stop the namespace being made (another process sweeping at the
+    same moment may have removed a name first)."""
     global _swept
-    if not _swept:
+    with _sweep_lock:
+        if _swept:
+            return
         _swept = True
-        remove_stale_namespaces()
+        with contextlib.suppress(NamespaceError):
+            remove_stale_namespaces()
+
+
+def _owner_pid(name: str) -> int | None:
+    """The pid in a name of pystack's own form (``_STALE_NAME``), or None."""
+    match = _STALE_NAME.fullmatch(name)
+    if match is None:
+        return None
+    return int(match.group(1) or match.group(2))
 
 
 def remove_stale_namespaces() -> list[str]:
@@ -332,12 +357,23 @@ def remove_stale_namespaces() -> list[str]:
     """
     removed = []
     for name in list_namespaces():
-        match = _STALE_NAME.fullmatch(name)
-        if match is None or _process_alive(int(match.group(1))):
+        owner = _owner_pid(name)
+        if owner is None or _process_alive(owner):
             continue
-        _command(["ip", "netns", "delete", name], COMMAND_TIMEOUT)
-        removed.append(name)
+        if _delete_if_present(name):
+            removed.append(name)
     return removed
+
+
+def _delete_if_present(name: str) -> bool:
+    """Delete namespace ``name``; False if it was gone already (removed by another process)."""
+    try:
+        _command(["ip", "netns", "delete", name], COMMAND_TIMEOUT)
+    except NamespaceError:
+        if (NAMESPACE_DIRECTORY / name).exists():
+            raise
+        return False
+    return True
 
 
 def remove_namespaces_of(pid: int) -> list[str]:
@@ -347,9 +383,7 @@ def remove_namespaces_of(pid: int) -> list[str]:
         raise NamespaceError(f"process {pid} still runs: its namespaces are its own")
     removed = []
     for name in list_namespaces():
-        match = _STALE_NAME.fullmatch(name)
-        if match is not None and int(match.group(1)) == pid:
-            _command(["ip", "netns", "delete", name], COMMAND_TIMEOUT)
+        if _owner_pid(name) == pid and _delete_if_present(name):
             removed.append(name)
     return removed
 

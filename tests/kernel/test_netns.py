@@ -131,3 +131,23 @@ def test_namespaces_of_ended_pystack_processes_are_swept_before_the_first_create
     finally:
         for name in leftovers + others:
             subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+
+
+def test_a_name_of_the_generated_form_with_another_pid_is_refused(kernel: None) -> None:
+    # the sweep would take it for a leftover of that pid's process
+    with pytest.raises(NamespaceError, match="has the form pystack gives its own namespaces"):
+        Namespace.create(f"pystack-{os.getpid() + 1}-0")
+
+
+def test_a_leftover_another_sweeper_removed_first_is_no_error(
+    kernel: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = max(int(entry) for entry in os.listdir("/proc") if entry.isdigit()) + 100000
+    name = f"pystack-{pid}-0"  # a pid no process has: a leftover
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    listed = [name, name]  # as if a second sweeper saw it too: its delete finds it gone
+    monkeypatch.setattr(netns_module, "list_namespaces", lambda: listed)
+    try:
+        assert netns_module.remove_stale_namespaces() == [name]
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
