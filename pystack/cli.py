@@ -594,12 +594,13 @@ def _script_options_problem(arguments: argparse.Namespace) -> str | None:
         return f"--jobs: expected a number of jobs 1..{batch.MAX_JOBS}, got {jobs!r}"
     arguments.jobs = int(jobs)
     if arguments.max_seconds is not None:
+        text = arguments.max_seconds
         try:
             arguments.max_seconds = float(arguments.max_seconds)
         except ValueError:
             arguments.max_seconds = -1.0
         if not 0 <= arguments.max_seconds < float("inf"):
-            return "--max-seconds: expected a number of seconds >= 0"
+            return f"--max-seconds: expected a number of seconds >= 0, got {text!r}"
     return _file_problem("report", arguments.report, written=True)
 
 

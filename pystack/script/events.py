@@ -301,7 +301,19 @@ Expectation = (
     | ExpectNothing
     | ExpectInvariants
 )
-Directive = Tolerance | Ports | EndStrict | Setting | IgnoreOutbound | Serve
+
+
+@dataclass(frozen=True)
+class ExactWindows:
+    """``exact windows``: window numbers are compared as written on every target.
+
+    The kernel target otherwise compares a window as open or closed (its size is Linux's
+    configuration); a script whose subject is a window's size or its edge says this, so that
+    on Linux it fails at the first window that differs instead of passing unchecked.
+    """
+
+
+Directive = Tolerance | Ports | EndStrict | Setting | IgnoreOutbound | Serve | ExactWindows
 Wire = Packet | ICMP | Echo | UDP  # the lines that are packets, with a direction
 Event = Wire | RawPacket | Call | Expectation | Directive
 

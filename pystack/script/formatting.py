@@ -72,6 +72,8 @@ def format_event(event: ev.Event) -> str:
         return f"set {event.name} {event.value}"
     if isinstance(event, ev.IgnoreOutbound):
         return "ignore outbound"
+    if isinstance(event, ev.ExactWindows):
+        return "exact windows"
     if isinstance(event, ev.Serve):
         return f"serve {event.service} {event.port}"
     return "expect " + _format_expectation(event)

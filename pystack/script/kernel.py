@@ -1205,4 +1205,5 @@ _SUPPORTED = (
     *(ev.ExpectState, ev.ExpectError, ev.ExpectCounter, ev.ExpectDrop, ev.ExpectInfo),
     ev.ExpectNothing,
     *(ev.IgnoreOutbound, ev.Serve),  # recording only; the echo server inside the namespace
+    ev.ExactWindows,
 )

@@ -202,7 +202,12 @@ _FIELDS = (
 
 
 def mismatches(
-    expected: Packet, actual: Packet, latest_peer_tsval: int | None, *, exact_layout: bool = True
+    expected: Packet,
+    actual: Packet,
+    latest_peer_tsval: int | None,
+    *,
+    exact_layout: bool = True,
+    exact_windows: bool | None = None,
 ) -> list[str]:
     """How ``actual`` (from ``describe``) differs from the ``>`` line ``expected``; [] if it fits.
 
@@ -211,7 +216,10 @@ def mismatches(
     configuration is compared by meaning only: a window is open or closed (a nonzero ``win``
     matches any nonzero window, ``win 0`` only 0), options are compared without their order
     and padding (NOP, EOL), and a window scale option's shift is not compared.
+    ``exact_windows`` (default: ``exact_layout``) compares window numbers as written all the same.
     """
+    if exact_windows is None:
+        exact_windows = exact_layout
     problems = []
     if expected.flags != actual.flags:
         wanted, got = format_flags(expected.flags), format_flags(actual.flags)
@@ -220,7 +228,7 @@ def mismatches(
         wanted_field, got_field = getattr(expected, attribute), getattr(actual, attribute)
         if not isinstance(wanted_field, int) or wanted_field == got_field:
             continue
-        if not exact_layout and attribute == "window" and wanted_field and got_field:
+        if not exact_windows and attribute == "window" and wanted_field and got_field:
             continue  # both open: the size is the receiver's configuration
         problems.append(f"{name}: expected {wanted_field}, got {got_field}")
     if isinstance(expected.options, tuple) and isinstance(actual.options, tuple):
@@ -228,12 +236,13 @@ def mismatches(
         if not exact_layout:
             wanted_options, got_options = _by_kind(wanted_options, True), _by_kind(got_options)
         if not _options_match(wanted_options, got_options, latest_peer_tsval):
-            wanted_text = ",".join(format_option(o) for o in expected.options)
-            got_text = ",".join(format_option(o) for o in actual.options)
+            wanted_text = ",".join(format_option(o) for o in wanted_options)
+            got_text = ",".join(format_option(o) for o in got_options)
             latest = (
                 f" (the peer's latest TS val is {latest_peer_tsval})" if "$" in wanted_text else ""
             )
-            problems.append(f"options: expected <{wanted_text}>, got <{got_text}>{latest}")
+            how = "" if exact_layout else " (compared by kind, without padding)"
+            problems.append(f"options: expected <{wanted_text}>, got <{got_text}>{latest}{how}")
     return problems
 
 

@@ -5,7 +5,7 @@ A packetdrill-like notation, one event per line; ``#`` starts a comment, blank l
     line      := directive | [time] event          # no time means "+0"
     directive := "tolerance" SECONDS | "ports" PEER_PORT PYSTACK_PORT | "end strict" [SECONDS]
                | "set" NAME VALUE                 # settings: before the first event only
-               | "ignore outbound" | "serve echo" PORT
+               | "ignore outbound" | "serve echo" PORT | "exact windows"
     time      := point ["~" point] | "*"          # a~b: a range (both ends absolute or relative)
     point     := SECONDS | "+" SECONDS             # since 0 / since the previous line's time
     event     := ("<"|">") (packet | udp | icmp) | "<" "raw" HEX | call ["=" ERRNO] | expectation
@@ -131,6 +131,10 @@ def _parse_body(body: str) -> tuple[TimeSpec | None, ev.Event]:
         if rest.strip() != "outbound":
             raise ScriptSyntaxError("usage: ignore outbound")
         return None, ev.IgnoreOutbound()
+    if first == "exact":
+        if rest.strip() != "windows":
+            raise ScriptSyntaxError("usage: exact windows")
+        return None, ev.ExactWindows()
     if first == "serve":
         words = rest.split()
         if len(words) != 2 or words[0] not in SERVICES:

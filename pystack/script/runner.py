@@ -127,6 +127,7 @@ class ScriptRunner:
         self.peer_port, self.local_port = DEFAULT_PEER_PORT, DEFAULT_LOCAL_PORT
         self.tolerance = tolerance
         self.end_strict: float | None = None
+        self.exact_windows = self.exact_layout  # ``exact windows`` makes it True
         self.time = self.clock.now()  # the previous line's time: the base of '+' times
         self.pending: deque[tuple[float, bytes]] = deque()  # sent by pystack, not yet matched
         self.events: list[TraceEntry] = []
@@ -257,6 +258,8 @@ class ScriptRunner:
             pass  # applied when the stack was made
         elif isinstance(event, ev.IgnoreOutbound):
             self.ignore_outbound = True
+        elif isinstance(event, ev.ExactWindows):
+            self.exact_windows = True
         elif isinstance(event, ev.Serve):
             self.stack.add_application(EchoService(self.stack, event.port))
         elif isinstance(event, ev.Wire) and event.direction == OUTBOUND:
@@ -512,7 +515,11 @@ class ScriptRunner:
     def _problems(self, expected: Packet, packet: IPv4Packet, segment: TCPSegment) -> list[str]:
         actual = describe(segment, self.numbering, OUTBOUND)
         problems = mismatches(
-            expected, actual, self.latest_peer_tsval, exact_layout=self.exact_layout
+            expected,
+            actual,
+            self.latest_peer_tsval,
+            exact_layout=self.exact_layout,
+            exact_windows=self.exact_windows,
         )
         if packet.dst != self.peer_address or segment.dst_port != self.peer_port:
             problems.append(

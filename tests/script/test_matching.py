@@ -146,7 +146,7 @@ SYN_ACK = "> S. 0:0(0) ack 1 win 64240 <mss 1460,nop,nop,sackOK,nop,wscale 7>"
 @pytest.mark.parametrize(
     "expected",
     [
-        "> S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,nop,wscale 7>",  # pystack's own layout
+        "> S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,nop,wscale 7>",  # another layout
         "> S. 0:0(0) ack 1 win 1 <wscale 7,mss 1460,sackOK>",
         "> S. 0:0(0) ack 1 <mss 1460,sackOK,nop,wscale 3>",  # the shift follows the buffers
         "> S. 0:0(0) ack 1 win 64240 <mss 1460,nop,nop,sackOK,nop,wscale 7>",
@@ -164,6 +164,12 @@ def test_kernel_layout_matches_any_open_window_and_option_order(expected: str) -
         ("> S. 0:0(0) ack 1 <mss 1460,sackOK>", SYN_ACK, "options: expected <mss 1460,sackOK>"),
         ("> S. 0:0(0) ack 1 <mss 1460,sackOK,TS val * ecr 0>", SYN_ACK, "options: expected <mss"),
         ("> S. 0:0(0) ack 1 <mss 536,wscale 7,sackOK>", SYN_ACK, "options: expected <mss 536"),
+        (
+            "> S. 0:0(0) ack 1 <mss 1460,nop,wscale 7>",
+            SYN_ACK,
+            "options: expected <mss 1460,wscale *>, got <mss 1460,wscale 7,sackOK> (compared by "
+            "kind, without padding)",
+        ),
     ],
 )
 def test_kernel_layout_still_tells_closed_windows_and_other_options(
@@ -171,3 +177,10 @@ def test_kernel_layout_still_tells_closed_windows_and_other_options(
 ) -> None:
     problems = mismatches(packet(expected), actual(got), None, exact_layout=False)
     assert any(problem in text for text in problems), problems
+
+
+def test_exact_windows_compares_window_numbers_on_the_kernel_too() -> None:
+    expected, got = packet("> . 1:1(0) ack 1 win 65535"), actual("> . 1:1(0) ack 1 win 64240")
+    assert mismatches(expected, got, None, exact_layout=False) == []
+    problems = mismatches(expected, got, None, exact_layout=False, exact_windows=True)
+    assert problems == ["win: expected 65535, got 64240"]

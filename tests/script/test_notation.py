@@ -92,6 +92,7 @@ CANONICAL = [
     "tolerance 0.002",
     "ports 9000 8080",
     "end strict 5",
+    "exact windows",
 ]
 
 
@@ -260,6 +261,7 @@ def test_calls_and_expectations_carry_their_values() -> None:
         ("tolerance", "usage: tolerance SECONDS"),
         ("ports 9000", "usage: ports PEER_PORT PYSTACK_PORT"),
         ("end soon", "usage: end strict"),
+        ("exact sizes", "usage: exact windows"),
     ],
 )
 def test_bad_lines_say_what_is_wrong(text: str, message: str) -> None:
