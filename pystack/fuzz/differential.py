@@ -28,8 +28,11 @@ Two outcomes that differ are first passed through the expected-difference list
 (``expected_differences.txt``, ``load_expected``): each entry rewrites one side's normalized
 packets or calls with a regular expression (or drops them) and names the reason (RFC text,
 Linux choice, pystack choice). A difference that the rewritten outcomes no longer show is
-*explained* (the entries used are counted); what is left is a finding, saved as a replayable
-``.pkt`` with both outcomes in its comments (``finding_text``).
+*explained* (the entries used are counted); a case still unexplained is compared once more
+answer by answer (each packet tagged with the script line acted on last when it was sent), so
+two explained differences that line up by chance in the sequences do not hide each other; what
+is left is a finding, saved as a replayable ``.pkt`` with both outcomes in its comments
+(``finding_text``).
 Entry points: ``generate_case``, ``observe``, ``compare``, ``load_expected``,
 ``DifferentialSettings``, ``run_differential``.
 """
@@ -254,6 +257,9 @@ class Outcome:
     state: str
     raw: tuple[str, ...] = ()  # the packets as sent (relative numbers), with times
     late: float = 0.0  # the most a line ran after its time (real time only), seconds
+    # for each packet, the script line acted on last when it was sent (0: none yet): what it
+    # answered, for the per-line comparison (``compare``)
+    answering: tuple[int, ...] = ()
 
     def streams(self) -> dict[str, tuple[str, ...]]:
         return {"packets": self.packets, "calls": self.calls, "state": (self.state,)}
@@ -322,6 +328,13 @@ def observe(runner: ScriptRunner) -> Outcome:
     keep = runner._keep_outbound
     previous: list[TCPSegment] = []  # the last segment sent
     reading = [False]  # the line being run is a read (its window update comes at once)
+    answering: list[int] = []
+    acted = [0]  # the number of the line acted on last
+    act = runner._act
+
+    def act_noting(line: ScriptLine, event: ev.Event, when: float) -> None:
+        acted[0] = line.number  # before the act: what it sends at once answers this line
+        act(line, event, when)
 
     def record(when: float, frame: bytes) -> None:
         # Shown when it is sent: a later SYN (a new connection) re-bases the numbering.
@@ -338,9 +351,11 @@ def observe(runner: ScriptRunner) -> Outcome:
                 text += WINDOW_UPDATE
             previous[:] = [segment]
         sent.append(text)
+        answering.append(acted[0])
         raw.append(f"{when:.3f} {runner._show(frame)}")
 
-    setattr(runner, "_keep_outbound", record)  # noqa: B010 - the one hook, on this runner only
+    setattr(runner, "_keep_outbound", record)  # noqa: B010 - the hooks, on this runner only
+    setattr(runner, "_act", act_noting)  # noqa: B010
     while True:
         application = runner.application
         position, written = application.read_position, len(application.written)
@@ -389,7 +404,7 @@ def observe(runner: ScriptRunner) -> Outcome:
         # to the listener; the application's own connection is gone.
         state = "CLOSED"
     late = getattr(runner, "worst_lateness", 0.0)
-    return Outcome(tuple(sent), tuple(calls), state, tuple(raw), late)
+    return Outcome(tuple(sent), tuple(calls), state, tuple(raw), late, tuple(answering))
 
 
 def _window_update(before: TCPSegment, segment: TCPSegment) -> bool:
@@ -609,12 +624,77 @@ def compare(
     ]
     if not left:
         return Comparison(False, tuple(used), ())
-    where, ours, theirs = left[0]
     text = "\n".join(case)
-    for entry in expected:
-        if where.startswith(entry.stream + " ") and entry.explains(ours, theirs, text):
-            return Comparison(False, (*used, entry.name), ())
+    explaining = _explaining(expected, left[0], text)
+    if explaining is not None:
+        return Comparison(False, (*used, explaining), ())
+    # Compared as one sequence per stack, two explained differences can line up by chance
+    # (Linux's ACK of a segment pystack ignores, then pystack's ACK of a later one Linux
+    # ignores): compared again answer by answer, per input line, the first difference is the
+    # one an entry describes. Only a case unexplained as a sequence is looked at so.
+    first = _first_difference_per_line(pystack, kernel, expected, sides)
+    if first is not None:
+        explaining = _explaining(expected, first, text)
+        if explaining is not None:
+            return Comparison(False, (*used, f"{explaining} (per line)"), ())
     return Comparison(False, (), tuple(_describe(*difference) for difference in left))
+
+
+def _explaining(
+    expected: Sequence[ExpectedDifference], difference: tuple[str, str, str], case: str
+) -> str | None:
+    """The name of the divergence entry that explains ``difference`` in ``case``, if one does."""
+    where, ours, theirs = difference
+    for entry in expected:
+        if where.startswith(entry.stream + " ") and entry.explains(ours, theirs, case):
+            return entry.name
+    return None
+
+
+def _first_difference_per_line(
+    pystack: Outcome,
+    kernel: Outcome,
+    expected: Sequence[ExpectedDifference],
+    sides: dict[str, dict[str, tuple[str, ...]]],
+) -> tuple[str, str, str] | None:
+    """The first difference between what the stacks sent in answer to each line (the rewrite
+    entries applied to each answer); failing that, in the calls or the end state; None when
+    the outcomes carry no line numbers or nothing differs so."""
+    if len(pystack.answering) != len(pystack.packets) or len(kernel.answering) != len(
+        kernel.packets
+    ):
+        return None
+    answers = {
+        "pystack": _answers(pystack, [e for e in expected if e.side == "pystack"]),
+        "kernel": _answers(kernel, [e for e in expected if e.side == "kernel"]),
+    }
+    for number in sorted(set(answers["pystack"]) | set(answers["kernel"])):
+        ours, theirs = answers["pystack"].get(number, ()), answers["kernel"].get(number, ())
+        if ours != theirs:
+            _, mine, other = _first_difference("packets", ours, theirs)
+            return f"packets (answering line {number})", mine, other
+    for stream in ("calls", "state"):
+        if sides["pystack"][stream] != sides["kernel"][stream]:
+            return _first_difference(stream, sides["pystack"][stream], sides["kernel"][stream])
+    return None
+
+
+def _answers(
+    outcome: Outcome, rewrites: Sequence[ExpectedDifference]
+) -> dict[int, tuple[str, ...]]:
+    """The outcome's packets by the line they answer, each answer rewritten and collapsed."""
+    grouped: dict[int, list[str]] = {}
+    for number, packet in zip(outcome.answering, outcome.packets, strict=True):
+        grouped.setdefault(number, []).append(packet)
+    answers = {}
+    for number, packets in grouped.items():
+        items: tuple[str, ...] = tuple(packets)
+        for entry in rewrites:
+            if entry.stream == "packets":
+                items = entry.apply(items)
+        if items:
+            answers[number] = collapse_acks(items)
+    return answers
 
 
 def _collapsed(streams: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:

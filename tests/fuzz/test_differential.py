@@ -163,6 +163,31 @@ def test_compare_explains_with_rewrites_and_first_divergences_only_where_they_ap
     assert left.differences == ("packets #1: pystack '. 2:2(0) ack 1 win +', kernel '(nothing)'",)
 
 
+def test_two_differences_that_line_up_are_compared_again_per_answered_line(
+    tmp_path: Path,
+) -> None:
+    # Linux ACKs the line-5 RST (pystack is silent), pystack challenges the line-6 SYN (Linux
+    # resets): as sequences the two ACKs coincide and the first difference is the RST, which no
+    # entry describes; answer by answer, line 5 differs first, as the entry says.
+    listing = tmp_path / "list.txt"
+    listing.write_text(
+        "[acks-outside-rst]\nstream: packets\npystack: .\nkernel: ^\\. \ncase: close\n"
+        "kind: Linux choice\nreason: the mini socket ACKs a RST outside the window\n"
+    )
+    entries = load_expected(listing)
+    ack, reset = ". 2:2(0) ack 1 win +", "R. 0abs ack 2 win 0"
+    ours = Outcome(("S", ack), (), "FIN-WAIT-2", answering=(1, 6))
+    theirs = Outcome(("S", ack, reset), (), "CLOSED", answering=(1, 5, 6))
+    explained = compare(ours, theirs, entries, ["0 close"])
+    assert explained.explained_by == ("acks-outside-rst (per line)",)
+    assert compare(ours, theirs, entries, ["0 shutdown"]).differences == (
+        "packets #3: pystack '(nothing)', kernel 'R. 0abs ack 2 win 0'",
+        "state #1: pystack 'FIN-WAIT-2', kernel 'CLOSED'",
+    )
+    unnumbered = Outcome(("S", ack), (), "FIN-WAIT-2")  # no line numbers: sequences only
+    assert compare(unnumbered, theirs, entries, ["0 close"]).unexplained
+
+
 def test_a_case_observed_on_pystack_is_deterministic() -> None:
     lines = generate_case(random.Random(4))
     first, again = observe_pystack(lines), observe_pystack(lines)
